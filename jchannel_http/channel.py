@@ -1,0 +1,128 @@
+"""The kernel side of one channel: calls into the page, and the handler the page calls."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import TYPE_CHECKING, Any
+
+from .errors import StateError
+from .frames import Call, Close, Echo, Open
+
+if TYPE_CHECKING:
+    from .server import Server
+
+_keys = itertools.count(1)
+
+
+class Channel:
+    """A channel between kernel code and the page, set up by JavaScript ``code``.
+
+    ``code`` is the source of a JavaScript function ``(channel) => {...}``: the page evaluates
+    it and calls it with its own side of the channel (typically to set ``channel.handler``);
+    its awaited return value is the result of ``open``. ``name``, if given, lets HTTP clients
+    call this channel's handler at ``POST <url>/channels/<name>/call/<method>``.
+
+    ``open``, ``close``, ``echo`` and ``call`` return asyncio Tasks.
+    """
+
+    def __init__(self, server: 'Server', code: str, name: str | None = None) -> None:
+        if not isinstance(code, str):
+            raise TypeError('code must be a string of JavaScript: the source of a function')
+        if name is not None and (not isinstance(name, str) or not name or name.isdigit()
+                                 or '/' in name):
+            raise ValueError('a channel name must be a non-empty string, not all digits, no /')
+        self.key = next(_keys)
+        self.name = name
+        self._server = server
+        self._code = code
+        self._handler: object = None
+        self._open = False
+        self._opened_in: str | None = None
+        self._reopening: asyncio.Task | None = None
+        self.context_timeout: float | None = 3
+        server._register(self)
+
+    def __repr__(self) -> str:
+        state = 'open' if self._open else 'closed'
+        return f'<Channel {self.name or self.key} {state}>'
+
+    @property
+    def handler(self) -> object:
+        """The object whose methods the page may call (sync or async methods)."""
+        return self._handler
+
+    @handler.setter
+    def handler(self, value: object) -> None:
+        if value is None:
+            raise ValueError('handler cannot be None')
+        self._handler = value
+
+    @property
+    def is_open(self) -> bool:
+        """Whether ``open`` succeeded and ``close`` was not called since."""
+        return self._open
+
+    def open(self, timeout: float | None = 3) -> asyncio.Task:
+        """Run the channel's code in the page; the task's result is what the code returned."""
+        return asyncio.create_task(self._open_in_page(timeout))
+
+    def close(self, timeout: float | None = 3) -> asyncio.Task:
+        """Make the page forget this channel."""
+        return asyncio.create_task(self._close(timeout))
+
+    def echo(self, *args: Any, timeout: float | None = 3) -> asyncio.Task:
+        """Send ``args`` through the page and back (a check of what JSON carries)."""
+        return asyncio.create_task(self._echo(args, timeout))
+
+    def call(self, name: str, *args: Any, timeout: float | None = 3) -> asyncio.Task:
+        """Call JavaScript method ``name`` of the page-side handler; the task gives its result."""
+        if not isinstance(name, str):
+            raise TypeError('the method name must be a string')
+        return asyncio.create_task(self._call(name, args, timeout))
+
+    def destroy(self) -> None:
+        """Forget this channel on the kernel (close it first to let the page forget it too)."""
+        self._open = False
+        self._server._unregister(self)
+
+    async def __aenter__(self) -> 'Channel':
+        await self._open_in_page(self.context_timeout)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._close(self.context_timeout)
+
+    async def _open_in_page(self, timeout: float | None) -> Any:
+        session = self._server._link.session.id
+        result = await self._server._request(
+            lambda call: Open(call, self.key, self._code), timeout, 'opening the channel')
+        self._open = True
+        self._opened_in = session
+        return result
+
+    async def _close(self, timeout: float | None) -> None:
+        was_open, self._open = self._open, False
+        if was_open and self._opened_in == self._server._link.session.id:
+            await self._server._request(lambda call: Close(call, self.key), timeout,
+                                        'closing the channel')
+
+    async def _ready(self, timeout: float | None) -> None:
+        if not self._open:
+            raise StateError('the channel is not open: await channel.open() first')
+        if self._opened_in == self._server._link.session.id:
+            return
+        # The page was replaced (a reload or a new tab): run the channel's code there again.
+        if self._reopening is None or self._reopening.done():
+            self._reopening = asyncio.create_task(self._open_in_page(timeout))
+        await asyncio.shield(self._reopening)
+
+    async def _echo(self, args: tuple, timeout: float | None) -> list:
+        await self._ready(timeout)
+        return await self._server._request(
+            lambda call: Echo(call, self.key, list(args)), timeout, 'an echo')
+
+    async def _call(self, name: str, args: tuple, timeout: float | None) -> Any:
+        await self._ready(timeout)
+        return await self._server._request(
+            lambda call: Call(call, self.key, name, list(args)), timeout, f'call {name!r}')

@@ -1,0 +1,154 @@
+"""Frames: the messages both sides exchange, as small immutable values.
+
+``encode`` turns a frame and its sequence number into JSON bytes; ``decode`` validates a
+parsed JSON object and turns it back into ``(seq, frame)``. See ``docs/protocol.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Union
+
+import orjson
+
+from .errors import ProtocolError
+
+
+@dataclass(frozen=True, slots=True)
+class Open:
+    """Kernel -> page: evaluate ``code`` and call it with a new channel ``channel``."""
+
+    call: int
+    channel: int
+    code: str
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Kernel -> page: forget channel ``channel``."""
+
+    call: int
+    channel: int
+
+
+@dataclass(frozen=True, slots=True)
+class Echo:
+    """Either way: answer with ``args`` unchanged."""
+
+    call: int
+    channel: int
+    args: list
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """Either way: call handler method ``name`` of channel ``channel`` with ``args``."""
+
+    call: int
+    channel: int
+    name: str
+    args: list
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """Either way: call ``call`` of the other direction returned ``value``."""
+
+    call: int
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    """Either way: call ``call`` of the other direction raised ``name``: ``message``."""
+
+    call: int
+    name: str
+    message: str
+
+
+Frame = Union[Open, Close, Echo, Call, Result, Error]
+Request = Union[Open, Close, Echo, Call]
+Reply = Union[Result, Error]
+
+TYPES: dict[str, type] = {
+    'open': Open,
+    'close': Close,
+    'echo': Echo,
+    'call': Call,
+    'result': Result,
+    'error': Error,
+}
+NAMES: dict[type, str] = {cls: name for name, cls in TYPES.items()}
+
+# The JSON type each field must have; ``object`` accepts any JSON value.
+_FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
+    'call': int,
+    'channel': int,
+    'code': str,
+    'args': list,
+    'name': str,
+    'message': str,
+    'value': object,
+}
+_FIELDS: dict[type, tuple[str, ...]] = {
+    cls: tuple(field.name for field in fields(cls)) for cls in TYPES.values()
+}
+
+
+def dumps(value: Any) -> bytes:
+    """Encode ``value`` as JSON, translating orjson's refusal into a clear TypeError."""
+    try:
+        return orjson.dumps(value)
+    except TypeError as exc:
+        raise TypeError(f'cannot send this value as JSON: {exc}') from exc
+
+
+def to_dict(seq: int, frame: Frame) -> dict[str, Any]:
+    """The JSON object of ``frame`` numbered ``seq``."""
+    data: dict[str, Any] = {'seq': seq, 'type': NAMES[type(frame)]}
+    for name in _FIELDS[type(frame)]:
+        data[name] = getattr(frame, name)
+    return data
+
+
+def encode(seq: int, frame: Frame) -> bytes:
+    """JSON bytes of ``frame`` numbered ``seq`` (one line: orjson never writes newlines)."""
+    return dumps(to_dict(seq, frame))
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check(name: str, value: Any) -> None:
+    expected = _FIELD_TYPES[name]
+    if expected is int:
+        if not _is_integer(value) or value < 1:
+            raise ProtocolError(f'field {name!r} must be a positive integer')
+    elif not isinstance(value, expected):
+        raise ProtocolError(f'field {name!r} must be a JSON {expected.__name__}')
+
+
+def decode(data: Any) -> tuple[int, Frame]:
+    """Validate a parsed JSON object and return ``(seq, frame)``; ProtocolError if invalid."""
+    if not isinstance(data, dict):
+        raise ProtocolError('a frame must be a JSON object')
+    seq = data.get('seq')
+    if not _is_integer(seq) or seq < 1:
+        raise ProtocolError("field 'seq' must be a positive integer")
+    kind = data.get('type')
+    cls = TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ProtocolError(f'unknown frame type {kind!r}; expected one of {sorted(TYPES)}')
+    names = _FIELDS[cls]
+    unknown = set(data) - set(names) - {'seq', 'type'}
+    if unknown:
+        raise ProtocolError(f'unknown field(s) {sorted(unknown)} in a {kind!r} frame')
+    values = []
+    for name in names:
+        if name not in data:
+            raise ProtocolError(f'a {kind!r} frame needs the field {name!r}')
+        _check(name, data[name])
+        values.append(data[name])
+    return seq, cls(*values)

@@ -1,0 +1,294 @@
+"""The aiohttp adapter: translates HTTP requests into Server calls and back.
+
+Each handler parses and validates its request, calls the server, and writes the answer;
+the protocol itself lives in ``session.py``, ``link.py`` and ``rpc.py``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any, Awaitable, Callable
+
+import orjson
+from aiohttp import web
+from aiohttp_sse import EventSourceResponse
+
+from . import openapi
+from .bundle import client_script
+from .clients import ClientConflict, check_client_id
+from .errors import ProtocolError, ResyncError, StateError
+from .frames import Call, Echo, Error, Result, decode, dumps
+from .page import page_html
+from .rpc import MissingMethod, invoke
+from .server import Server
+
+SERVER = web.AppKey('server', Server)
+PUBLIC = {'/client.js', '/openapi.json'}
+ALLOWED_HEADERS = ('Authorization, Content-Type, Last-Event-ID, ngrok-skip-browser-warning, '
+                   'X-XSRFToken')
+FROM_PAGE = (Call, Echo, Result, Error)
+POST_FIELDS = {'client', 'session', 'ack', 'messages'}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class HttpError(Exception):
+    """An error answered as JSON with an HTTP status."""
+
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = {'error': code, 'message': message, **extra}
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    """A JSON response encoded by orjson."""
+    return web.Response(body=dumps(data), status=status, content_type='application/json')
+
+
+def _error_for(exc: Exception) -> HttpError:
+    if isinstance(exc, HttpError):
+        return exc
+    if isinstance(exc, ClientConflict):
+        return HttpError(409, 'client_conflict', str(exc))
+    if isinstance(exc, ResyncError):
+        return HttpError(410, 'resync', str(exc))
+    if isinstance(exc, ProtocolError):
+        return HttpError(400, 'bad_request', str(exc))
+    if isinstance(exc, StateError):
+        return HttpError(503, 'unavailable', str(exc))
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return HttpError(413, 'too_large', 'the request body is larger than max_body allows')
+    if isinstance(exc, web.HTTPNotFound):
+        return HttpError(404, 'not_found', 'no such endpoint; see /openapi.json')
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        return HttpError(405, 'method_not_allowed', f'{exc.method} is not allowed here')
+    raise exc
+
+
+def _origin_allowed(server: Server, origin: str) -> bool:
+    allowed = server.options.allow_origins
+    return allowed is None or origin in allowed
+
+
+def _cors(request: web.Request, response: web.StreamResponse) -> None:
+    origin = request.headers.get('Origin')
+    if origin and _origin_allowed(request.app[SERVER], origin) and not response.prepared:
+        response.headers['Access-Control-Allow-Origin'] = origin
+        response.headers['Vary'] = 'Origin'
+
+
+def _token_of(request: web.Request) -> str | None:
+    header = request.headers.get('Authorization', '')
+    if header[:7].lower() == 'bearer ':
+        return header[7:].strip()
+    return request.query.get('token')
+
+
+def _authorized(request: web.Request) -> bool:
+    given = _token_of(request)
+    expected = request.app[SERVER].token
+    return given is not None and secrets.compare_digest(given.encode(), expected.encode())
+
+
+@web.middleware
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """CORS, the token check and JSON errors for every request."""
+    try:
+        if request.method == 'OPTIONS':
+            response: web.StreamResponse = preflight(request)
+        elif request.path not in PUBLIC and not _authorized(request):
+            raise HttpError(401, 'unauthorized',
+                            'a valid token is needed: Authorization: Bearer <token> or ?token=')
+        else:
+            response = await handler(request)
+    except Exception as exc:
+        error = _error_for(exc)
+        response = json_response(error.body, error.status)
+    _cors(request, response)
+    return response
+
+
+def preflight(request: web.Request) -> web.Response:
+    """Answer a CORS preflight for an allowed origin."""
+    origin = request.headers.get('Origin', '')
+    if origin and not _origin_allowed(request.app[SERVER], origin):
+        raise HttpError(403, 'forbidden_origin', f'origin {origin} is not in allow_origins')
+    response = web.Response(status=204)
+    response.headers.update({
+        'Access-Control-Allow-Methods': 'GET, POST, OPTIONS',
+        'Access-Control-Allow-Headers': ALLOWED_HEADERS,
+        'Access-Control-Max-Age': '7200',
+    })
+    if request.headers.get('Access-Control-Request-Private-Network') == 'true':
+        response.headers['Access-Control-Allow-Private-Network'] = 'true'
+    return response
+
+
+async def read_json(request: web.Request, empty: Any = None) -> Any:
+    """The request body parsed as JSON (``empty`` for an empty body), or a 400."""
+    body = await request.read()
+    if not body and empty is not None:
+        return empty
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise HttpError(400, 'bad_request', f'the body is not valid JSON: {exc}') from exc
+
+
+def _int_param(value: str | None, name: str) -> int:
+    if value is None or value == '':
+        return 0
+    if not value.isdigit():
+        raise ProtocolError(f'{name} must be a non-negative integer')
+    return int(value)
+
+
+def sse_event(seq: int, data: bytes) -> bytes:
+    """One event-stream event carrying a frame."""
+    return b'id: %d\ndata: %b\n\n' % (seq, data)
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    """GET /events: the kernel -> page event stream."""
+    server = request.app[SERVER]
+    client = check_client_id(request.query.get('client'))
+    cursor = _int_param(request.headers.get('Last-Event-ID') or request.query.get('cursor'),
+                        'cursor')
+    server.admit(client)
+    entries = server.resume(client, request.query.get('session'), cursor)
+    link = server.link
+    session = link.session
+    options = server.options
+    response = EventSourceResponse(
+        headers={'Cache-Control': 'no-cache, no-transform'}, sep='\n',
+        ping_interval=options.heartbeat, send_timeout=4 * options.liveness,
+    )
+    _cors(request, response)
+    await response.prepare(request)
+    generation = link.new_stream()
+    server.gate.stream_opened(client, 'sse')
+    try:
+        hello = dumps({
+            'session': session.id, 'cursor': cursor, 'ack': session.inbox.cursor,
+            'heartbeat': options.heartbeat, 'max_body': options.max_body,
+        })
+        padding = b':' + b' ' * options.stream_padding + b'\n\n' if options.stream_padding else b''
+        first = b'event: hello\nid: %d\ndata: %b\n\n' % (cursor, hello)
+        await response.write(first + padding + b''.join(sse_event(e.seq, e.data) for e in entries))
+        sent = entries[-1].seq if entries else cursor
+        while True:
+            entries = await link.wait_after(session, sent, generation, None)
+            if not entries:
+                break
+            await response.write(b''.join(sse_event(e.seq, e.data) for e in entries))
+            sent = entries[-1].seq
+    except (ConnectionError, RuntimeError):
+        pass  # the page went away; it resumes from its cursor on the next stream
+    finally:
+        response.stop_streaming()
+        server.gate.stream_closed(client, time.monotonic())
+    return response
+
+
+def _parse_post(body: Any) -> tuple[str, str, int, list]:
+    if not isinstance(body, dict):
+        raise ProtocolError('the body must be a JSON object')
+    unknown = set(body) - POST_FIELDS
+    if unknown:
+        raise ProtocolError(f'unknown field(s) {sorted(unknown)}; expected {sorted(POST_FIELDS)}')
+    client = check_client_id(body.get('client'))
+    session = body.get('session')
+    if not isinstance(session, str):
+        raise ProtocolError("field 'session' must be the session id from the hello event")
+    ack = body.get('ack', 0)
+    if not isinstance(ack, int) or isinstance(ack, bool) or ack < 0:
+        raise ProtocolError("field 'ack' must be a non-negative integer")
+    messages = body.get('messages', [])
+    if not isinstance(messages, list):
+        raise ProtocolError("field 'messages' must be a JSON array")
+    return client, session, ack, messages
+
+
+async def messages(request: web.Request) -> web.Response:
+    """POST /messages: frames and acknowledgements from the page."""
+    server = request.app[SERVER]
+    client, session, ack, raw = _parse_post(await read_json(request))
+    frames = [decode(item) for item in raw]
+    for _, frame in frames:
+        if not isinstance(frame, FROM_PAGE):
+            raise ProtocolError('a page may send only echo, call, result and error frames')
+    server.admit(client)
+    link = server.link
+    if session != link.session.id:
+        raise ResyncError('the session is over (the kernel server was restarted or another '
+                          'page took over); start a new one')
+    link.acknowledge(ack)
+    rpc = server.rpc
+    for frame in link.receive(frames):
+        rpc.handle(frame)
+    server.gate.touch(client, time.monotonic())
+    return json_response({'ack': link.session.inbox.cursor})
+
+
+async def release(request: web.Request) -> web.Response:
+    """POST /release: the page is going away; another may take over at once."""
+    client = check_client_id(request.query.get('client'))
+    return json_response({'released': request.app[SERVER].gate.release(client)})
+
+
+async def direct_call(request: web.Request) -> web.Response:
+    """POST /channels/{channel}/call/{method}: call a handler method without a page."""
+    server = request.app[SERVER]
+    channel = server.channel(request.match_info['channel'])
+    if channel is None:
+        raise HttpError(404, 'not_found', f"no channel {request.match_info['channel']!r}")
+    args = await read_json(request, empty=[])
+    if not isinstance(args, list):
+        raise HttpError(400, 'bad_request', 'the body must be a JSON array of arguments')
+    try:
+        result = await invoke(channel.handler, request.match_info['method'], args)
+        return web.Response(body=dumps({'result': result}), content_type='application/json')
+    except MissingMethod as exc:
+        raise HttpError(404, 'not_found', str(exc)) from exc
+    except Exception as exc:
+        error = server.rpc.error_frame(0, exc)
+        raise HttpError(422, 'handler_error', error.message, name=error.name) from exc
+
+
+async def status(request: web.Request) -> web.Response:
+    """GET /status."""
+    return json_response(request.app[SERVER].status())
+
+
+async def client_js(request: web.Request) -> web.Response:
+    """GET /client.js: the browser client, one classic script."""
+    return web.Response(body=client_script(), content_type='text/javascript', charset='utf-8',
+                        headers={'Cache-Control': 'no-cache'})
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    """GET /openapi.json."""
+    return json_response(openapi.describe(request.app[SERVER].url))
+
+
+async def page(request: web.Request) -> web.Response:
+    """GET /page: a page that becomes the client."""
+    return web.Response(text=page_html(), content_type='text/html',
+                        headers={'Cache-Control': 'no-store', 'Referrer-Policy': 'no-referrer'})
+
+
+def make_app(server: Server) -> web.Application:
+    """The aiohttp application serving ``server``."""
+    app = web.Application(middlewares=[guard], client_max_size=server.options.max_body)
+    app[SERVER] = server
+    app.router.add_get('/events', events)
+    app.router.add_post('/messages', messages)
+    app.router.add_post('/release', release)
+    app.router.add_post('/channels/{channel}/call/{method}', direct_call)
+    app.router.add_get('/status', status)
+    app.router.add_get('/client.js', client_js)
+    app.router.add_get('/openapi.json', openapi_json)
+    app.router.add_get('/page', page)
+    return app

@@ -1,0 +1,127 @@
+"""The kernel side of the conversation with the page: asyncio around the pure Session.
+
+``Link`` numbers and keeps what the kernel sends (waiting when the outbox is full), takes in
+what the page posts, and wakes the event streams when there is something new to write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+from .errors import StateError
+from .frames import Frame
+from .options import Options
+from .session import Entry, OutboxFull, Session
+
+
+def new_session_id() -> str:
+    """A random, URL-safe session id."""
+    return secrets.token_urlsafe(12)
+
+
+class Link:
+    """Owns the current Session and the events that tie it to the HTTP handlers."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.session = self._make_session()
+        self.stopped = False
+        self.stream_generation = 0
+        self._changed = asyncio.Event()
+        self._room = asyncio.Event()
+
+    def _make_session(self) -> Session:
+        return Session(new_session_id(), self.options.outbox_messages,
+                       self.options.outbox_bytes, self.options.max_ahead)
+
+    def renew(self) -> Session:
+        """Start a new session (a new page took over); streams of the old one end."""
+        self.session = self._make_session()
+        self._wake()
+        return self.session
+
+    def stop(self) -> None:
+        """No more sending: waiting senders fail and streams end."""
+        self.stopped = True
+        self._wake()
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._room.set()
+
+    def push(self, frame: Frame) -> Entry | None:
+        """Send ``frame`` now if the outbox has room; return None if it has not."""
+        if self.stopped:
+            raise StateError('the server is stopped')
+        try:
+            entry = self.session.outbox.push(frame)
+        except OutboxFull:
+            return None
+        self._changed.set()
+        return entry
+
+    async def send(self, frame: Frame) -> Entry:
+        """Send ``frame``, waiting while the outbox is full (backpressure, never a drop)."""
+        session = self.session
+        while True:
+            if session is not self.session:
+                raise StateError('the page client was replaced before this message could be sent')
+            entry = self.push(frame)
+            if entry is not None:
+                return entry
+            self._room.clear()
+            if self.session.outbox.has_room():
+                continue
+            await self._room.wait()
+
+    def acknowledge(self, upto: int) -> None:
+        """The page processed every frame up to ``upto``."""
+        if self.session.outbox.ack(upto):
+            self._room.set()
+
+    def receive(self, frames: list[tuple[int, Frame]]) -> list[Frame]:
+        """Take frames posted by the page; return those now due, in order, each once."""
+        inbox = self.session.inbox
+        ready: list[Frame] = []
+        for seq, frame in sorted(frames, key=lambda item: item[0]):
+            ready.extend(inbox.receive(seq, frame))
+        return ready
+
+    def new_stream(self) -> int:
+        """Register a new stream of the current client; older streams end."""
+        self.stream_generation += 1
+        self._changed.set()
+        return self.stream_generation
+
+    def entries_after(self, sent: int) -> list[Entry]:
+        """Held frames numbered after ``sent`` (never before the acknowledged ones)."""
+        outbox = self.session.outbox
+        return outbox.since(max(sent, outbox.acked))
+
+    async def wait_after(self, session: Session, sent: int, generation: int | None,
+                         timeout: float | None) -> list[Entry] | None:
+        """Wait until frames after ``sent`` exist; None if the stream should end.
+
+        A stream ends when the server stops, the session is replaced, or (when
+        ``generation`` is given) a newer stream of the client began. An empty list means the
+        timeout passed with nothing new.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            self._changed.clear()
+            if self.stopped or session is not self.session:
+                return None
+            if generation is not None and generation != self.stream_generation:
+                return None
+            entries = self.entries_after(sent)
+            if entries:
+                return entries
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                return []
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except asyncio.TimeoutError:
+                return []

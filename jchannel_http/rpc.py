@@ -1,0 +1,153 @@
+"""Kernel-side calls: numbering the kernel's calls, matching replies, running handler methods.
+
+Each incoming frame type has one small method; ``handle`` picks it from a table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import traceback
+from typing import TYPE_CHECKING, Any, Callable
+
+from .errors import FrontendError, StateError
+from .frames import Call, Echo, Error, Frame, Request, Result
+
+if TYPE_CHECKING:
+    from .channel import Channel
+    from .link import Link
+
+log = logging.getLogger('jchannel_http')
+
+
+class MissingMethod(AttributeError):
+    """The channel's handler has no method of the called name."""
+
+
+def find_method(handler: object, name: str) -> Callable[..., Any]:
+    """The callable ``name`` of ``handler``, or MissingMethod naming what is missing."""
+    if handler is None:
+        raise MissingMethod(f"the channel has no handler, so it has no method '{name}'")
+    if name.startswith('_'):
+        raise MissingMethod(f"handler method '{name}' is private")
+    method = getattr(handler, name, None)
+    if not callable(method):
+        raise MissingMethod(f"handler has no method '{name}'")
+    return method
+
+
+async def invoke(handler: object, name: str, args: list) -> Any:
+    """Call handler method ``name`` with ``args``, awaiting it when it is async."""
+    result = find_method(handler, name)(*args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+class Rpc:
+    """Outgoing calls waiting for replies, and incoming calls being answered."""
+
+    def __init__(self, link: 'Link', channels: dict[int, 'Channel'], debug: bool = False) -> None:
+        self._link = link
+        self._channels = channels
+        self._debug = debug
+        self._next_call = 0
+        self._pending: dict[int, asyncio.Future] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            Result: self._on_result,
+            Error: self._on_error,
+            Call: self._on_request,
+            Echo: self._on_request,
+        }
+
+    @property
+    def pending(self) -> int:
+        """Kernel calls waiting for the page."""
+        return len(self._pending)
+
+    async def request(self, make: Callable[[int], Request]) -> Any:
+        """Send the request ``make(call_id)`` and wait for its reply."""
+        self._next_call += 1
+        call = self._next_call
+        future = asyncio.get_running_loop().create_future()
+        self._pending[call] = future
+        try:
+            await self._link.send(make(call))
+            return await future
+        finally:
+            self._pending.pop(call, None)
+
+    def fail_all(self, error: Exception) -> None:
+        """Fail every kernel call still waiting (the page went away, or the server stopped)."""
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(error)
+        self._pending.clear()
+
+    def handle(self, frame: Frame) -> None:
+        """Process one frame from the page."""
+        self._handlers[type(frame)](frame)
+
+    def _settle(self, call: int, settle: Callable[[asyncio.Future], None]) -> None:
+        future = self._pending.get(call)
+        if future is None or future.done():
+            log.debug('reply to call %d, which nobody waits for any more', call)
+            return
+        settle(future)
+
+    def _on_result(self, frame: Result) -> None:
+        self._settle(frame.call, lambda future: future.set_result(frame.value))
+
+    def _on_error(self, frame: Error) -> None:
+        error = FrontendError(frame.name, frame.message)
+        self._settle(frame.call, lambda future: future.set_exception(error))
+
+    def _on_request(self, frame: Call | Echo) -> None:
+        task = asyncio.create_task(self._answer(frame))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _answer(self, frame: Call | Echo) -> None:
+        session = self._link.session
+        try:
+            reply: Result | Error = Result(frame.call, await self._run(frame))
+            await self._send_reply(session, reply)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the page gets every handler error, as in a local call
+            await self._send_reply(session, self.error_frame(frame.call, exc))
+
+    async def _run(self, frame: Call | Echo) -> Any:
+        channel = self._channels.get(frame.channel)
+        if channel is None:
+            raise StateError(f'no channel {frame.channel} on the kernel')
+        if isinstance(frame, Echo):
+            return frame.args
+        return await invoke(channel.handler, frame.name, frame.args)
+
+    async def _send_reply(self, session: object, reply: Result | Error) -> None:
+        if session is not self._link.session or self._link.stopped:
+            log.debug('dropping the reply to call %d: its page is gone', reply.call)
+            return
+        try:
+            await self._link.send(reply)
+        except TypeError as exc:  # a result JSON cannot carry
+            await self._link.send(self.error_frame(reply.call, exc))
+        except StateError:
+            log.debug('dropping the reply to call %d: its page is gone', reply.call)
+
+    def error_frame(self, call: int, exc: BaseException) -> Error:
+        """The error frame for ``exc``: class name and message, a traceback only in debug."""
+        message = str(exc)
+        if self._debug:
+            message += '\n' + ''.join(traceback.format_exception(exc))
+        return Error(call, type(exc).__name__, message)
+
+    async def stop(self) -> None:
+        """Cancel handler calls still running."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

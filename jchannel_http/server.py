@@ -1,0 +1,265 @@
+"""The kernel server: lifecycle, channels, the current page client and its session."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import sys
+import time
+from typing import Any, Callable
+
+from aiohttp import web
+
+from .channel import Channel
+from .clients import Admission, ClientGate
+from .errors import ResyncError, StateError
+from .frames import Request
+from .link import Link
+from .options import Options
+from .rpc import Rpc
+
+log = logging.getLogger('jchannel_http')
+
+_WILDCARDS = {'0.0.0.0': '127.0.0.1', '::': '::1', '': '127.0.0.1'}
+
+
+def _browser_url(host: str, port: int) -> str:
+    host = _WILDCARDS.get(host, host)
+    if ':' in host:
+        host = f'[{host}]'
+    return f'http://{host}:{port}'
+
+
+class Server:
+    """A kernel server that one page client at a time connects to.
+
+    ``url`` overrides the address the browser uses (it may carry a path prefix, for a proxy).
+    ``token`` defaults to 32 random bytes. Other keyword arguments are the bounds of
+    ``Options`` (``heartbeat``, ``outbox_messages``, ``max_body``, ...).
+    """
+
+    def __init__(self, host: str = '127.0.0.1', port: int = 0, url: str | None = None,
+                 heartbeat: float = 15, tunnel: object = None, token: str | None = None,
+                 **options: Any) -> None:
+        if tunnel is not None:
+            raise ValueError(
+                f'tunnel={tunnel!r} is not supported by this version: leave it None and pass '
+                'url= with the address the browser should use'
+            )
+        if token is not None and (not isinstance(token, str) or not token):
+            raise ValueError('token must be a non-empty string')
+        if not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError('port must be an integer from 0 (any free port) to 65535')
+        self.options = Options.from_kwargs(heartbeat=heartbeat, **options)
+        self.host = host
+        self.port = port
+        self._url = url.rstrip('/') if url else None
+        self.token = token or secrets.token_urlsafe(32)
+        self._channels: dict[int, Channel] = {}
+        self._names: dict[str, Channel] = {}
+        self._link: Link | None = None
+        self._rpc: Rpc | None = None
+        self._gate = ClientGate(self.options.liveness)
+        self._runner: web.AppRunner | None = None
+        self._started_at = 0.0
+        self._stopped = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> asyncio.Task:
+        """Start listening; the task completes when the server accepts connections."""
+        return asyncio.create_task(self._start())
+
+    def stop(self) -> asyncio.Task:
+        """Stop: waiting calls fail with StateError, streams end, the port is released."""
+        return asyncio.create_task(self._stop())
+
+    async def __aenter__(self) -> 'Server':
+        await self._start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._stop()
+
+    async def _start(self) -> None:
+        from .http_app import make_app  # the HTTP adapter imports this module
+
+        if self._runner is not None or self._stopped:
+            raise StateError('a server can be started only once')
+        self._link = Link(self.options)
+        self._rpc = Rpc(self._link, self._channels, self.options.debug)
+        runner = web.AppRunner(make_app(self), access_log=None, handler_cancellation=True,
+                               shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise StateError(f'cannot listen on {self.host}:{self.port}: {exc.strerror}') from exc
+        self._runner = runner
+        self.port = runner.addresses[0][1]
+        self._started_at = time.monotonic()
+        self._announce()
+
+    def _announce(self) -> None:
+        from .frontend import in_notebook, show_client
+
+        if in_notebook():
+            show_client(self)
+            return
+        line = f'jchannel_http: open {self.page_url} in a browser to connect a page'
+        if log.hasHandlers():
+            log.info(line)
+        else:
+            print(line, file=sys.stderr)
+
+    async def _stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._link is not None:
+            self._link.stop()
+        if self._rpc is not None:
+            self._rpc.fail_all(StateError('the server was stopped'))
+            await self._rpc.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def running(self) -> bool:
+        """Whether the server accepts connections."""
+        return self._runner is not None and not self._stopped
+
+    # -- addresses ---------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The base URL the browser uses (no trailing slash)."""
+        return self._url or _browser_url(self.host, self.port)
+
+    @property
+    def page_url(self) -> str:
+        """A page, served by this server and carrying the token, that becomes the client."""
+        return f'{self.url}/page?token={self.token}'
+
+    # -- channels ----------------------------------------------------------------------------
+
+    async def open(self, code: str, timeout: float | None = 3, name: str | None = None) -> Channel:
+        """Create a channel whose page side ``code`` sets up, open it and return it."""
+        channel = Channel(self, code, name)
+        try:
+            await channel.open(timeout)
+        except BaseException:
+            channel.destroy()
+            raise
+        return channel
+
+    def channel(self, key: str) -> Channel | None:
+        """The channel named ``key``, or whose numeric key is ``key``."""
+        if key in self._names:
+            return self._names[key]
+        return self._channels.get(int(key)) if key.isdigit() else None
+
+    def _register(self, channel: Channel) -> None:
+        if channel.name is not None:
+            if channel.name in self._names:
+                raise ValueError(f'a channel named {channel.name!r} exists already')
+            self._names[channel.name] = channel
+        self._channels[channel.key] = channel
+
+    def _unregister(self, channel: Channel) -> None:
+        self._channels.pop(channel.key, None)
+        if channel.name is not None:
+            self._names.pop(channel.name, None)
+
+    async def _request(self, make: Callable[[int], Request], timeout: float | None,
+                       what: str) -> Any:
+        if self._rpc is None or self._stopped:
+            raise StateError('the server is not running: await server.start() first'
+                             if not self._stopped else 'the server was stopped')
+        try:
+            return await asyncio.wait_for(self._rpc.request(make), timeout)
+        except asyncio.TimeoutError:
+            if not self._gate.is_live(time.monotonic()):
+                raise StateError(
+                    f'no page is connected to {self.url} (waited {timeout} s for {what}): run '
+                    'start() in a notebook, or open server.page_url in a browser'
+                ) from None
+            raise TimeoutError(f'the page did not answer {what} within {timeout} s') from None
+
+    # -- the page client (used by the HTTP adapter) ------------------------------------------
+
+    @property
+    def link(self) -> Link:
+        """The current conversation with the page."""
+        if self._link is None:
+            raise StateError('the server is not running')
+        return self._link
+
+    @property
+    def rpc(self) -> Rpc:
+        """Kernel-side call bookkeeping."""
+        if self._rpc is None:
+            raise StateError('the server is not running')
+        return self._rpc
+
+    @property
+    def gate(self) -> ClientGate:
+        """Which page client is current."""
+        return self._gate
+
+    def admit(self, client: str) -> Admission:
+        """Let ``client`` in (ClientConflict while another is live); renew on takeover."""
+        admission = self._gate.admit(client, time.monotonic())
+        if admission is Admission.TAKEOVER:
+            self.renew('another page took over (a reload or a new tab)')
+        return admission
+
+    def renew(self, reason: str) -> None:
+        """Start a new session: kernel calls waiting for the old page fail with StateError."""
+        log.info('new session: %s', reason)
+        self.link.renew()
+        self.rpc.fail_all(StateError(f'{reason}; the call may or may not have run in the old page'))
+
+    def resume(self, client: str, session: str | None, cursor: int) -> list:
+        """Where the stream of ``client`` starts: the frames after ``cursor``.
+
+        Raises ResyncError (HTTP 410) when ``session`` is not the current one or ``cursor``
+        cannot be served; the page then starts over with no session.
+        """
+        current = self.link.session
+        if session is None:
+            if current.inbox.cursor > 0 or current.outbox.acked > 0:
+                self.renew('the page started over')
+        elif session != current.id:
+            raise ResyncError('the session is over (the kernel server was restarted or another '
+                              'page took over); start a new one')
+        try:
+            return self.link.session.resume(cursor)
+        except ResyncError as exc:
+            self.renew(f'the page asked for a resync: {exc}')
+            raise
+
+    def status(self) -> dict[str, Any]:
+        """What ``GET /status`` answers."""
+        now = time.monotonic()
+        link = self.link
+        outbox = link.session.outbox
+        return {
+            'connected': self._gate.is_live(now),
+            'client': self._gate.current,
+            'transport': self._gate.transport if self._gate.streams else None,
+            'session': link.session.id,
+            'sent': outbox.last_seq,
+            'acked': outbox.acked,
+            'received': link.session.inbox.cursor,
+            'outbox': {'messages': len(outbox), 'bytes': outbox.bytes},
+            'pending_calls': self.rpc.pending,
+            'channels': [
+                {'key': channel.key, 'name': channel.name, 'open': channel.is_open}
+                for channel in self._channels.values()
+            ],
+            'uptime': round(now - self._started_at, 3),
+        }

@@ -6,6 +6,7 @@ the protocol itself lives in ``session.py``, ``link.py`` and ``rpc.py``.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from typing import Any, Awaitable, Callable
@@ -23,6 +24,7 @@ from .page import page_html
 from .rpc import MissingMethod, invoke
 from .server import Server
 
+log = logging.getLogger('jchannel_http')
 SERVER = web.AppKey('server', Server)
 PUBLIC = {'/client.js', '/openapi.json'}
 ALLOWED_HEADERS = ('Authorization, Content-Type, Last-Event-ID, ngrok-skip-browser-warning, '
@@ -64,7 +66,10 @@ def _error_for(exc: Exception) -> HttpError:
         return HttpError(404, 'not_found', 'no such endpoint; see /openapi.json')
     if isinstance(exc, web.HTTPMethodNotAllowed):
         return HttpError(405, 'method_not_allowed', f'{exc.method} is not allowed here')
-    raise exc
+    if isinstance(exc, web.HTTPException):
+        return HttpError(exc.status, 'http_error', exc.reason)
+    log.error('unexpected error in the kernel server', exc_info=exc)
+    return HttpError(500, 'internal_error', f'unexpected {type(exc).__name__}; see the kernel log')
 
 
 def _origin_allowed(server: Server, origin: str) -> bool:
@@ -161,10 +166,9 @@ async def events(request: web.Request) -> web.StreamResponse:
     link = server.link
     session = link.session
     options = server.options
-    response = EventSourceResponse(
-        headers={'Cache-Control': 'no-cache, no-transform'}, sep='\n',
-        ping_interval=options.heartbeat, send_timeout=4 * options.liveness,
-    )
+    response = EventSourceResponse(sep='\n', ping_interval=options.heartbeat,
+                                   send_timeout=4 * options.liveness)
+    response.headers['Cache-Control'] = 'no-cache, no-transform'
     _cors(request, response)
     await response.prepare(request)
     generation = link.new_stream()

@@ -1,6 +1,7 @@
 const DEFAULT_MAX_MESSAGES = 10000;
 const DEFAULT_MAX_BYTES = 32 * 1024 * 1024;
 const DEFAULT_MAX_AHEAD = 10000;
+const SEQ_HEAD_BYTES = '{"seq":,'.length + String(Number.MAX_SAFE_INTEGER).length;
 
 /**
  * @typedef {object} OutboxEntry
@@ -17,6 +18,13 @@ const DEFAULT_MAX_AHEAD = 10000;
  */
 
 /**
+ * @typedef {object} Waiter
+ * @property {PreparedFrame} prepared
+ * @property {(seq: number) => void} resolve
+ * @property {(error: Error) => void} reject
+ */
+
+/**
  * The frames sent in one direction and not yet acknowledged, numbered 1, 2, 3, ...
  *
  * The bounds are soft: `push` always accepts a frame, `enqueue` waits until acknowledgements
@@ -25,7 +33,7 @@ const DEFAULT_MAX_AHEAD = 10000;
 export class Outbox {
   /** @type {OutboxEntry[]} */
   #entries = [];
-  /** @type {{prepared: PreparedFrame, resolve: (seq: number) => void, reject: (error: Error) => void}[]} */
+  /** @type {Waiter[]} */
   #waiting = [];
   #bytes = 0;
   #lastSeq = 0;
@@ -96,7 +104,8 @@ export class Outbox {
    *
    * @param {Record<string, unknown>} frame
    * @returns {Promise<number>} the sequence number assigned; rejected at once when the frame cannot
-   *   be serialized or is too long, and with the reason given to `reset` if the outbox is reset first
+   *   be serialized or is too long, and with the reason given to `reset` if the outbox is reset
+   *   first
    */
   enqueue(frame) {
     let prepared;
@@ -115,9 +124,12 @@ export class Outbox {
    * Drops every frame up to `seq`, which the other side has processed.
    *
    * @param {number} seq a cumulative acknowledgement; values below `acked` are ignored
-   * @throws {RangeError} when `seq` is above the last sequence number assigned
+   * @throws {RangeError} when `seq` is not an integer >= 0 or is above the last sequence number
    */
   ack(seq) {
+    if (!Number.isSafeInteger(seq) || seq < 0) {
+      throw new RangeError(`invalid acknowledgement ${seq}`);
+    }
     if (seq > this.#lastSeq) {
       throw new RangeError(`ack ${seq} is beyond the last frame sent (${this.#lastSeq})`);
     }
@@ -178,9 +190,9 @@ export class Outbox {
     }
     const rest = text.slice(1);
     const restBytes = utf8Length(rest);
-    const bytes = restBytes + 20;
-    if (bytes > this.maxFrameBytes) {
-      throw new RangeError(`a frame of about ${bytes} bytes exceeds the limit of ${this.maxFrameBytes}`);
+    if (restBytes + SEQ_HEAD_BYTES > this.maxFrameBytes) {
+      const size = restBytes + 1;
+      throw new RangeError(`a frame of ${size} bytes exceeds the limit of ${this.maxFrameBytes}`);
     }
     return { frame, rest, restBytes };
   }
@@ -201,18 +213,23 @@ export class Outbox {
   }
 
   #admitWaiting() {
-    while (this.#waiting.length > 0 && this.hasRoom()) {
-      const { prepared, resolve } = this.#waiting.shift();
+    let admitted = 0;
+    while (admitted < this.#waiting.length && this.hasRoom()) {
+      const { prepared, resolve } = this.#waiting[admitted];
       resolve(this.#commit(prepared));
+      admitted += 1;
     }
+    this.#waiting.splice(0, admitted);
   }
 }
 
 /**
  * The receiving side's reorder buffer: hands out each sequence number exactly once, in order.
+ *
+ * @template [T=unknown] the type of the frames
  */
 export class Inbox {
-  /** @type {Map<number, unknown>} */
+  /** @type {Map<number, T>} */
   #held = new Map();
   #cursor = 0;
 
@@ -237,11 +254,11 @@ export class Inbox {
   /**
    * Takes in a frame and returns the frames that are now deliverable, in order.
    *
-   * @template T
    * @param {number} seq
    * @param {T} frame
    * @returns {T[]} empty for duplicates and for frames held until a gap is filled
-   * @throws {RangeError} when `seq` is not a positive integer or is more than maxAhead beyond the cursor
+   * @throws {RangeError} when `seq` is not a positive integer or is more than maxAhead beyond
+   *   the cursor
    */
   receive(seq, frame) {
     if (!Number.isSafeInteger(seq) || seq < 1) {
@@ -249,7 +266,8 @@ export class Inbox {
     }
     if (seq <= this.#cursor || this.#held.has(seq)) return [];
     if (seq - this.#cursor > this.maxAhead) {
-      throw new RangeError(`frame ${seq} is too far ahead of ${this.#cursor} (limit ${this.maxAhead})`);
+      const limit = `(limit ${this.maxAhead})`;
+      throw new RangeError(`frame ${seq} is too far ahead of cursor ${this.#cursor} ${limit}`);
     }
     if (seq > this.#cursor + 1) {
       this.#held.set(seq, frame);

@@ -27,8 +27,9 @@ const DEFAULT_MAX_BUFFER = 16 * 1024 * 1024;
  * Chunks may split the text anywhere, including between the '\r' and '\n' of one line end.
  *
  * @param {ParserCallbacks} callbacks
- * @param {{maxBuffer?: number}} [options] maxBuffer bounds, in characters, the text held while an
- *   event is incomplete (the unfinished line plus the data collected so far); beyond it `feed` throws
+ * @param {{maxBuffer?: number}} [options] maxBuffer bounds, in characters, the text held while
+ *   an event is incomplete (the unfinished line plus the data collected so far); beyond it `feed`
+ *   throws, and the parser should be reset
  * @returns {EventStreamParser}
  */
 export function createParser(callbacks, { maxBuffer = DEFAULT_MAX_BUFFER } = {}) {

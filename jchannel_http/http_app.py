@@ -26,7 +26,7 @@ from .server import Server
 
 log = logging.getLogger('jchannel_http')
 SERVER = web.AppKey('server', Server)
-PUBLIC = {'/client.js', '/openapi.json'}
+PUBLIC = {'/client.js', '/openapi.json', '/page', '/favicon.ico'}  # static content, no data
 ALLOWED_HEADERS = ('Authorization, Content-Type, Last-Event-ID, ngrok-skip-browser-warning, '
                    'X-XSRFToken')
 FROM_PAGE = (Call, Echo, Result, Error)
@@ -283,6 +283,11 @@ async def page(request: web.Request) -> web.Response:
                         headers={'Cache-Control': 'no-store', 'Referrer-Policy': 'no-referrer'})
 
 
+async def favicon(request: web.Request) -> web.Response:
+    """GET /favicon.ico: nothing, so browsers stop asking."""
+    return web.Response(status=204)
+
+
 def make_app(server: Server) -> web.Application:
     """The aiohttp application serving ``server``."""
     app = web.Application(middlewares=[guard], client_max_size=server.options.max_body)
@@ -295,4 +300,5 @@ def make_app(server: Server) -> web.Application:
     app.router.add_get('/client.js', client_js)
     app.router.add_get('/openapi.json', openapi_json)
     app.router.add_get('/page', page)
+    app.router.add_get('/favicon.ico', favicon)
     return app

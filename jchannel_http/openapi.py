@@ -130,11 +130,11 @@ def describe(url: str) -> dict[str, Any]:
                 'responses': {'200': _json({'type': 'object'}, 'State.'), **_errors(401)},
             }},
             '/page': {'get': {
-                'summary': 'A page that becomes the client',
+                'summary': 'A page that becomes the client (static; reads ?token= itself)',
+                'security': [],
                 'parameters': [{'name': 'token', 'in': 'query', 'schema': {'type': 'string'}}],
                 'responses': {'200': {'description': 'HTML.',
-                                      'content': {'text/html': {'schema': {'type': 'string'}}}},
-                              **_errors(401)},
+                                      'content': {'text/html': {'schema': {'type': 'string'}}}}},
             }},
             '/client.js': {'get': {
                 'summary': 'The browser client', 'security': [],

@@ -33,10 +33,11 @@ PAGE = """<!DOCTYPE html>
   const show = (client) => {
     state.textContent = client.state + (client.lastError ? ' (' + client.lastError.message + ')' : '');
   };
-  jchannel.start(base, { token }).then((client) => {
+  jchannel.start(base, { token, onstatechange: show }).then((client) => {
     window.jchannelClient = client;
-    client.onstatechange = show;
     show(client);
+  }, (error) => {
+    state.textContent = 'failed (' + error.message + ')';
   });
   const statusBox = document.getElementById('jchannel-status');
   const poll = async () => {

@@ -233,7 +233,7 @@ async def test_takeover_fails_calls_waiting_for_the_old_page(server, http) -> No
 async def test_token_is_required(server, headers, query) -> None:
     async with aiohttp.ClientSession() as bare:
         for method, path in [('GET', '/status'), ('GET', '/events'), ('POST', '/messages'),
-                             ('POST', '/channels/x/call/y'), ('GET', '/page')]:
+                             ('POST', '/channels/x/call/y'), ('POST', '/release')]:
             async with bare.request(method, server.url + path, headers=headers,
                                     params=query) as response:
                 assert response.status == 401, path

@@ -1,0 +1,507 @@
+import assert from 'node:assert/strict';
+import { afterEach, test as nodeTest } from 'node:test';
+
+import { Client } from '../../client_js/client.js';
+import { KernelError, StateError } from '../../client_js/errors.js';
+import { FakeServer, deferred, htmlResponse, jsonResponse } from './fake_server.mjs';
+import { waitUntil } from './helpers.mjs';
+
+const URL_BASE = 'http://kernel.test/user/me/proxy/8765';
+const test = (name, body) => nodeTest(name, { timeout: 2000 }, body);
+const clients = [];
+
+afterEach(() => {
+  for (const client of clients.splice(0)) client.stop();
+  delete globalThis.testChannels;
+  delete globalThis.testHits;
+});
+
+function recordingSleep(delays) {
+  return (milliseconds) => {
+    delays.push(milliseconds);
+    return new Promise((resolve) => setTimeout(resolve, 1));
+  };
+}
+
+function makeClient(server, options = {}) {
+  const client = new Client(`${URL_BASE}/`, {
+    token: 'secret',
+    fetch: server.fetch,
+    random: () => 0.5,
+    sleep: recordingSleep([]),
+    ...options,
+  });
+  clients.push(client);
+  client.start();
+  return client;
+}
+
+function openCode(handlerSource = '{}') {
+  return `(channel) => { (globalThis.testChannels ??= []).push(channel); channel.handler = ${handlerSource}; }`;
+}
+
+async function connectWithChannel(server, options = {}, handlerSource = '{}') {
+  const client = makeClient(server, options);
+  await client.ready();
+  server.stream.frame({ seq: 1, type: 'open', call: 1, channel: 3, code: openCode(handlerSource) });
+  await waitUntil(() => server.receivedOfType('result').length === 1);
+  return { client, channel: globalThis.testChannels[0] };
+}
+
+test('a client id is 22 URL-safe characters and the URL loses its trailing slash', () => {
+  const client = new Client(`${URL_BASE}/`, { fetch: () => {} });
+  assert.match(client.id, /^[A-Za-z0-9_-]{22}$/);
+  assert.notEqual(client.id, new Client(URL_BASE).id);
+  assert.equal(client.url, URL_BASE);
+  assert.equal(client.state, 'connecting');
+  assert.equal(client.transport, 'sse');
+});
+
+test('the event stream request carries the client, cursor and the exact headers', async () => {
+  const server = new FakeServer();
+  const client = makeClient(server);
+  await client.ready();
+  const { url, init } = server.requests[0];
+  assert.equal(url.origin + url.pathname, `${URL_BASE}/events`);
+  assert.deepEqual(Object.fromEntries(url.searchParams), { client: client.id, cursor: '0' });
+  assert.deepEqual(init.headers, {
+    Accept: 'text/event-stream',
+    Authorization: 'Bearer secret',
+    'ngrok-skip-browser-warning': '1',
+  });
+  assert.equal(init.cache, 'no-store');
+  assert.ok(init.signal instanceof AbortSignal);
+  assert.equal(client.state, 'connected');
+  assert.equal(client.session, 's1');
+});
+
+test('open and call frames are dispatched and their results POSTed with the right acks', async () => {
+  const server = new FakeServer();
+  const client = makeClient(server);
+  await client.ready();
+  server.stream.frame({
+    seq: 1,
+    type: 'open',
+    call: 1,
+    channel: 3,
+    code: '(channel) => { channel.handler = { add: (a, b) => a + b }; return "ready"; }',
+  });
+  await waitUntil(() => server.received.length === 1);
+  assert.deepEqual(server.received[0], { seq: 1, type: 'result', call: 1, value: 'ready' });
+  const first = server.posts[0];
+  assert.deepEqual(
+    { ...first.body, messages: undefined },
+    { client: client.id, session: 's1', ack: 1, messages: undefined },
+  );
+  assert.equal(first.init.method, 'POST');
+  assert.deepEqual(first.init.headers, {
+    Authorization: 'Bearer secret',
+    'ngrok-skip-browser-warning': '1',
+    'Content-Type': 'application/json',
+  });
+
+  server.stream.frame({ seq: 2, type: 'call', call: 2, channel: 3, name: 'add', args: [2, 3] });
+  await waitUntil(() => server.received.length === 2);
+  assert.deepEqual(server.received[1], { seq: 2, type: 'result', call: 2, value: 5 });
+  assert.equal(
+    server.posts.at(-1).init.body,
+    `{"client":"${client.id}","session":"s1","ack":2,` +
+      '"messages":[{"seq":2,"type":"result","call":2,"value":5}]}',
+  );
+  assert.deepEqual(client.stats.outbox, { messages: 0, bytes: 0 });
+});
+
+test('requests from the kernel get results or error frames', async () => {
+  const server = new FakeServer();
+  const handler = `{
+    slow: async (x) => { await new Promise((r) => setTimeout(r, 5)); return x * 2; },
+    fail: () => { throw new TypeError('bad input'); },
+    failWithString: () => { throw 'oops'; },
+    nothing: () => undefined,
+  }`;
+  const { client } = await connectWithChannel(server, {}, handler);
+  const frames = [
+    { type: 'echo', call: 2, channel: 3, args: [1, 'a', { b: [null] }] },
+    { type: 'call', call: 3, channel: 3, name: 'slow', args: [21] },
+    { type: 'call', call: 4, channel: 3, name: 'fail', args: [] },
+    { type: 'call', call: 5, channel: 3, name: 'failWithString', args: [] },
+    { type: 'call', call: 6, channel: 3, name: 'missing', args: [] },
+    { type: 'call', call: 7, channel: 3, name: 'toString', args: [] },
+    { type: 'call', call: 8, channel: 99, name: 'slow', args: [1] },
+    { type: 'call', call: 9, channel: 3, name: 'nothing', args: [] },
+    { type: 'open', call: 10, channel: 4, code: '42' },
+    { type: 'close', call: 11, channel: 3 },
+    { type: 'call', call: 12, channel: 3, name: 'slow', args: [1] },
+    { type: 'mystery', call: 13 },
+  ];
+  frames.forEach((frame, i) => server.stream.frame({ seq: i + 2, ...frame }));
+  await waitUntil(() => server.received.length === 12);
+  const answers = Object.fromEntries(
+    server.received.slice(1).map(({ call, type, value, name, message }) => [
+      call,
+      type === 'result' ? { value } : { name, message },
+    ]),
+  );
+  assert.deepEqual(answers, {
+    2: { value: [1, 'a', { b: [null] }] },
+    3: { value: 42 },
+    4: { name: 'TypeError', message: 'bad input' },
+    5: { name: 'string', message: 'oops' },
+    6: { name: 'Error', message: "handler has no method 'missing'" },
+    7: { name: 'Error', message: "handler has no method 'toString'" },
+    8: { name: 'StateError', message: 'no channel 99 on this page' },
+    9: { value: null },
+    10: { name: 'TypeError', message: 'the code of an open frame is not a function' },
+    11: { value: null },
+    12: { name: 'StateError', message: 'no channel 3 on this page' },
+  });
+  assert.equal(client.stats.received, 13);
+  assert.equal(client.stats.channels, 0);
+});
+
+test('page calls are numbered, sent as frames and settled by result and error frames', async () => {
+  const server = new FakeServer();
+  const { client, channel } = await connectWithChannel(server);
+  assert.equal(channel.key, 3);
+  const sum = channel.call('sum', 1, 2);
+  const echo = channel.echo('x', [1]);
+  await waitUntil(() => server.received.length === 3);
+  assert.deepEqual(server.received.slice(1), [
+    { seq: 2, type: 'call', call: 1, channel: 3, name: 'sum', args: [1, 2] },
+    { seq: 3, type: 'echo', call: 2, channel: 3, args: ['x', [1]] },
+  ]);
+  server.stream.frame({ seq: 2, type: 'result', call: 99, value: 'nobody asked' });
+  server.stream.frame({ seq: 3, type: 'error', call: 2, name: 'ValueError', message: 'no echo today' });
+  server.stream.frame({ seq: 4, type: 'result', call: 1, value: 3 });
+  assert.equal(await sum, 3);
+  const error = await echo.then(
+    () => assert.fail('the echo should fail'),
+    (reason) => reason,
+  );
+  assert.ok(error instanceof KernelError);
+  assert.equal(error.type, 'ValueError');
+  assert.equal(error.detail, 'no echo today');
+  assert.equal(error.message, 'ValueError: no echo today');
+  const again = channel.call('sum');
+  await waitUntil(() => server.received.length === 4);
+  assert.equal(server.received[3].call, 3);
+  server.stream.frame({ seq: 5, type: 'close', call: 2, channel: 3 });
+  server.stream.frame({ seq: 6, type: 'result', call: 3, value: 'answered after close' });
+  assert.equal(await again, 'answered after close');
+  assert.ok(channel.closed);
+  await assert.rejects(channel.call('sum'), /channel 3 is closed/);
+  assert.equal(client.stats.pendingCalls, 0);
+});
+
+test('calls made while a POST is in flight are coalesced into the next POST', async () => {
+  const server = new FakeServer();
+  const { channel } = await connectWithChannel(server);
+  const gate = deferred();
+  server.onMessages = async (body) => {
+    await gate.promise;
+    return server.processMessages(body);
+  };
+  const calls = [channel.call('f', 0)];
+  await waitUntil(() => server.posts.length === 2);
+  for (let i = 1; i <= 5; i += 1) {
+    calls.push(channel.call('f', i));
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  assert.equal(server.posts.length, 2);
+  gate.resolve();
+  await waitUntil(() => server.received.length === 7);
+  assert.equal(server.posts.length, 3);
+  assert.deepEqual(
+    server.posts[2].body.messages.map((frame) => [frame.seq, frame.args[0]]),
+    [[3, 1], [4, 2], [5, 3], [6, 4], [7, 5]],
+  );
+  assert.equal(server.maxPostsInFlight, 1);
+  calls.forEach((call, i) => server.stream.frame({ seq: i + 2, type: 'result', call: i + 1, value: i }));
+  assert.deepEqual(await Promise.all(calls), [0, 1, 2, 3, 4, 5]);
+});
+
+test('a failed POST is retried with the same frames and numbers, after backoff delays', async () => {
+  const server = new FakeServer();
+  const delays = [];
+  const { client, channel } = await connectWithChannel(server, { sleep: recordingSleep(delays) });
+  const failures = [
+    () => jsonResponse(503, { error: 'busy', message: 'try later' }),
+    () => Promise.reject(new TypeError('network down')),
+  ];
+  server.onMessages = (body) => (failures.length > 0 ? failures.shift()() : server.processMessages(body));
+  const states = [];
+  client.onstatechange = () => states.push(client.lastError?.message);
+  const call = channel.call('f', 'x');
+  await waitUntil(() => server.received.length === 2);
+  const attempts = server.posts.slice(1).map((post) => post.body.messages);
+  assert.equal(attempts.length, 3);
+  assert.deepEqual(attempts[1], attempts[0]);
+  assert.deepEqual(attempts[2], attempts[0]);
+  assert.deepEqual(attempts[0], [{ seq: 2, type: 'call', call: 1, channel: 3, name: 'f', args: ['x'] }]);
+  assert.deepEqual(delays, [0, 750]);
+  assert.deepEqual(states, ['the server answered 503: try later', 'TypeError: network down']);
+  assert.equal(client.state, 'connected');
+  server.stream.frame({ seq: 2, type: 'result', call: 1, value: 'ok' });
+  assert.equal(await call, 'ok');
+});
+
+test('after the stream is cut the client resumes from its cursor and drops replayed frames', async () => {
+  const server = new FakeServer();
+  const delays = [];
+  const hits = [];
+  globalThis.testHits = hits;
+  const { client } = await connectWithChannel(
+    server,
+    { sleep: recordingSleep(delays) },
+    '{ hit: (n) => { globalThis.testHits.push(n); return n; } }',
+  );
+  const states = [];
+  client.onstatechange = () => states.push(client.state);
+  server.stream.frame({ seq: 2, type: 'call', call: 2, channel: 3, name: 'hit', args: [2] });
+  server.stream.frame({ seq: 3, type: 'call', call: 3, channel: 3, name: 'hit', args: [3] });
+  await waitUntil(() => server.received.length === 3);
+  server.stream.end();
+  await waitUntil(() => server.streams.length === 2 && client.state === 'connected');
+  const resumed = server.stream;
+  assert.equal(resumed.cursor, 3);
+  assert.equal(resumed.session, 's1');
+  resumed.frame({ seq: 3, type: 'call', call: 3, channel: 3, name: 'hit', args: [3] });
+  resumed.frame({ seq: 4, type: 'call', call: 4, channel: 3, name: 'hit', args: [4] });
+  await waitUntil(() => server.received.length === 4);
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.deepEqual(hits, [2, 3, 4]);
+  assert.deepEqual(
+    server.receivedOfType('result').map((frame) => frame.call),
+    [1, 2, 3, 4],
+  );
+  assert.equal(server.posts.at(-1).body.ack, 4);
+  assert.deepEqual(states, ['reconnecting', 'connected']);
+  assert.deepEqual(delays, [0]);
+});
+
+test('frames arriving out of order are held until the gap is filled', async () => {
+  const server = new FakeServer();
+  const { channel } = await connectWithChannel(server);
+  const first = channel.call('a');
+  const second = channel.call('b');
+  await waitUntil(() => server.received.length === 3);
+  const order = [];
+  first.then(() => order.push('first'));
+  second.then(() => order.push('second'));
+  server.stream.frame({ seq: 3, type: 'result', call: 2, value: 'b' });
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.deepEqual(order, []);
+  server.stream.frame({ seq: 2, type: 'result', call: 1, value: 'a' });
+  assert.deepEqual(await Promise.all([first, second]), ['a', 'b']);
+  assert.deepEqual(order, ['first', 'second']);
+});
+
+test('a 401 fails the client for good', async () => {
+  const server = new FakeServer();
+  server.onEvents = () => jsonResponse(401, { error: 'unauthorized', message: 'wrong token' });
+  const client = makeClient(server);
+  await assert.rejects(client.ready(), /refused the token \(401\).*wrong token/);
+  assert.equal(client.state, 'failed');
+  assert.equal(client.lastError.status, 401);
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(server.requests.length, 1);
+  assert.equal(server.releases.length, 0);
+});
+
+test('a 401 on a POST fails the client too', async () => {
+  const server = new FakeServer();
+  const { client, channel } = await connectWithChannel(server);
+  server.onMessages = () => jsonResponse(401, { error: 'unauthorized', message: 'token revoked' });
+  await assert.rejects(channel.call('f'), StateError);
+  assert.equal(client.state, 'failed');
+  assert.match(client.lastError.message, /token revoked/);
+});
+
+test('a 410 on the stream fails pending calls and starts a new session', async () => {
+  const server = new FakeServer();
+  const { client, channel } = await connectWithChannel(server);
+  const pending = channel.call('slow');
+  await waitUntil(() => server.received.length === 2);
+  server.onEvents = () => {
+    server.onEvents = (next) => server.openStream(next);
+    server.session = 's2';
+    server.kernelInbox.reset();
+    return jsonResponse(410, { error: 'resync', message: 'unknown session' });
+  };
+  server.stream.end();
+  await assert.rejects(pending, (error) => error instanceof StateError && /resync/.test(error.message));
+  await waitUntil(() => client.session === 's2');
+  const fresh = server.stream;
+  assert.equal(fresh.session, null);
+  assert.equal(fresh.cursor, 0);
+  assert.deepEqual(client.stats.outbox, { messages: 0, bytes: 0 });
+  assert.equal(client.stats.received, 0);
+  const next = channel.call('after');
+  await waitUntil(() => server.received.length === 3);
+  assert.deepEqual(server.received[2], { seq: 1, type: 'call', call: 2, channel: 3, name: 'after', args: [] });
+  fresh.frame({ seq: 1, type: 'result', call: 2, value: 'fine' });
+  assert.equal(await next, 'fine');
+});
+
+test('a 410 on a POST fails pending calls and reconnects without a session', async () => {
+  const server = new FakeServer();
+  const { client, channel } = await connectWithChannel(server);
+  server.onMessages = () => {
+    server.onMessages = (next) => server.processMessages(next);
+    server.session = 's2';
+    server.kernelInbox.reset();
+    return jsonResponse(410, { error: 'resync', message: 'unknown session' });
+  };
+  await assert.rejects(channel.call('f'), /resync/);
+  await waitUntil(() => client.session === 's2' && client.state === 'connected');
+  assert.equal(server.stream.session, null);
+  assert.equal(server.stream.cursor, 0);
+});
+
+test('reconnect delays follow the backoff schedule and reset after a hello', async () => {
+  const server = new FakeServer();
+  const delays = [];
+  let failures = 4;
+  server.onEvents = (stream) =>
+    failures-- > 0 ? jsonResponse(503, { error: 'busy', message: 'later' }) : server.openStream(stream);
+  const client = makeClient(server, { sleep: recordingSleep(delays) });
+  await client.ready();
+  assert.deepEqual(delays, [0, 750, 1500, 3000]);
+  server.stream.end();
+  await waitUntil(() => server.streams.length === 2 && client.state === 'connected');
+  assert.deepEqual(delays, [0, 750, 1500, 3000, 0]);
+});
+
+test('a 409 keeps retrying and says another page is connected', async () => {
+  const server = new FakeServer();
+  let conflicts = 3;
+  server.onEvents = (stream) =>
+    conflicts-- > 0
+      ? jsonResponse(409, { error: 'client_conflict', message: 'another client is live' })
+      : server.openStream(stream);
+  const errors = [];
+  const client = makeClient(server, { onstatechange: (c) => errors.push(c.lastError?.message) });
+  await client.ready();
+  assert.equal(errors.length, 4);
+  assert.match(errors[0], /another page is connected/);
+  assert.equal(errors[3], undefined);
+  assert.equal(client.lastError, null);
+});
+
+test('an HTML page instead of the stream names the URL to open once', async () => {
+  const server = new FakeServer();
+  let interstitials = 1;
+  server.onEvents = (stream) => (interstitials-- > 0 ? htmlResponse(200) : server.openStream(stream));
+  const errors = [];
+  const client = makeClient(server, { onstatechange: (c) => errors.push(c.lastError?.message) });
+  await client.ready();
+  assert.match(errors[0], /HTML page/);
+  assert.ok(errors[0].includes(`${URL_BASE}/openapi.json`));
+});
+
+test('a silent stream is dropped after two heartbeats and reopened', async () => {
+  const server = new FakeServer({ autoHello: false });
+  const errors = [];
+  const client = makeClient(server, {
+    heartbeat: 0.01,
+    onstatechange: (c) => errors.push(c.lastError?.message ?? null),
+  });
+  await waitUntil(() => server.streams.length >= 2);
+  assert.equal(client.state, 'connecting');
+  assert.match(errors[0], /no data from the server for 0.02 s/);
+  server.helloFields = { heartbeat: 0.02 };
+  server.autoHello = true;
+  await client.ready();
+  const opened = server.streams.length;
+  await waitUntil(() => server.streams.length > opened);
+  assert.ok(errors.some((message) => /no data from the server for 0.04 s/.test(message)));
+  assert.ok(server.streams.slice(0, -1).every((stream) => stream.closed));
+});
+
+test('stop rejects pending calls, closes the stream and releases the server', async () => {
+  const server = new FakeServer();
+  const { client, channel } = await connectWithChannel(server);
+  const pending = channel.call('never');
+  const states = [];
+  client.onstatechange = () => states.push(client.state);
+  client.stop();
+  await assert.rejects(pending, StateError);
+  await assert.rejects(channel.call('later'), StateError);
+  await assert.rejects(client.ready(), StateError);
+  assert.deepEqual(states, ['stopped']);
+  assert.equal(server.releases.length, 1);
+  const release = server.releases[0];
+  assert.equal(release.url.href, `${URL_BASE}/release?client=${client.id}`);
+  assert.deepEqual(release.init, { method: 'POST', keepalive: true, headers: { Authorization: 'Bearer secret' } });
+  await waitUntil(() => server.stream.closed);
+  const count = server.requests.length;
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(server.requests.length, count);
+  client.stop();
+  assert.equal(server.releases.length, 1);
+});
+
+test('a full outbox makes new frames wait for acknowledgements', async () => {
+  const server = new FakeServer();
+  const { client, channel } = await connectWithChannel(server, { maxMessages: 1 });
+  const gate = deferred();
+  server.onMessages = async (body) => {
+    await gate.promise;
+    return server.processMessages(body);
+  };
+  const calls = [1, 2, 3].map((n) => channel.call('f', n));
+  await waitUntil(() => server.posts.length === 2);
+  assert.equal(client.stats.outbox.messages, 1);
+  gate.resolve();
+  await waitUntil(() => server.received.length === 4);
+  assert.deepEqual(
+    server.received.slice(1).map((frame) => [frame.seq, frame.args[0]]),
+    [[2, 1], [3, 2], [4, 3]],
+  );
+  calls.forEach((call, i) => server.stream.frame({ seq: i + 2, type: 'result', call: i + 1, value: i }));
+  assert.deepEqual(await Promise.all(calls), [0, 1, 2]);
+});
+
+test('a result larger than max_body is answered with an error frame', async () => {
+  const server = new FakeServer();
+  const client = makeClient(server);
+  await client.ready();
+  server.stream.hello({ max_body: 4096 });
+  server.stream.frame({ seq: 1, type: 'open', call: 1, channel: 1, code: '() => "x".repeat(5000)' });
+  await waitUntil(() => server.received.length === 1);
+  assert.equal(server.received[0].type, 'error');
+  assert.equal(server.received[0].name, 'RangeError');
+});
+
+test('a POST left unanswered is abandoned after postTimeout and sent again', async () => {
+  const server = new FakeServer();
+  const { client, channel } = await connectWithChannel(server, { postTimeout: 0.02 });
+  server.onMessages = () => {
+    server.onMessages = (next) => server.processMessages(next);
+    return new Promise(() => {});
+  };
+  const call = channel.call('f');
+  await waitUntil(() => server.received.length === 2);
+  assert.deepEqual(server.posts[2].body.messages, server.posts[1].body.messages);
+  assert.match(client.lastError.message, /no answer to a POST within 0.02 s/);
+  server.stream.frame({ seq: 2, type: 'result', call: 1, value: 'late but fine' });
+  assert.equal(await call, 'late but fine');
+});
+
+test('in a browser, pagehide releases the server', async () => {
+  globalThis.window = new EventTarget();
+  try {
+    const server = new FakeServer();
+    const client = makeClient(server);
+    await client.ready();
+    globalThis.window.dispatchEvent(new Event('pagehide'));
+    assert.equal(server.releases.length, 1);
+    assert.equal(server.releases[0].url.searchParams.get('client'), client.id);
+    client.stop();
+    assert.equal(server.releases.length, 2);
+    globalThis.window.dispatchEvent(new Event('pagehide'));
+    assert.equal(server.releases.length, 2);
+  } finally {
+    delete globalThis.window;
+  }
+});

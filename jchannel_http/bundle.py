@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import re
-from importlib import resources
 from pathlib import Path
 
 IMPORT = re.compile(r"^import\s*\{[^}]*\}\s*from\s*'\./([\w.-]+\.js)';\s*$", re.M)
@@ -21,13 +20,9 @@ ENTRY = 'index.js'
 
 def client_dir() -> Path:
     """Where the client's modules are: package data when installed, else the checkout."""
-    try:
-        installed = resources.files('jchannel_http.client_js')
-        if installed.joinpath(ENTRY).is_file():
-            return Path(str(installed))
-    except ModuleNotFoundError:
-        pass
-    return Path(__file__).resolve().parent.parent / 'client_js'
+    here = Path(__file__).resolve().parent
+    installed = here / 'client_js'
+    return installed if (installed / ENTRY).is_file() else here.parent / 'client_js'
 
 
 def _order(sources: dict[str, str]) -> list[str]:

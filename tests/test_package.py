@@ -42,3 +42,17 @@ def test_bundle_is_one_classic_script_in_dependency_order() -> None:
     order = re.findall(r'^// ---- (\S+)$', script, re.M)
     assert order[-1] == 'index.js'
     assert order.index('session.js') < order.index('client.js')
+
+
+def test_the_wheel_ships_the_client(tmp_path) -> None:
+    import zipfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps',
+                    '-q', '-w', str(tmp_path), str(root)], check=True, timeout=300,
+                   capture_output=True)
+    wheel = next(tmp_path.glob('jchannel_http-*.whl'))
+    names = zipfile.ZipFile(wheel).namelist()
+    for module in client_dir().glob('*.js'):
+        assert f'jchannel_http/client_js/{module.name}' in names

@@ -6,10 +6,11 @@
     ├── StateError                no page client, closed channel, stopped server
     │   └── ResyncError           a peer asked to resume from a point no longer held
     ├── FrontendError             a JavaScript exception raised in the page
-    └── ProtocolError             a peer sent something the protocol does not allow
+    ├── ProtocolError             a peer sent something the protocol does not allow
+    └── TunnelError               a tunnel could not be started: what is missing and how to fix it
 
-Low-level errors (aiohttp, orjson) are translated into these at the boundary, keeping the
-original as ``__cause__``.
+Low-level errors (aiohttp, orjson, subprocess) are translated into these at the boundary,
+keeping the original as ``__cause__``.
 """
 
 from __future__ import annotations
@@ -50,3 +51,11 @@ class FrontendError(JChannelError):
         super().__init__(f'{type}: {detail}')
         self.type = type
         self.detail = detail
+
+
+class TunnelError(JChannelError):
+    """A tunnel (``start(tunnel=...)``) could not be started or gave no usable URL.
+
+    The message says what is missing and how to fix it (a binary to install, a variable to set,
+    an address that did not answer in time). Nothing the tunnel started is left running.
+    """

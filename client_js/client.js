@@ -2,13 +2,18 @@ import { backoffDelay } from './backoff.js';
 import { Channel } from './channel.js';
 import { KernelError, StateError } from './errors.js';
 import { Inbox, Outbox } from './session.js';
-import { createParser } from './sse_parser.js';
+import { TRANSPORTS, transportCandidates } from './transports.js';
 
 const ID_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 const CLIENT_ID_LENGTH = 22;
 const DEFAULT_HEARTBEAT_SECONDS = 15;
 const DEFAULT_HEARTBEAT_GRACE = 2;
 const DEFAULT_POST_TIMEOUT_SECONDS = 60;
+const DEFAULT_FIRST_EVENT_DEADLINE_SECONDS = 3;
+const DEFAULT_POLL_HOLD_SECONDS = 25;
+const HOLD_CUT_SECONDS = 2;
+const HOLD_SHRINK = 0.75;
+const MIN_HOLD_SECONDS = 1;
 const ENVELOPE_BYTES = 1024;
 const INACTIVE_STATES = new Set(['stopped', 'failed']);
 
@@ -17,6 +22,13 @@ const STATUS_RULES = {
   409: ['retry', 'another page is connected (409), retrying until it leaves'],
   410: ['resync', 'the server no longer holds this session (410 resync)'],
   413: ['fail', "a message is larger than the server's max_body (413)"],
+};
+
+const RECEIVE_STATUS_RULES = {
+  ...STATUS_RULES,
+  404: ['advance', 'this transport is not served here (404)'],
+  405: ['advance', 'this transport is not allowed here (405)'],
+  501: ['advance', 'this transport is not implemented here (501)'],
 };
 
 /**
@@ -30,6 +42,11 @@ const STATUS_RULES = {
  * @property {number} [heartbeat] seconds between server heartbeats assumed before the first hello
  * @property {number} [heartbeatGrace] heartbeats without a byte after which the stream is dropped
  * @property {number} [postTimeout] seconds after which an unanswered POST is abandoned and retried
+ * @property {'sse-get' | 'sse-post' | 'poll' | null} [transport] use only this transport; by
+ *   default each is tried in turn ('sse-get', 'sse-post', 'poll') and the first that works is kept
+ * @property {number} [firstEventDeadline] seconds within which an event stream's first event must
+ *   arrive; past it the client decides a proxy buffers the stream and tries the next transport
+ * @property {() => number} [now] the clock, in milliseconds (default: Date.now)
  * @property {() => number} [random] source of numbers in [0, 1) for the backoff jitter
  * @property {(milliseconds: number, signal: AbortSignal) => Promise<void>} [sleep] waits before a
  *   retry; must resolve early when `signal` aborts
@@ -50,12 +67,12 @@ const STATUS_RULES = {
  */
 
 /**
- * A failed request, with what to do about it: 'retry' later, 'resync' (start a new session) or
- * 'fail' (give up).
+ * A failed request, with what to do about it: 'retry' later, 'resync' (start a new session),
+ * 'advance' (try the next transport; retry when there is none) or 'fail' (give up).
  */
 class TransportError extends Error {
   /**
-   * @param {'retry' | 'resync' | 'fail'} action
+   * @param {'retry' | 'resync' | 'advance' | 'fail'} action
    * @param {string} message
    * @param {number | null} [status] the HTTP status, when there was a response
    */
@@ -68,8 +85,9 @@ class TransportError extends Error {
 }
 
 /**
- * The page end of the channel to one kernel server: an event stream for kernel -> page frames
- * and POST requests for page -> kernel frames.
+ * The page end of the channel to one kernel server: kernel -> page frames arrive over one of the
+ * transports of transports.js (an event stream, or long-poll), page -> kernel frames go in POST
+ * requests.
  */
 export class Client {
   static #requestHandlers = {
@@ -91,6 +109,15 @@ export class Client {
   #heartbeat;
   #heartbeatGrace;
   #postTimeout;
+  #firstEventDeadline;
+  #now;
+  /** @type {string[]} the transports this client may use, in order */
+  #candidates;
+  #candidate = 0;
+  /** @type {number | null} seconds a poll may be held, once a proxy cut a longer one short */
+  #pollHold = null;
+  #serverHold = DEFAULT_POLL_HOLD_SECONDS;
+  #helloSeen = false;
   #outbox;
   #inbox;
   /** @type {Map<number, Channel>} */
@@ -118,6 +145,8 @@ export class Client {
   #watchdog = undefined;
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   #flushTimer = undefined;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  #firstEventTimer = undefined;
   /** @type {(() => void) | null} */
   #pageHideListener = null;
 
@@ -132,6 +161,9 @@ export class Client {
       heartbeat = DEFAULT_HEARTBEAT_SECONDS,
       heartbeatGrace = DEFAULT_HEARTBEAT_GRACE,
       postTimeout = DEFAULT_POST_TIMEOUT_SECONDS,
+      transport = null,
+      firstEventDeadline = DEFAULT_FIRST_EVENT_DEADLINE_SECONDS,
+      now = Date.now,
       random = Math.random,
       sleep = sleepFor,
       maxMessages,
@@ -145,8 +177,9 @@ export class Client {
     this.id = randomClientId();
     /** @type {ClientState} */
     this.state = 'connecting';
-    /** @type {'sse'} */
-    this.transport = 'sse';
+    this.#candidates = transportCandidates(transport);
+    /** @type {string} the transport in use, or being tried: 'sse-get', 'sse-post' or 'poll' */
+    this.transport = this.#candidates[0];
     /** @type {string | null} */
     this.session = null;
     /** @type {Error | null} */
@@ -160,6 +193,8 @@ export class Client {
     this.#heartbeat = heartbeat;
     this.#heartbeatGrace = heartbeatGrace;
     this.#postTimeout = postTimeout;
+    this.#firstEventDeadline = firstEventDeadline;
+    this.#now = now;
     this.#outbox = new Outbox({ maxMessages, maxBytes });
     this.#inbox = new Inbox({ maxAhead });
   }
@@ -216,8 +251,7 @@ export class Client {
    * @returns {void}
    */
   release() {
-    const headers = { Authorization: this.#authorization };
-    const init = { method: 'POST', keepalive: true, headers };
+    const init = { method: 'POST', keepalive: true, headers: this.#headers() };
     this.#fetch(`${this.url}/release?client=${this.id}`, init).catch(ignoreError);
   }
 
@@ -248,7 +282,14 @@ export class Client {
   }
 
   #headers(extra) {
-    return { Authorization: this.#authorization, 'ngrok-skip-browser-warning': '1', ...extra };
+    const headers = {
+      Authorization: this.#authorization,
+      'ngrok-skip-browser-warning': '1',
+      ...extra,
+    };
+    const xsrf = sameOriginXsrfToken(this.url);
+    if (xsrf !== null) headers['X-XSRFToken'] = xsrf;
+    return headers;
   }
 
   #setState(state) {
@@ -311,8 +352,10 @@ export class Client {
     this.#flushWake?.abort();
     clearTimeout(this.#watchdog);
     clearTimeout(this.#flushTimer);
+    clearTimeout(this.#firstEventTimer);
     this.#watchdog = undefined;
     this.#flushTimer = undefined;
+    this.#firstEventTimer = undefined;
     this.#rejectPending(reason);
     this.#outbox.reset(reason);
     this.#forgetPageHide();
@@ -345,65 +388,135 @@ export class Client {
 
   async #runStream() {
     while (this.#active) {
-      const failure = await this.#streamOnce();
+      const { failure, reconnectAfter } = await this.#receiveOnce();
       if (!this.#active) return;
+      if (failure === null) {
+        if (reconnectAfter > 0) await this.#sleep(reconnectAfter, this.#stopController.signal);
+        continue;
+      }
+      if (failure.action === 'advance' && this.#advanceTransport(failure)) continue;
       this.#handleFailure(failure, this.state === 'connected' ? 'reconnecting' : this.state);
       if (!this.#active) return;
       await this.#sleep(backoffDelay(this.#attempt++, this.#random), this.#stopController.signal);
     }
   }
 
-  async #streamOnce() {
+  /**
+   * One request of the current transport, read to its end.
+   *
+   * @returns {Promise<{failure: TransportError | null, reconnectAfter: number | null}>}
+   */
+  async #receiveOnce() {
+    const transport = TRANSPORTS[this.transport];
     const controller = new AbortController();
+    const startedAt = this.#now();
     this.#streamController = controller;
+    this.#helloSeen = false;
+    this.#armFirstEvent(controller, transport);
     this.#armWatchdog(controller);
     try {
-      const response = await this.#fetch(this.#eventsUrl(), {
-        headers: this.#headers({ Accept: 'text/event-stream' }),
-        signal: controller.signal,
-        cache: 'no-store',
-      });
-      await checkResponse(response, 'text/event-stream', this.url);
-      await this.#readStream(response, controller);
-      return streamOutcome(controller, new TransportError('retry', 'the event stream ended'));
+      const link = this.#receiveLink(controller);
+      const { reconnectAfter } = await transport.receive(link, controller.signal);
+      if (reconnectAfter !== null && !controller.signal.aborted) {
+        return { failure: null, reconnectAfter };
+      }
+      const ended = new TransportError('retry', 'the event stream ended');
+      return { failure: streamOutcome(controller, ended), reconnectAfter: null };
     } catch (error) {
-      return streamOutcome(controller, error);
+      const failure = streamOutcome(controller, error);
+      if (this.#shortenHold(transport, failure, startedAt)) return { failure: null, reconnectAfter: 0 };
+      return { failure, reconnectAfter: null };
     } finally {
       clearTimeout(this.#watchdog);
+      clearTimeout(this.#firstEventTimer);
       this.#watchdog = undefined;
+      this.#firstEventTimer = undefined;
       this.#streamController = null;
     }
   }
 
-  #eventsUrl() {
-    const session = this.session === null ? '' : `&session=${encodeURIComponent(this.session)}`;
-    return `${this.url}/events?client=${this.id}&cursor=${this.#inbox.cursor}${session}`;
+  /**
+   * @param {AbortController} controller
+   * @returns {object} the ReceiveLink (see transports.js) of one attempt
+   */
+  #receiveLink(controller) {
+    return {
+      request: (path, init, expected, query = {}) => this.#receiveRequest(path, init, expected, query),
+      onBytes: () => this.#armWatchdog(controller),
+      onEvent: (event) => this.#onEvent(event, controller),
+      onPoll: (answer) => this.#onPoll(answer, controller),
+      hold: this.#pollHold,
+    };
+  }
+
+  async #receiveRequest(path, init, expected, query) {
+    const params = new URLSearchParams({ client: this.id, cursor: String(this.#inbox.cursor) });
+    if (this.session !== null) params.set('session', this.session);
+    for (const [name, value] of Object.entries(query)) params.set(name, value);
+    const headers = this.#headers(init.headers);
+    const response = await this.#fetch(`${this.url}${path}?${params}`, { ...init, headers });
+    await checkResponse(response, expected, this.url, RECEIVE_STATUS_RULES, 'advance');
+    return response;
+  }
+
+  /**
+   * Moves on to the next transport, for the rest of the page's life.
+   *
+   * @param {TransportError} failure why the current one does not work
+   * @returns {boolean} false when there is no next transport
+   */
+  #advanceTransport(failure) {
+    if (this.#candidate >= this.#candidates.length - 1) return false;
+    this.#candidate += 1;
+    const next = this.#candidates[this.#candidate];
+    this.lastError = new TransportError('advance', `${failure.message}; trying ${next}`, failure.status);
+    this.transport = next;
+    this.#setState(this.state === 'connected' ? 'reconnecting' : this.state);
+    return true;
+  }
+
+  /**
+   * A poll that failed after being held a while was probably cut by a proxy's idle timeout: later
+   * polls ask the server to answer sooner, and the next one goes at once.
+   *
+   * @returns {boolean} whether the hold was shortened
+   */
+  #shortenHold(transport, failure, startedAt) {
+    if (transport.streaming || failure.action !== 'retry' || !this.#active) return false;
+    const held = (this.#now() - startedAt) / 1000;
+    if (held < HOLD_CUT_SECONDS) return false;
+    this.#pollHold = Math.max(MIN_HOLD_SECONDS, Math.floor(held * HOLD_SHRINK));
+    const shorter = `polls now ask to be held at most ${this.#pollHold} s`;
+    this.lastError = new TransportError('retry', `${failure.message}; ${shorter}`, failure.status);
+    this.#setState(this.state);
+    return true;
+  }
+
+  #armFirstEvent(controller, transport) {
+    clearTimeout(this.#firstEventTimer);
+    this.#firstEventTimer = undefined;
+    if (!transport.streaming || this.#candidate >= this.#candidates.length - 1) return;
+    const seconds = this.#firstEventDeadline;
+    const buffered = new TransportError(
+      'advance',
+      `no first event over ${transport.name} within ${seconds} s: a proxy seems to buffer it`,
+    );
+    this.#firstEventTimer = setTimeout(() => controller.abort(buffered), seconds * 1000);
   }
 
   #armWatchdog(controller) {
     clearTimeout(this.#watchdog);
-    const seconds = this.#heartbeat * this.#heartbeatGrace;
-    const silence = new TransportError('retry', `no data from the server for ${seconds} s`);
-    this.#watchdog = setTimeout(() => controller.abort(silence), seconds * 1000);
-  }
-
-  async #readStream(response, controller) {
-    if (response.body === null) return;
-    const reader = response.body.getReader();
-    const cancel = () => reader.cancel().catch(ignoreError);
-    controller.signal.addEventListener('abort', cancel, { once: true });
-    const decoder = new TextDecoder();
-    const parser = createParser({ onEvent: (event) => this.#onEvent(event, controller) });
-    try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done || controller.signal.aborted) return;
-        this.#armWatchdog(controller);
-        parser.feed(decoder.decode(value, { stream: true }));
-      }
-    } finally {
-      controller.signal.removeEventListener('abort', cancel);
+    const grace = this.#heartbeat * this.#heartbeatGrace;
+    if (!TRANSPORTS[this.transport].streaming) {
+      const seconds = (this.#pollHold ?? this.#serverHold) + grace;
+      const late = new TransportError('retry', `no answer to a poll within ${seconds} s`);
+      this.#watchdog = setTimeout(() => controller.abort(late), seconds * 1000);
+      return;
     }
+    const silence = this.#helloSeen
+      ? new TransportError('advance', `no data from the server for ${grace} s: heartbeats stopped`)
+      : new TransportError('retry', `no data from the server for ${grace} s`);
+    this.#watchdog = setTimeout(() => controller.abort(silence), grace * 1000);
   }
 
   #onEvent({ type, data }, controller) {
@@ -433,10 +546,25 @@ export class Client {
     this.#outbox.ack(ack);
     this.#ackSent = Math.max(this.#ackSent, this.#inbox.cursor);
     this.#attempt = 0;
+    this.#helloSeen = true;
+    clearTimeout(this.#firstEventTimer);
+    if (TRANSPORTS[this.transport].streaming) this.#armWatchdog(controller);
+    if (this.state === 'connected' && this.lastError === null) {
+      this.#scheduleFlush();
+      return;
+    }
     this.lastError = null;
-    this.#armWatchdog(controller);
     this.#setState('connected');
     this.#kickFlush();
+  }
+
+  #onPoll(answer, controller) {
+    if (answer === null || typeof answer !== 'object' || !Array.isArray(answer.frames)) {
+      throw new TransportError('retry', 'the answer to a poll has no frames array');
+    }
+    if (typeof answer.hold === 'number' && answer.hold > 0) this.#serverHold = answer.hold;
+    this.#onHello(answer, controller);
+    for (const frame of answer.frames) this.#onFrame(frame);
   }
 
   #onFrame(frame) {
@@ -648,31 +776,66 @@ function toTransportError(error) {
   return new TransportError('retry', message);
 }
 
-async function checkResponse(response, expected, baseUrl) {
+/**
+ * @param {Response} response
+ * @param {string} expected the content type a success must have
+ * @param {string} baseUrl the server's URL, named in errors
+ * @param {Record<number, [string, string]>} [rules] action and explanation by error status
+ * @param {'retry' | 'advance'} [mismatch] the action when a success has another content type
+ * @returns {Promise<void>} rejected with a TransportError unless `response` is a success of type
+ *   `expected`
+ */
+async function checkResponse(response, expected, baseUrl, rules = STATUS_RULES, mismatch = 'retry') {
   const contentType = response.headers.get('content-type') ?? '';
   if (contentType.includes('text/html')) {
     await discardBody(response);
-    throw new TransportError(
-      'retry',
-      `the server answered with an HTML page (status ${response.status}) instead of ${expected}, ` +
-        'probably a tunnel warning or login page: ' +
-        `open ${baseUrl}/openapi.json once in this browser`,
-      response.status,
-    );
+    throw htmlPageError(response.status, expected, baseUrl);
   }
   if (response.ok && contentType.includes(expected)) return;
   if (response.ok) {
     await discardBody(response);
-    const mismatch = `expected ${expected} but got '${contentType}'`;
-    throw new TransportError('retry', mismatch, response.status);
+    const different = `expected ${expected} but got '${contentType}'`;
+    throw new TransportError(mismatch, different, response.status);
   }
   const detail = await errorDetail(response);
-  const [action, explanation] = STATUS_RULES[response.status] ?? [
+  const [action, explanation] = rules[response.status] ?? [
     'retry',
     `the server answered ${response.status}`,
   ];
   const message = detail ? `${explanation}: ${detail}` : explanation;
   throw new TransportError(action, message, response.status);
+}
+
+function htmlPageError(status, expected, baseUrl) {
+  if (status >= 500) {
+    const gateway = `a proxy answered ${status} with an HTML error page instead of ${expected}`;
+    return new TransportError('retry', `${gateway}: the kernel server is slow or gone`, status);
+  }
+  return new TransportError(
+    'retry',
+    `the server answered with an HTML page (status ${status}) instead of ${expected}, ` +
+      'probably a tunnel warning or login page: ' +
+      `open ${baseUrl}/openapi.json once in this browser`,
+    status,
+  );
+}
+
+/**
+ * @param {string} url the server's URL
+ * @returns {string | null} the page's `_xsrf` cookie (set by Jupyter servers) when `url` is of the
+ *   page's own origin, for the `X-XSRFToken` header some proxies require on POSTs
+ */
+function sameOriginXsrfToken(url) {
+  if (typeof document === 'undefined' || typeof location === 'undefined') return null;
+  let origin;
+  try {
+    origin = new URL(url, location.href).origin;
+  } catch {
+    return null;
+  }
+  if (origin !== location.origin) return null;
+  const match = /(?:^|;\s*)_xsrf=([^;]*)/.exec(document.cookie ?? '');
+  return match === null ? null : match[1];
 }
 
 async function errorDetail(response) {

@@ -13,9 +13,9 @@ from typing import Any, Awaitable, Callable
 
 import orjson
 from aiohttp import web
-from aiohttp_sse import EventSourceResponse
+from yarl import URL
 
-from . import openapi
+from . import openapi, transports
 from .bundle import client_script
 from .clients import ClientConflict, check_client_id
 from .errors import ProtocolError, ResyncError, StateError
@@ -26,6 +26,7 @@ from .server import Server
 
 log = logging.getLogger('jchannel_http')
 SERVER = web.AppKey('server', Server)
+PREFIX = web.AppKey('prefix', str)
 PUBLIC = {'/client.js', '/openapi.json', '/page', '/favicon.ico'}  # static content, no data
 ALLOWED_HEADERS = ('Authorization, Content-Type, Last-Event-ID, ngrok-skip-browser-warning, '
                    'X-XSRFToken')
@@ -103,7 +104,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         if request.method == 'OPTIONS':
             response: web.StreamResponse = preflight(request)
-        elif request.path not in PUBLIC and not _authorized(request):
+        elif _route_path(request) not in PUBLIC and not _authorized(request):
             raise HttpError(401, 'unauthorized',
                             'a valid token is needed: Authorization: Bearer <token> or ?token=')
         else:
@@ -150,50 +151,18 @@ def _int_param(value: str | None, name: str) -> int:
     return int(value)
 
 
-def sse_event(seq: int, data: bytes) -> bytes:
-    """One event-stream event carrying a frame."""
-    return b'id: %d\ndata: %b\n\n' % (seq, data)
-
-
 async def events(request: web.Request) -> web.StreamResponse:
-    """GET /events: the kernel -> page event stream."""
-    server = request.app[SERVER]
-    client = check_client_id(request.query.get('client'))
+    """GET or POST /events: the kernel -> page event stream (see transports.py)."""
     cursor = _int_param(request.headers.get('Last-Event-ID') or request.query.get('cursor'),
                         'cursor')
-    server.admit(client)
-    entries = server.resume(client, request.query.get('session'), cursor)
-    link = server.link
-    session = link.session
-    options = server.options
-    response = EventSourceResponse(sep='\n', ping_interval=options.heartbeat,
-                                   send_timeout=4 * options.liveness)
-    response.headers['Cache-Control'] = 'no-cache, no-transform'
-    _cors(request, response)
-    await response.prepare(request)
-    generation = link.new_stream()
-    server.gate.stream_opened(client, 'sse')
-    try:
-        hello = dumps({
-            'session': session.id, 'cursor': cursor, 'ack': session.inbox.cursor,
-            'heartbeat': options.heartbeat, 'max_body': options.max_body,
-        })
-        padding = b':' + b' ' * options.stream_padding + b'\n\n' if options.stream_padding else b''
-        first = b'event: hello\nid: %d\ndata: %b\n\n' % (cursor, hello)
-        await response.write(first + padding + b''.join(sse_event(e.seq, e.data) for e in entries))
-        sent = entries[-1].seq if entries else cursor
-        while True:
-            entries = await link.wait_after(session, sent, generation, None)
-            if not entries:
-                break
-            await response.write(b''.join(sse_event(e.seq, e.data) for e in entries))
-            sent = entries[-1].seq
-    except (ConnectionError, RuntimeError):
-        pass  # the page went away; it resumes from its cursor on the next stream
-    finally:
-        response.stop_streaming()
-        server.gate.stream_closed(client, time.monotonic())
-    return response
+    return await transports.event_stream(request, request.app[SERVER], cursor,
+                                         lambda response: _cors(request, response))
+
+
+async def poll(request: web.Request) -> web.Response:
+    """GET /poll: the kernel -> page frames by long-poll (see transports.py)."""
+    cursor = _int_param(request.query.get('cursor'), 'cursor')
+    return await transports.long_poll(request, request.app[SERVER], cursor)
 
 
 def _parse_post(body: Any) -> tuple[str, str, int, list]:
@@ -279,7 +248,8 @@ async def openapi_json(request: web.Request) -> web.Response:
 
 async def page(request: web.Request) -> web.Response:
     """GET /page: a page that becomes the client."""
-    return web.Response(text=page_html(), content_type='text/html',
+    return web.Response(text=page_html(request.app[SERVER].client_options()),
+                        content_type='text/html',
                         headers={'Cache-Control': 'no-store', 'Referrer-Policy': 'no-referrer'})
 
 
@@ -293,6 +263,8 @@ def make_app(server: Server) -> web.Application:
     app = web.Application(middlewares=[guard], client_max_size=server.options.max_body)
     app[SERVER] = server
     app.router.add_get('/events', events)
+    app.router.add_post('/events', events)
+    app.router.add_get('/poll', poll)
     app.router.add_post('/messages', messages)
     app.router.add_post('/release', release)
     app.router.add_post('/channels/{channel}/call/{method}', direct_call)
@@ -301,4 +273,22 @@ def make_app(server: Server) -> web.Application:
     app.router.add_get('/openapi.json', openapi_json)
     app.router.add_get('/page', page)
     app.router.add_get('/favicon.ico', favicon)
+    app[PREFIX] = URL(server.url).path.rstrip('/')
+    _serve_under_prefix(app.router, app[PREFIX])
     return app
+
+
+def _serve_under_prefix(router: web.UrlDispatcher, prefix: str) -> None:
+    """Serve every route under ``prefix`` too, for proxies that keep the URL's path prefix."""
+    if not prefix:
+        return
+    for route in list(router.routes()):
+        router.add_route(route.method, prefix + route.resource.canonical, route.handler)
+
+
+def _route_path(request: web.Request) -> str:
+    """The request's path without the server URL's path prefix, if it carries it."""
+    prefix = request.app[PREFIX]
+    if prefix and request.path.startswith(prefix + '/'):
+        return request.path[len(prefix):]
+    return request.path

@@ -10,6 +10,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 MiB = 1024 * 1024
+TRANSPORTS = (None, 'sse-get', 'sse-post', 'poll')
+"""The page's transports in the order it tries them; None lets it probe."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,22 @@ class Options:
     stream_padding: int = 2048
     """Bytes of comment after the first event, so size-threshold buffers pass it on."""
 
+    poll_hold: float = 25.0
+    """Most seconds a long-poll request is held waiting for frames (under the 30-60 s idle
+    limits of common proxies); the page may ask for less after a proxy cut one short."""
+
+    stream_max_age: float = 300.0
+    """Seconds after which the server ends an event stream with a ``retry:`` hint; the page
+    reconnects at once and resumes (proxies that hold or time out long requests let go)."""
+
+    first_event_deadline: float = 3.0
+    """Seconds the page waits for an event stream's first event before it decides a proxy is
+    buffering and moves on to the next transport."""
+
+    transport: str | None = None
+    """Force the page's transport (``'sse-get'``, ``'sse-post'`` or ``'poll'``); ``None`` probes
+    them in that order."""
+
     allow_origins: tuple[str, ...] | None = None
     """Origins whose pages may call the server; ``None`` allows any (the token is still needed)."""
 
@@ -49,6 +67,11 @@ class Options:
                 raise ValueError(f'{name} must be a positive integer')
         if self.stream_padding < 0:
             raise ValueError('stream_padding cannot be negative')
+        for name in ('poll_hold', 'stream_max_age', 'first_event_deadline'):
+            if not getattr(self, name) > 0:
+                raise ValueError(f'{name} must be a positive number of seconds')
+        if self.transport not in TRANSPORTS:
+            raise ValueError(f'transport must be one of {TRANSPORTS}, not {self.transport!r}')
         if self.allow_origins is not None:
             object.__setattr__(self, 'allow_origins', tuple(self.allow_origins))
 

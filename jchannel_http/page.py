@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 PAGE = """<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -16,12 +19,13 @@ PAGE = """<!DOCTYPE html>
 </head>
 <body>
 <h1>jchannel_http</h1>
-<p>Client: <span id="jchannel-state">loading</span></p>
+<p>Client: <span id="jchannel-state">loading</span>, transport: <span id="jchannel-transport">none yet</span></p>
 <div id="jchannel-app"></div>
 <h2>Server status</h2>
 <pre id="jchannel-status">...</pre>
 <script src="client.js"></script>
 <script>
+const OPTIONS = %(options)s;
 (() => {
   const here = new URL(location.href);
   const token = here.searchParams.get('token') || sessionStorage.getItem('jchannel-token');
@@ -30,10 +34,12 @@ PAGE = """<!DOCTYPE html>
   history.replaceState(null, '', here.pathname + here.search + here.hash);
   const base = here.href.slice(0, here.href.lastIndexOf('/page'));
   const state = document.getElementById('jchannel-state');
+  const transport = document.getElementById('jchannel-transport');
   const show = (client) => {
     state.textContent = client.state + (client.lastError ? ' (' + client.lastError.message + ')' : '');
+    transport.textContent = client.transport;
   };
-  jchannel.start(base, { token, onstatechange: show }).then((client) => {
+  jchannel.start(base, { ...OPTIONS, token, onstatechange: show }).then((client) => {
     window.jchannelClient = client;
     show(client);
   }, (error) => {
@@ -42,7 +48,8 @@ PAGE = """<!DOCTYPE html>
   const statusBox = document.getElementById('jchannel-status');
   const poll = async () => {
     try {
-      const response = await fetch(base + '/status', { headers: { Authorization: 'Bearer ' + token } });
+      const headers = { Authorization: 'Bearer ' + token, 'ngrok-skip-browser-warning': '1' };
+      const response = await fetch(base + '/status', { headers });
       statusBox.textContent = JSON.stringify(await response.json(), null, 2);
     } catch (error) {
       statusBox.textContent = String(error);
@@ -57,6 +64,7 @@ PAGE = """<!DOCTYPE html>
 """
 
 
-def page_html() -> str:
-    """The page served at ``/page``."""
-    return PAGE
+def page_html(options: dict[str, Any] | None = None) -> str:
+    """The page served at ``/page``; ``options`` (JSON) are given to ``jchannel.start``."""
+    script_safe = json.dumps(options or {}).replace('<', '\\u003c')
+    return PAGE.replace('%(options)s', script_safe)

@@ -144,6 +144,13 @@ class Server:
         """A page, served by this server and carrying the token, that becomes the client."""
         return f'{self.url}/page?token={self.token}'
 
+    def client_options(self) -> dict[str, Any]:
+        """The page client's options that follow the server's (``token`` aside)."""
+        options: dict[str, Any] = {'firstEventDeadline': self.options.first_event_deadline}
+        if self.options.transport is not None:
+            options['transport'] = self.options.transport
+        return options
+
     # -- channels ----------------------------------------------------------------------------
 
     async def open(self, code: str, timeout: float | None = 3, name: str | None = None) -> Channel:
@@ -250,7 +257,7 @@ class Server:
         return {
             'connected': self._gate.is_live(now),
             'client': self._gate.current,
-            'transport': self._gate.transport if self._gate.streams else None,
+            'transport': self._gate.transport if self._gate.is_live(now) else None,
             'session': link.session.id,
             'sent': outbox.last_seq,
             'acked': outbox.acked,

@@ -11,6 +11,7 @@ from playwright.async_api import Page, async_playwright
 
 import jchannel_http
 from jchannel_http import FrontendError
+from conftest import TOKEN
 from helpers import CutProxy
 
 CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
@@ -49,6 +50,18 @@ class KernelSide:
         return call_id
 
 
+@pytest.fixture(params=[None, 'poll'], ids=['probed', 'poll'])
+def transport(request: pytest.FixtureRequest) -> str | None:
+    """Every test runs with the transport the page probes for, and with long-poll forced."""
+    return request.param
+
+
+@pytest.fixture
+async def server(transport: str | None) -> AsyncIterator[jchannel_http.Server]:
+    async with jchannel_http.Server(token=TOKEN, heartbeat=1, transport=transport) as server:
+        yield server
+
+
 @pytest.fixture
 async def page() -> AsyncIterator[Page]:
     async with async_playwright() as playwright:
@@ -65,6 +78,11 @@ async def connect(page: Page, server: jchannel_http.Server) -> jchannel_http.Cha
     await page.goto(server.page_url)
     channel = await server.open(PAGE_SIDE, timeout=10)
     channel.handler = KernelSide()
+    forced = server.options.transport
+    if forced is not None:  # the server's option reached the page, which uses it
+        await page.wait_for_function('window.jchannelClient !== undefined')
+        assert await page.evaluate('window.jchannelClient.transport') == forced
+        assert server.status()['transport'] == forced
     return channel
 
 
@@ -137,8 +155,8 @@ async def test_a_thousand_concurrent_calls_each_way(server, page) -> None:
     assert status['pending_calls'] == 0
 
 
-async def test_stream_cut_mid_run_loses_and_repeats_nothing(page) -> None:
-    async with jchannel_http.Server(heartbeat=2) as server:
+async def test_stream_cut_mid_run_loses_and_repeats_nothing(page, transport) -> None:
+    async with jchannel_http.Server(heartbeat=2, transport=transport) as server:
         proxy = await CutProxy(server.port).start()
         server._url = f'http://127.0.0.1:{proxy.port}'
         try:

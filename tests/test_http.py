@@ -335,7 +335,7 @@ async def test_status_reports_the_session(server, http) -> None:
     try:
         async with http.get(f'{server.url}/status') as reply:
             status = await reply.json()
-        assert status['connected'] is True and status['transport'] == 'sse'
+        assert status['connected'] is True and status['transport'] == 'sse-get'
         assert status['session'] == session and status['client'] == CLIENT
         assert status['outbox'] == {'messages': 0, 'bytes': 0}
         assert status['uptime'] >= 0

@@ -54,7 +54,7 @@ test('a client id is 22 URL-safe characters and the URL loses its trailing slash
   assert.notEqual(client.id, new Client(URL_BASE).id);
   assert.equal(client.url, URL_BASE);
   assert.equal(client.state, 'connecting');
-  assert.equal(client.transport, 'sse');
+  assert.equal(client.transport, 'sse-get');
 });
 
 test('the event stream request carries the client, cursor and the exact headers', async () => {
@@ -432,7 +432,11 @@ test('stop rejects pending calls, closes the stream and releases the server', as
   assert.equal(server.releases.length, 1);
   const release = server.releases[0];
   assert.equal(release.url.href, `${URL_BASE}/release?client=${client.id}`);
-  assert.deepEqual(release.init, { method: 'POST', keepalive: true, headers: { Authorization: 'Bearer secret' } });
+  assert.deepEqual(release.init, {
+    method: 'POST',
+    keepalive: true,
+    headers: { Authorization: 'Bearer secret', 'ngrok-skip-browser-warning': '1' },
+  });
   await waitUntil(() => server.stream.closed);
   const count = server.requests.length;
   await new Promise((resolve) => setTimeout(resolve, 20));

@@ -1,0 +1,146 @@
+"""Kernel -> page delivery over HTTP: event streams (GET or POST) and long-poll.
+
+Each transport resumes the current session from the page's cursor (acknowledging everything up
+to it) and hands over the frames after it:
+
+- ``sse-get`` and ``sse-post``: ``GET`` or ``POST /events`` answer with an event stream that
+  begins with a ``hello`` event padded by a comment (so size-threshold buffers pass it on),
+  then carries every frame as it is sent, and ends after ``stream_max_age`` with a ``retry:``
+  hint (the page reconnects at once, resuming from its cursor).
+- ``poll``: ``GET /poll`` answers one JSON object with the hello fields and every frame after
+  the cursor, at once when some are waiting, else after at most ``poll_hold`` seconds.
+
+The aiohttp routing, the token check and CORS stay in ``http_app.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from typing import Callable
+
+from aiohttp import web
+from aiohttp_sse import EventSourceResponse
+
+from .clients import check_client_id
+from .errors import ProtocolError, ResyncError
+from .frames import dumps
+from .server import Server
+from .session import Entry, Session
+
+STREAM_TRANSPORTS = {'GET': 'sse-get', 'POST': 'sse-post'}
+"""The transport name of an event stream, by request method."""
+
+RECONNECT_HINT = b'retry: 0\n\n'
+"""Written before a stream ends at its maximum age: reconnect at once (in milliseconds)."""
+
+
+def query_seconds(value: str | None, name: str) -> float | None:
+    """A non-negative number of seconds from a query parameter (None when absent)."""
+    if value is None or value == '':
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ProtocolError(f'{name} must be a non-negative number of seconds, not {value!r}')
+    return seconds
+
+
+def sse_event(seq: int, data: bytes) -> bytes:
+    """One event-stream event carrying a frame."""
+    return b'id: %d\ndata: %b\n\n' % (seq, data)
+
+
+def hello_fields(server: Server, session: Session, cursor: int) -> dict:
+    """What a page learns when it (re)connects: the session and the bounds it must respect."""
+    options = server.options
+    return {
+        'session': session.id, 'cursor': cursor, 'ack': session.inbox.cursor,
+        'heartbeat': options.heartbeat, 'max_body': options.max_body,
+    }
+
+
+def _start(request: web.Request, server: Server, cursor: int) -> tuple[str, list[Entry]]:
+    """Admit the request's client and resume its session from ``cursor``."""
+    client = check_client_id(request.query.get('client'))
+    server.admit(client)
+    return client, server.resume(client, request.query.get('session'), cursor)
+
+
+async def event_stream(request: web.Request, server: Server, cursor: int,
+                       before_prepare: Callable[[web.StreamResponse], None]) -> web.StreamResponse:
+    """``GET`` or ``POST /events``: the kernel -> page event stream from ``cursor``.
+
+    ``before_prepare`` adds headers (CORS) before the response headers are sent.
+    """
+    client, entries = _start(request, server, cursor)
+    link = server.link
+    session = link.session
+    options = server.options
+    response = EventSourceResponse(sep='\n', ping_interval=options.heartbeat,
+                                   send_timeout=4 * options.liveness, allow_all_methods=True)
+    response.headers['Cache-Control'] = 'no-cache, no-transform'
+    before_prepare(response)
+    await response.prepare(request)
+    generation = link.new_stream()
+    server.gate.stream_opened(client, STREAM_TRANSPORTS[request.method])
+    loop = asyncio.get_running_loop()
+    ends_at = loop.time() + options.stream_max_age
+    try:
+        hello = dumps(hello_fields(server, session, cursor))
+        padding = b':' + b' ' * options.stream_padding + b'\n\n' if options.stream_padding else b''
+        first = b'event: hello\nid: %d\ndata: %b\n\n' % (cursor, hello)
+        await response.write(first + padding + b''.join(sse_event(e.seq, e.data) for e in entries))
+        sent = entries[-1].seq if entries else cursor
+        while True:
+            remaining = ends_at - loop.time()
+            if remaining <= 0:
+                await response.write(RECONNECT_HINT)
+                break
+            entries = await link.wait_after(session, sent, generation, remaining)
+            if entries is None:
+                break
+            if entries:
+                await response.write(b''.join(sse_event(e.seq, e.data) for e in entries))
+                sent = entries[-1].seq
+    except (ConnectionError, RuntimeError):
+        pass  # the page went away; it resumes from its cursor on the next stream
+    finally:
+        response.stop_streaming()
+        server.gate.stream_closed(client, time.monotonic())
+    return response
+
+
+def poll_body(fields: dict, entries: list[Entry], hold: float) -> bytes:
+    """The JSON answer of a poll: the hello fields, ``hold``, and the frames, unchanged."""
+    head = dumps({**fields, 'hold': hold})
+    return head[:-1] + b',"frames":[' + b','.join(e.data for e in entries) + b']}'
+
+
+async def long_poll(request: web.Request, server: Server, cursor: int) -> web.Response:
+    """``GET /poll``: every frame after the cursor, at once if some wait, else within the hold.
+
+    A poll without ``session`` (the page's first) is answered at once, so the page learns its
+    session; ``hold`` (seconds) may shorten the server's ``poll_hold`` for this request.
+    """
+    options = server.options
+    wanted = query_seconds(request.query.get('hold'), 'hold')
+    hold = options.poll_hold if wanted is None else min(wanted, options.poll_hold)
+    client, entries = _start(request, server, cursor)
+    link = server.link
+    session = link.session
+    generation = link.new_stream()
+    server.gate.stream_opened(client, 'poll')
+    try:
+        if not entries and 'session' in request.query and hold > 0:
+            entries = await link.wait_after(session, cursor, generation, hold) or []
+    finally:
+        server.gate.stream_closed(client, time.monotonic())
+    if session is not link.session:
+        raise ResyncError('the session is over (another page took over); start a new one')
+    body = poll_body(hello_fields(server, session, cursor), entries, options.poll_hold)
+    return web.Response(body=body, content_type='application/json',
+                        headers={'Cache-Control': 'no-store, no-transform'})

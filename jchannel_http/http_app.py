@@ -21,6 +21,7 @@ from .clients import ClientConflict, check_client_id
 from .errors import ProtocolError, ResyncError, StateError
 from .frames import Call, Echo, Error, Result, decode, dumps
 from .page import page_html
+from .probe import websocket_probe
 from .rpc import MissingMethod, invoke
 from .server import Server
 
@@ -273,6 +274,7 @@ def make_app(server: Server) -> web.Application:
     app.router.add_get('/openapi.json', openapi_json)
     app.router.add_get('/page', page)
     app.router.add_get('/favicon.ico', favicon)
+    app.router.add_get('/probe/websocket', websocket_probe)
     app[PREFIX] = URL(server.url).path.rstrip('/')
     _serve_under_prefix(app.router, app[PREFIX])
     return app

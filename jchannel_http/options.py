@@ -59,6 +59,12 @@ class Options:
     debug: bool = False
     """Send Python tracebacks to the page with errors."""
 
+    tunnel_timeout: float = 30.0
+    """Seconds a tunnel (``tunnel=``) may take to give its URL and to answer through it."""
+
+    cloudflared_path: str | None = None
+    """The cloudflared binary for ``tunnel='cloudflared'``; ``None`` looks for it on PATH."""
+
     def __post_init__(self) -> None:
         if self.heartbeat <= 0:
             raise ValueError('heartbeat must be a positive number of seconds')
@@ -72,6 +78,8 @@ class Options:
                 raise ValueError(f'{name} must be a positive number of seconds')
         if self.transport not in TRANSPORTS:
             raise ValueError(f'transport must be one of {TRANSPORTS}, not {self.transport!r}')
+        if not self.tunnel_timeout > 0:
+            raise ValueError('tunnel_timeout must be a positive number of seconds')
         if self.allow_origins is not None:
             object.__setattr__(self, 'allow_origins', tuple(self.allow_origins))
 

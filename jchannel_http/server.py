@@ -18,6 +18,8 @@ from .frames import Request
 from .link import Link
 from .options import Options
 from .rpc import Rpc
+from .tunnels import Launcher, close_tunnel, open_tunnel
+from .tunnels import resolve as resolve_tunnel
 
 log = logging.getLogger('jchannel_http')
 
@@ -35,6 +37,8 @@ class Server:
     """A kernel server that one page client at a time connects to.
 
     ``url`` overrides the address the browser uses (it may carry a path prefix, for a proxy).
+    ``tunnel`` makes one instead, once the server listens (a name, ``'auto'`` or a launcher: see
+    ``jchannel_http.tunnels``); ``stop()`` ends it.
     ``token`` defaults to 32 random bytes. Other keyword arguments are the bounds of
     ``Options`` (``heartbeat``, ``outbox_messages``, ``max_body``, ...).
     """
@@ -42,16 +46,18 @@ class Server:
     def __init__(self, host: str = '127.0.0.1', port: int = 0, url: str | None = None,
                  heartbeat: float = 15, tunnel: object = None, token: str | None = None,
                  **options: Any) -> None:
-        if tunnel is not None:
-            raise ValueError(
-                f'tunnel={tunnel!r} is not supported by this version: leave it None and pass '
-                'url= with the address the browser should use'
-            )
+        if tunnel is not None and url is not None:
+            raise ValueError('give url= or tunnel=, not both: a tunnel decides the address the '
+                             'browser uses')
         if token is not None and (not isinstance(token, str) or not token):
             raise ValueError('token must be a non-empty string')
         if not isinstance(port, int) or not 0 <= port <= 65535:
             raise ValueError('port must be an integer from 0 (any free port) to 65535')
         self.options = Options.from_kwargs(heartbeat=heartbeat, **options)
+        self.tunnel: Launcher | None = resolve_tunnel(tunnel, self.options.tunnel_timeout,
+                                                      self.options.cloudflared_path)
+        """The tunnel launcher in use (``tunnel=``), or None."""
+        self._tunnel_open = False
         self.host = host
         self.port = port
         self._url = url.rstrip('/') if url else None
@@ -100,6 +106,14 @@ class Server:
             raise StateError(f'cannot listen on {self.host}:{self.port}: {exc.strerror}') from exc
         self._runner = runner
         self.port = runner.addresses[0][1]
+        if self.tunnel is not None:
+            try:
+                self._url = await open_tunnel(self.tunnel, self.port)
+            except BaseException:
+                self._runner = None
+                await runner.cleanup()
+                raise
+            self._tunnel_open = True
         self._started_at = time.monotonic()
         self._announce()
 
@@ -124,8 +138,13 @@ class Server:
         if self._rpc is not None:
             self._rpc.fail_all(StateError('the server was stopped'))
             await self._rpc.stop()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        try:
+            if self._runner is not None:
+                await self._runner.cleanup()
+        finally:
+            if self._tunnel_open and self.tunnel is not None:
+                self._tunnel_open = False
+                await close_tunnel(self.tunnel)
 
     @property
     def running(self) -> bool:

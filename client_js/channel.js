@@ -5,6 +5,7 @@ import { StateError } from './errors.js';
  * @param {Channel} channel
  * @param {string} type
  * @param {Record<string, unknown>} fields
+ * @param {AsyncIterable<Uint8Array>} [stream] a byte stream sent with the frame
  * @returns {Promise<unknown>}
  */
 
@@ -68,6 +69,30 @@ export class Channel {
   }
 
   /**
+   * Calls method `name` of the kernel-side handler with a byte stream as its first argument (the
+   * Python method receives a MetaGenerator).
+   *
+   * @param {string} name
+   * @param {AsyncIterable<Uint8Array>} stream an async iterable of Uint8Array, or a StreamSource
+   * @param {...unknown} args JSON values
+   * @returns {Promise<unknown>} the method's result; rejected with a KernelError if it raised
+   */
+  callWithStream(name, stream, ...args) {
+    return this.#request('call', { name, args }, stream);
+  }
+
+  /**
+   * Sends a byte stream through the kernel and back.
+   *
+   * @param {AsyncIterable<Uint8Array>} stream an async iterable of Uint8Array, or a StreamSource
+   * @returns {Promise<import('./meta_generator.js').MetaGenerator>} the same bytes, received
+   */
+  pipe(stream) {
+    return /** @type {Promise<import('./meta_generator.js').MetaGenerator>} */ (
+      this.#request('pipe', {}, stream));
+  }
+
+  /**
    * Sends `args` to the kernel and back.
    *
    * @param {...unknown} args JSON values
@@ -82,10 +107,10 @@ export class Channel {
     this.#closed = true;
   }
 
-  #request(type, fields) {
+  #request(type, fields, stream = undefined) {
     if (this.#closed) {
       return Promise.reject(new StateError(`channel ${this.#key} is closed`));
     }
-    return this.#client.request(this, type, fields);
+    return this.#client.request(this, type, fields, stream);
   }
 }

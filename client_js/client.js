@@ -1,7 +1,9 @@
 import { backoffDelay } from './backoff.js';
 import { Channel } from './channel.js';
 import { KernelError, StateError } from './errors.js';
+import { isAsyncIterable } from './meta_generator.js';
 import { Inbox, Outbox } from './session.js';
+import { StreamHub } from './streams.js';
 import { TRANSPORTS, transportCandidates } from './transports.js';
 
 const ID_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
@@ -95,10 +97,12 @@ export class Client {
     close: (client, frame) => client.#closeChannel(frame),
     echo: (client, frame) => frame.args,
     call: (client, frame) => client.#invokeHandler(frame),
+    pipe: (client, frame) => client.#streams.receive(frame.stream),
   };
 
   static #replyHandlers = {
-    result: (pending, frame) => pending.resolve(frame.value),
+    result: (pending, frame, client) =>
+      pending.resolve(frame.stream === undefined ? frame.value : client.#streams.receive(frame.stream)),
     error: (pending, frame) => pending.reject(new KernelError(frame.name, frame.message)),
   };
 
@@ -120,6 +124,8 @@ export class Client {
   #helloSeen = false;
   #outbox;
   #inbox;
+  /** @type {StreamHub} */
+  #streams;
   /** @type {Map<number, Channel>} */
   #channels = new Map();
   /** @type {Map<number, {resolve: (value: unknown) => void, reject: (error: Error) => void}>} */
@@ -197,6 +203,14 @@ export class Client {
     this.#now = now;
     this.#outbox = new Outbox({ maxMessages, maxBytes });
     this.#inbox = new Inbox({ maxAhead });
+    this.#streams = new StreamHub({
+      fetch: (resource, init) => this.#fetch(resource, init),
+      url: this.url,
+      headers: (extra) => this.#headers(extra),
+      session: () => this.session,
+      sleep: this.#sleep,
+      random: this.#random,
+    });
   }
 
   /** @returns {ClientStats} */
@@ -261,12 +275,18 @@ export class Client {
    * @param {Channel} channel
    * @param {string} type 'call' or 'echo'
    * @param {Record<string, unknown>} fields the frame's other fields (`name`, `args`)
+   * @param {AsyncIterable<Uint8Array>} [stream] a byte stream sent with the frame (see streams.js)
    * @returns {Promise<unknown>} the kernel's result; rejected with a KernelError if it raised
    */
-  request(channel, type, fields) {
+  request(channel, type, fields, stream = undefined) {
     if (!this.#active) return Promise.reject(new StateError(`the client is ${this.state}`));
     const call = this.#nextCall++;
     const frame = { type, call, channel: channel.key, ...fields };
+    try {
+      if (stream !== undefined) frame.stream = this.#streams.send(stream);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return new Promise((resolve, reject) => {
       this.#pending.set(call, { resolve, reject });
       this.#send(frame, this.#epoch).catch((error) => this.#takePending(call)?.reject(error));
@@ -337,6 +357,7 @@ export class Client {
     this.#inbox.reset();
     this.session = null;
     this.#ackSent = 0;
+    this.#streams.reset(error);
     this.#streamController?.abort(new TransportError('retry', 'the session was reset'));
   }
 
@@ -358,6 +379,7 @@ export class Client {
     this.#firstEventTimer = undefined;
     this.#rejectPending(reason);
     this.#outbox.reset(reason);
+    this.#streams.reset(reason);
     this.#forgetPageHide();
     this.#setState(state);
   }
@@ -578,7 +600,11 @@ export class Client {
       this.#answer(frame, Client.#requestHandlers[type]);
     } else if (Object.hasOwn(Client.#replyHandlers, type)) {
       const pending = this.#takePending(frame.call);
-      if (pending !== undefined) Client.#replyHandlers[type](pending, frame);
+      if (pending !== undefined) {
+        Client.#replyHandlers[type](pending, frame, this);
+      } else if (frame.stream !== undefined) {
+        this.#streams.refuse(frame.stream); // nobody reads it: stop its producer
+      }
     }
   }
 
@@ -586,7 +612,10 @@ export class Client {
     const epoch = this.#epoch;
     let reply;
     try {
-      reply = resultFrame(frame.call, await handler(this, frame));
+      const value = await handler(this, frame);
+      reply = isAsyncIterable(value)
+        ? { type: 'result', call: frame.call, value: null, stream: this.#streams.send(value) }
+        : resultFrame(frame.call, value);
     } catch (error) {
       reply = errorFrame(frame.call, error);
     }
@@ -618,13 +647,14 @@ export class Client {
     return null;
   }
 
-  #invokeHandler({ channel: key, name, args }) {
+  #invokeHandler({ channel: key, name, args, stream }) {
+    const received = stream === undefined ? undefined : this.#streams.receive(stream);
     const channel = this.#channels.get(key);
     if (channel === undefined) throw new StateError(`no channel ${key} on this page`);
     const { handler } = channel;
     const method = findMethod(handler, name);
     if (method === null) throw new Error(`handler has no method '${name}'`);
-    return method.apply(handler, args);
+    return method.apply(handler, received === undefined ? args : [received, ...args]);
   }
 
   async #send(frame, epoch) {

@@ -1,6 +1,7 @@
 import { Channel } from './channel.js';
 import { Client, trimTrailingSlash } from './client.js';
 import { KernelError, StateError } from './errors.js';
+import { MetaGenerator, ProgressFeed, StreamSource } from './meta_generator.js';
 
 /** @type {Map<string, Client>} */
 const clientsByUrl = new Map();
@@ -39,6 +40,16 @@ export function stop(url) {
 }
 
 /** The API installed as `globalThis.jchannel`. */
-export const jchannel = Object.freeze({ start, stop, Client, Channel, KernelError, StateError });
+export const jchannel = Object.freeze({
+  start,
+  stop,
+  Client,
+  Channel,
+  KernelError,
+  StateError,
+  MetaGenerator,
+  ProgressFeed,
+  StreamSource,
+});
 
 if (globalThis.jchannel === undefined) globalThis.jchannel = jchannel;

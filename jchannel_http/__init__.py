@@ -21,17 +21,23 @@ from .errors import (  # noqa: E402
     ResyncError,
     StateError,
 )
+from .meta_generator import MetaGenerator  # noqa: E402
 from .options import Options  # noqa: E402
+from .progress import Progress, ProgressFeed, Source  # noqa: E402
 from .server import Server  # noqa: E402
 
 __all__ = [
     'Channel',
     'FrontendError',
     'JChannelError',
+    'MetaGenerator',
     'Options',
+    'Progress',
+    'ProgressFeed',
     'ProtocolError',
     'ResyncError',
     'Server',
+    'Source',
     'StateError',
     '__version__',
     'start',

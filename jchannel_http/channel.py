@@ -7,7 +7,9 @@ import itertools
 from typing import TYPE_CHECKING, Any
 
 from .errors import StateError
-from .frames import Call, Close, Echo, Open
+from .frames import Call, Close, Echo, Open, Pipe
+from .progress import ProgressCallback, as_source
+from .transfers import wait_reply
 
 if TYPE_CHECKING:
     from .server import Server
@@ -81,6 +83,30 @@ class Channel:
             raise TypeError('the method name must be a string')
         return asyncio.create_task(self._call(name, args, timeout))
 
+    def call_with_stream(self, name: str, stream: Any, *args: Any, timeout: float | None = 3,
+                         total: int | None = None,
+                         progress: ProgressCallback | None = None) -> asyncio.Task:
+        """Call JavaScript method ``name`` with byte stream ``stream`` as its first argument.
+
+        ``stream`` is an async iterable of bytes-like objects (or a ``Source``); the page
+        method receives a MetaGenerator. ``timeout`` counts from the last bytes the page
+        confirmed, so a long transfer does not time out while it moves. ``total`` (the size,
+        if known) reaches the page; ``progress`` receives ``Progress`` snapshots.
+        """
+        if not isinstance(name, str):
+            raise TypeError('the method name must be a string')
+        source = as_source(stream, total, progress)
+        return asyncio.create_task(self._with_stream(
+            lambda call, key: Call(call, self.key, name, list(args), key), source, timeout,
+            f'call {name!r}'))
+
+    def pipe(self, stream: Any, timeout: float | None = 3, total: int | None = None,
+             progress: ProgressCallback | None = None) -> asyncio.Task:
+        """Send a byte stream through the page and back; the task gives a MetaGenerator."""
+        source = as_source(stream, total, progress)
+        return asyncio.create_task(self._with_stream(
+            lambda call, key: Pipe(call, self.key, key), source, timeout, 'a pipe'))
+
     def destroy(self) -> None:
         """Forget this channel on the kernel (close it first to let the page forget it too)."""
         self._open = False
@@ -126,3 +152,15 @@ class Channel:
         await self._ready(timeout)
         return await self._server._request(
             lambda call: Call(call, self.key, name, list(args)), timeout, f'call {name!r}')
+
+    async def _with_stream(self, make: Any, source: Any, timeout: float | None,
+                           what: str) -> Any:
+        await self._ready(timeout)
+        streams = self._server.streams
+        key = streams.send(source)
+        request = self._server._request(lambda call: make(call, key), None, what)
+        try:
+            return await wait_reply(request, lambda: streams.progress_of(key), timeout, what)
+        except BaseException:
+            streams.abandon(key)
+            raise

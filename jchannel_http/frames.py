@@ -48,6 +48,8 @@ class Call:
     channel: int
     name: str
     args: list
+    stream: int | None = None
+    """A stream of the sender's direction, passed to the method before ``args``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,17 @@ class Result:
 
     call: int
     value: Any
+    stream: int | None = None
+    """When given, the call returned this stream of the sender's direction (``value`` is null)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pipe:
+    """Either way: send stream ``stream`` (of the sender's direction) back as the result."""
+
+    call: int
+    channel: int
+    stream: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +80,8 @@ class Error:
     message: str
 
 
-Frame = Union[Open, Close, Echo, Call, Result, Error]
-Request = Union[Open, Close, Echo, Call]
+Frame = Union[Open, Close, Echo, Call, Pipe, Result, Error]
+Request = Union[Open, Close, Echo, Call, Pipe]
 Reply = Union[Result, Error]
 
 TYPES: dict[str, type] = {
@@ -76,6 +89,7 @@ TYPES: dict[str, type] = {
     'close': Close,
     'echo': Echo,
     'call': Call,
+    'pipe': Pipe,
     'result': Result,
     'error': Error,
 }
@@ -90,9 +104,15 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     'name': str,
     'message': str,
     'value': object,
+    'stream': int,
 }
 _FIELDS: dict[type, tuple[str, ...]] = {
     cls: tuple(field.name for field in fields(cls)) for cls in TYPES.values()
+}
+# Fields that default to None may be left out (and are left out when None).
+_OPTIONAL: dict[type, frozenset[str]] = {
+    cls: frozenset(field.name for field in fields(cls) if field.default is None)
+    for cls in TYPES.values()
 }
 
 
@@ -107,8 +127,11 @@ def dumps(value: Any) -> bytes:
 def to_dict(seq: int, frame: Frame) -> dict[str, Any]:
     """The JSON object of ``frame`` numbered ``seq``."""
     data: dict[str, Any] = {'seq': seq, 'type': NAMES[type(frame)]}
+    optional = _OPTIONAL[type(frame)]
     for name in _FIELDS[type(frame)]:
-        data[name] = getattr(frame, name)
+        value = getattr(frame, name)
+        if value is not None or name not in optional:
+            data[name] = value
     return data
 
 
@@ -147,6 +170,9 @@ def decode(data: Any) -> tuple[int, Frame]:
         raise ProtocolError(f'unknown field(s) {sorted(unknown)} in a {kind!r} frame')
     values = []
     for name in names:
+        if name not in data and name in _OPTIONAL[cls]:
+            values.append(None)
+            continue
         if name not in data:
             raise ProtocolError(f'a {kind!r} frame needs the field {name!r}')
         _check(name, data[name])

@@ -19,19 +19,20 @@ from . import openapi, transports
 from .bundle import client_script
 from .clients import ClientConflict, check_client_id
 from .errors import ProtocolError, ResyncError, StateError
-from .frames import Call, Echo, Error, Result, decode, dumps
+from .frames import Call, Echo, Error, Pipe, Result, decode, dumps
 from .page import page_html
 from .probe import websocket_probe
 from .rpc import MissingMethod, invoke
 from .server import Server
+from .stream_http import stream_routes
 
 log = logging.getLogger('jchannel_http')
 SERVER = web.AppKey('server', Server)
 PREFIX = web.AppKey('prefix', str)
 PUBLIC = {'/client.js', '/openapi.json', '/page', '/favicon.ico'}  # static content, no data
 ALLOWED_HEADERS = ('Authorization, Content-Type, Last-Event-ID, ngrok-skip-browser-warning, '
-                   'X-XSRFToken')
-FROM_PAGE = (Call, Echo, Result, Error)
+                   'X-XSRFToken, Stream-Offset, Stream-End, Stream-Total')
+FROM_PAGE = (Call, Echo, Pipe, Result, Error)
 POST_FIELDS = {'client', 'session', 'ack', 'messages'}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -192,7 +193,7 @@ async def messages(request: web.Request) -> web.Response:
     frames = [decode(item) for item in raw]
     for _, frame in frames:
         if not isinstance(frame, FROM_PAGE):
-            raise ProtocolError('a page may send only echo, call, result and error frames')
+            raise ProtocolError('a page may send only echo, call, pipe, result and error frames')
     server.admit(client)
     link = server.link
     if session != link.session.id:
@@ -274,6 +275,7 @@ def make_app(server: Server) -> web.Application:
     app.router.add_get('/openapi.json', openapi_json)
     app.router.add_get('/page', page)
     app.router.add_get('/favicon.ico', favicon)
+    app.add_routes(stream_routes(server, _cors))
     app.router.add_get('/probe/websocket', websocket_probe)
     app[PREFIX] = URL(server.url).path.rstrip('/')
     _serve_under_prefix(app.router, app[PREFIX])

@@ -37,7 +37,8 @@ FRAME = {
     'required': ['seq', 'type'],
     'properties': {
         'seq': {'type': 'integer', 'minimum': 1},
-        'type': {'type': 'string', 'enum': ['open', 'close', 'echo', 'call', 'result', 'error']},
+        'type': {'type': 'string',
+                 'enum': ['open', 'close', 'echo', 'call', 'pipe', 'result', 'error']},
         'call': {'type': 'integer', 'minimum': 1},
         'channel': {'type': 'integer', 'minimum': 1},
         'code': {'type': 'string'},
@@ -45,9 +46,86 @@ FRAME = {
         'args': {'type': 'array'},
         'value': {},
         'message': {'type': 'string'},
+        'stream': {'type': 'integer', 'minimum': 1},
     },
     'description': 'A frame; which fields it needs depends on its type (docs/protocol.md).',
 }
+
+
+_SESSION = {'name': 'session', 'in': 'query', 'required': True, 'schema': {'type': 'string'},
+            'description': 'The session id from the hello event.'}
+_STREAM_ID = {'name': 'id', 'in': 'path', 'required': True,
+              'schema': {'type': 'integer', 'minimum': 1}, 'description': 'The stream id.'}
+
+
+def _offset_header(required: bool, what: str) -> dict[str, Any]:
+    return {'name': 'Stream-Offset', 'in': 'header', 'required': required,
+            'schema': {'type': 'integer', 'minimum': 0}, 'description': what}
+
+
+def _stream_paths() -> dict[str, Any]:
+    """The byte stream endpoints (docs/protocol.md, "Byte streams")."""
+    chunk_answer = _json({'type': 'object', 'properties': {
+        'stored': {'type': 'boolean'}, 'received': {'type': 'integer'},
+        'state': {'type': 'string', 'enum': ['open', 'done', 'cancelled']},
+        'chunk_size': {'type': 'integer'}, 'in_flight': {'type': 'integer'}}},
+        'Whether the chunk was stored (false: the kernel buffer stayed full, send it again).')
+    return {
+        '/streams/up/{id}': {'post': {
+            'summary': 'One chunk of a page -> kernel stream',
+            'parameters': [
+                _STREAM_ID, _SESSION,
+                _offset_header(True, 'Offset of the first byte of the chunk.'),
+                {'name': 'Stream-End', 'in': 'header', 'schema': {'type': 'string', 'enum': ['1']},
+                 'description': 'The stream ends right after this chunk.'},
+                {'name': 'Stream-Total', 'in': 'header', 'schema': {'type': 'integer'},
+                 'description': 'The declared size of the stream.'},
+            ],
+            'requestBody': {'required': False, 'content': {'application/octet-stream': {
+                'schema': {'type': 'string', 'format': 'binary'}}}},
+            'responses': {'200': chunk_answer, **_errors(400, 401, 410, 413)},
+        }},
+        '/streams/up/{id}/error': {'post': {
+            'summary': "The page's producer of a stream raised",
+            'parameters': [_STREAM_ID, _SESSION],
+            'requestBody': {'required': True, 'content': {'application/json': {'schema': {
+                'type': 'object', 'required': ['name', 'message'],
+                'properties': {'name': {'type': 'string'}, 'message': {'type': 'string'}}}}}},
+            'responses': {'200': _json({'type': 'object'}, 'Noted.'), **_errors(400, 401, 410)},
+        }},
+        '/streams/down/{id}': {'get': {
+            'summary': 'The bytes of a kernel -> page stream from an offset',
+            'parameters': [_STREAM_ID, _SESSION,
+                           {'name': 'offset', 'in': 'query',
+                            'schema': {'type': 'integer', 'minimum': 0},
+                            'description': 'The bytes the page holds (acknowledges them).'}],
+            'responses': {
+                '200': {'description': 'The bytes from offset. Stream-End: the stream ends '
+                                       'with this response; Stream-Total: declared size; '
+                                       'Stream-Window: acknowledge every quarter of it.',
+                        'content': {'application/octet-stream': {
+                            'schema': {'type': 'string', 'format': 'binary'}}}},
+                '422': {'description': 'The producer raised after the bytes before offset.',
+                        'content': {'application/json': {'schema': _ERROR}}},
+                **_errors(400, 401, 404, 410),
+            },
+        }},
+        '/streams/down/{id}/ack': {'post': {
+            'summary': 'The page holds every byte before Stream-Offset',
+            'parameters': [_STREAM_ID, _SESSION,
+                           _offset_header(True, 'The bytes the page holds.'),
+                           {'name': 'Stream-End', 'in': 'header',
+                            'schema': {'type': 'string', 'enum': ['1']},
+                            'description': 'The page read the whole stream.'}],
+            'responses': {'200': _json({'type': 'object'}, 'Acknowledged.'),
+                          **_errors(400, 401, 404, 410)},
+        }},
+        '/streams/down/{id}/cancel': {'post': {
+            'summary': "The page's consumer stopped: stop the producer",
+            'parameters': [_STREAM_ID, _SESSION],
+            'responses': {'200': _json({'type': 'object'}, 'Cancelled.'), **_errors(401, 410)},
+        }},
+    }
 
 
 def describe(url: str) -> dict[str, Any]:
@@ -125,6 +203,7 @@ def describe(url: str) -> dict[str, Any]:
                     **_errors(400, 401, 404, 413, 422),
                 },
             }},
+            **_stream_paths(),
             '/status': {'get': {
                 'summary': 'Connection and outbox state',
                 'responses': {'200': _json({'type': 'object'}, 'State.'), **_errors(401)},

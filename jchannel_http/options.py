@@ -53,6 +53,21 @@ class Options:
     """Force the page's transport (``'sse-get'``, ``'sse-post'`` or ``'poll'``); ``None`` probes
     them in that order."""
 
+    chunk_size: int = 512 * 1024
+    """Largest chunk of a page -> kernel stream accepted in one POST (413 beyond; the page then
+    halves its chunks). The default stays under nginx's default 1 MiB body cap."""
+
+    chunks_in_flight: int = 4
+    """Most chunk POSTs of one page -> kernel stream the page keeps in flight at once."""
+
+    stream_buffer: int = 8 * MiB
+    """Most bytes one stream holds in the kernel: chunks received and not yet consumed, or
+    bytes produced and not yet acknowledged by the page. A full buffer pauses the sender."""
+
+    stream_response_bytes: int | None = None
+    """Most bytes of a kernel -> page stream sent in one GET response (for proxies that cut
+    large responses); the page continues with the next range. ``None``: no cap."""
+
     allow_origins: tuple[str, ...] | None = None
     """Origins whose pages may call the server; ``None`` allows any (the token is still needed)."""
 
@@ -71,6 +86,11 @@ class Options:
         for name in ('outbox_messages', 'outbox_bytes', 'max_ahead', 'max_body'):
             if getattr(self, name) < 1:
                 raise ValueError(f'{name} must be a positive integer')
+        for name in ('chunk_size', 'chunks_in_flight', 'stream_buffer'):
+            if getattr(self, name) < 1:
+                raise ValueError(f'{name} must be a positive integer')
+        if self.stream_response_bytes is not None and self.stream_response_bytes < 1:
+            raise ValueError('stream_response_bytes must be None (no cap) or a positive integer')
         if self.stream_padding < 0:
             raise ValueError('stream_padding cannot be negative')
         for name in ('poll_hold', 'stream_max_age', 'first_event_deadline'):

@@ -12,11 +12,13 @@ import traceback
 from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import FrontendError, StateError
-from .frames import Call, Echo, Error, Frame, Request, Result
+from .frames import Call, Echo, Error, Frame, Pipe, Request, Result
+from .progress import is_stream
 
 if TYPE_CHECKING:
     from .channel import Channel
     from .link import Link
+    from .transfers import StreamHub
 
 log = logging.getLogger('jchannel_http')
 
@@ -48,8 +50,10 @@ async def invoke(handler: object, name: str, args: list) -> Any:
 class Rpc:
     """Outgoing calls waiting for replies, and incoming calls being answered."""
 
-    def __init__(self, link: 'Link', channels: dict[int, 'Channel'], debug: bool = False) -> None:
+    def __init__(self, link: 'Link', channels: dict[int, 'Channel'], debug: bool = False,
+                 streams: 'StreamHub | None' = None) -> None:
         self._link = link
+        self._streams = streams
         self._channels = channels
         self._debug = debug
         self._next_call = 0
@@ -60,6 +64,7 @@ class Rpc:
             Error: self._on_error,
             Call: self._on_request,
             Echo: self._on_request,
+            Pipe: self._on_request,
         }
 
     @property
@@ -98,34 +103,50 @@ class Rpc:
         settle(future)
 
     def _on_result(self, frame: Result) -> None:
-        self._settle(frame.call, lambda future: future.set_result(frame.value))
+        if frame.stream is None or self._streams is None:
+            self._settle(frame.call, lambda future: future.set_result(frame.value))
+            return
+        future = self._pending.get(frame.call)
+        if future is None or future.done():  # nobody will read the stream: stop its producer
+            self._streams.refuse(frame.stream)
+            return
+        future.set_result(self._streams.receive(frame.stream))
 
     def _on_error(self, frame: Error) -> None:
         error = FrontendError(frame.name, frame.message)
         self._settle(frame.call, lambda future: future.set_exception(error))
 
-    def _on_request(self, frame: Call | Echo) -> None:
+    def _on_request(self, frame: Call | Echo | Pipe) -> None:
         task = asyncio.create_task(self._answer(frame))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _answer(self, frame: Call | Echo) -> None:
+    async def _answer(self, frame: Call | Echo | Pipe) -> None:
         session = self._link.session
         try:
-            reply: Result | Error = Result(frame.call, await self._run(frame))
+            value = await self._run(frame)
+            if is_stream(value) and self._streams is not None:  # the page receives a stream
+                reply: Result | Error = Result(frame.call, None, self._streams.send(value))
+            else:
+                reply = Result(frame.call, value)
             await self._send_reply(session, reply)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the page gets every handler error, as in a local call
             await self._send_reply(session, self.error_frame(frame.call, exc))
 
-    async def _run(self, frame: Call | Echo) -> Any:
+    async def _run(self, frame: Call | Echo | Pipe) -> Any:
         channel = self._channels.get(frame.channel)
+        stream = getattr(frame, 'stream', None)
+        received = None if stream is None or self._streams is None else self._streams.receive(stream)
         if channel is None:
             raise StateError(f'no channel {frame.channel} on the kernel')
         if isinstance(frame, Echo):
             return frame.args
-        return await invoke(channel.handler, frame.name, frame.args)
+        if isinstance(frame, Pipe):
+            return received
+        args = frame.args if received is None else [received, *frame.args]
+        return await invoke(channel.handler, frame.name, args)
 
     async def _send_reply(self, session: object, reply: Result | Error) -> None:
         if session is not self._link.session or self._link.stopped:

@@ -18,6 +18,7 @@ from .frames import Request
 from .link import Link
 from .options import Options
 from .rpc import Rpc
+from .transfers import StreamHub
 from .tunnels import Launcher, close_tunnel, open_tunnel
 from .tunnels import resolve as resolve_tunnel
 
@@ -66,6 +67,7 @@ class Server:
         self._names: dict[str, Channel] = {}
         self._link: Link | None = None
         self._rpc: Rpc | None = None
+        self._streams: StreamHub | None = None
         self._gate = ClientGate(self.options.liveness)
         self._runner: web.AppRunner | None = None
         self._started_at = 0.0
@@ -94,7 +96,8 @@ class Server:
         if self._runner is not None or self._stopped:
             raise StateError('a server can be started only once')
         self._link = Link(self.options)
-        self._rpc = Rpc(self._link, self._channels, self.options.debug)
+        self._streams = StreamHub(self.options)
+        self._rpc = Rpc(self._link, self._channels, self.options.debug, self._streams)
         runner = web.AppRunner(make_app(self), access_log=None, handler_cancellation=True,
                                shutdown_timeout=1.0)
         await runner.setup()
@@ -138,6 +141,8 @@ class Server:
         if self._rpc is not None:
             self._rpc.fail_all(StateError('the server was stopped'))
             await self._rpc.stop()
+        if self._streams is not None:
+            await self._streams.stop()
         try:
             if self._runner is not None:
                 await self._runner.cleanup()
@@ -232,6 +237,13 @@ class Server:
         return self._rpc
 
     @property
+    def streams(self) -> StreamHub:
+        """The byte streams of the current session."""
+        if self._streams is None:
+            raise StateError('the server is not running')
+        return self._streams
+
+    @property
     def gate(self) -> ClientGate:
         """Which page client is current."""
         return self._gate
@@ -247,6 +259,8 @@ class Server:
         """Start a new session: kernel calls waiting for the old page fail with StateError."""
         log.info('new session: %s', reason)
         self.link.renew()
+        if self._streams is not None:
+            self._streams.reset(reason)
         self.rpc.fail_all(StateError(f'{reason}; the call may or may not have run in the old page'))
 
     def resume(self, client: str, session: str | None, cursor: int) -> list:

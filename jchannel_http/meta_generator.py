@@ -1,0 +1,161 @@
+"""MetaGenerator: how a received byte stream is read (the same API as jupyter-jchannel's).
+
+It reads from a ``ChunkSource`` (the kernel's end of a page -> kernel stream, see
+``transfers.py``) and offers plain async iteration, ``join()``, ``by_limit()`` and
+``by_separator()``. A consumer that stops early (``break``, an exception, ``aclose()``)
+cancels the stream, which stops the producer in the page.
+"""
+
+from __future__ import annotations
+
+from contextlib import aclosing
+from typing import AsyncIterator, Protocol
+
+from .errors import StateError
+from .progress import Progress, ProgressCallback, ProgressReporter
+
+
+class ChunkSource(Protocol):
+    """Where a MetaGenerator's bytes come from."""
+
+    total: int | None
+
+    async def next_chunk(self) -> bytes | None:
+        """The next bytes, None at the end; raises the producer's error when it failed."""
+
+    def cancel(self) -> None:
+        """The consumer stopped: stop the producer and drop what is held."""
+
+
+class MetaGenerator:
+    """A received byte stream, read once.
+
+    ``async for chunk in stream`` gives the chunks as they arrive; ``join()`` the whole
+    stream; ``by_limit(limit)`` chunks of exactly ``limit`` bytes (the last may be shorter);
+    ``by_separator(separator)`` pieces that end with ``separator`` (the last may not).
+    ``received`` counts the bytes handed out, ``total`` is the size the sender declared (or
+    None), and ``on_progress`` may be set to a callback receiving ``Progress`` snapshots
+    (a ``ProgressFeed`` gives them as an async iterable).
+    """
+
+    def __init__(self, source: ChunkSource) -> None:
+        self._source = source
+        self._claimed = False
+        self._reporter = ProgressReporter(None)
+
+    def __repr__(self) -> str:
+        return f'<MetaGenerator received={self.received} total={self.total}>'
+
+    @property
+    def total(self) -> int | None:
+        """The size the sender declared, or None."""
+        return self._source.total
+
+    @property
+    def received(self) -> int:
+        """Bytes handed to the consumer so far."""
+        return self._reporter.done
+
+    @property
+    def on_progress(self) -> ProgressCallback | None:
+        """A callback receiving a ``Progress`` after each chunk and at the end."""
+        return self._reporter.callback
+
+    @on_progress.setter
+    def on_progress(self, callback: ProgressCallback | None) -> None:
+        if callback is not None and not callable(callback):
+            raise TypeError('on_progress must be a callable taking a Progress, or None')
+        self._reporter.callback = callback
+
+    def cancel(self) -> None:
+        """Stop reading: the producer is stopped and what is held is dropped."""
+        self._claimed = True
+        self._source.cancel()
+
+    async def aclose(self) -> None:
+        """The same as ``cancel()``, as an awaitable."""
+        self.cancel()
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._chunks()
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        if self._claimed:
+            raise StateError('this stream is being read or was read already: a stream can be '
+                             'read once (join() it to keep the bytes)')
+        self._claimed = True
+        finished = False
+        try:
+            while (chunk := await self._source.next_chunk()) is not None:
+                self._reporter.total = self._source.total
+                self._reporter.advance(self._reporter.done + len(chunk))
+                yield chunk
+            finished = True
+            self._reporter.total = self._source.total
+            self._reporter.advance(self._reporter.done, finished=True)
+        finally:
+            if not finished:
+                self._source.cancel()
+                self._reporter.advance(self._reporter.done, finished=True)
+
+    async def join(self) -> bytes:
+        """Every byte of the stream, as one bytes object."""
+        buffer = bytearray()
+        async with aclosing(self._chunks()) as chunks:
+            async for chunk in chunks:
+                buffer += chunk
+        return bytes(buffer)
+
+    async def by_limit(self, limit: int = 8192) -> AsyncIterator[bytes]:
+        """Chunks of exactly ``limit`` bytes, the last one possibly shorter."""
+        if not isinstance(limit, int) or isinstance(limit, bool):
+            raise TypeError('limit must be an integer')
+        if limit <= 0:
+            raise ValueError('limit must be positive')
+        pending = bytearray()
+        async with aclosing(self._chunks()) as chunks:
+            async for chunk in chunks:
+                view = memoryview(chunk)
+                start = 0
+                if pending:
+                    start = min(limit - len(pending), len(view))
+                    pending += view[:start]
+                    if len(pending) < limit:
+                        continue
+                    yield bytes(pending)
+                    pending = bytearray()
+                while len(view) - start >= limit:
+                    yield bytes(view[start:start + limit])
+                    start += limit
+                pending += view[start:]
+        if pending:
+            yield bytes(pending)
+
+    async def by_separator(self, separator: str | bytes = b'\n') -> AsyncIterator[bytes]:
+        """Pieces ending with ``separator`` (a str is encoded as UTF-8); the last may not."""
+        if isinstance(separator, str):
+            separator = separator.encode()
+        elif isinstance(separator, (bytearray, memoryview)):
+            separator = bytes(separator)
+        elif not isinstance(separator, bytes):
+            raise TypeError('separator must be a str or a bytes-like object')
+        if not separator:
+            raise ValueError('separator cannot be empty')
+        size = len(separator)
+        buffer = bytearray()
+        async with aclosing(self._chunks()) as chunks:
+            async for chunk in chunks:
+                search = max(len(buffer) - size + 1, 0)
+                buffer += chunk
+                start = 0
+                while (found := buffer.find(separator, max(search, start))) >= 0:
+                    end = found + size
+                    yield bytes(buffer[start:end])
+                    start = end
+                if start:
+                    del buffer[:start]
+        if buffer:
+            yield bytes(buffer)
+
+
+

@@ -1,0 +1,198 @@
+"""The aiohttp handlers of byte streams (see "Byte streams" in docs/protocol.md).
+
+Page -> kernel: ``POST /streams/up/{id}`` carries one chunk (``Stream-Offset`` header, at most
+``chunk_size`` bytes); ``POST /streams/up/{id}/error`` says the page's producer raised.
+Kernel -> page: ``GET /streams/down/{id}?offset=N`` streams the bytes from ``N``;
+``POST /streams/down/{id}/ack`` and ``/cancel`` acknowledge bytes and stop the producer.
+Every request names the session (``?session=``): a stream lives as long as its session.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable
+
+import orjson
+from aiohttp import web
+
+from .errors import FrontendError, ProtocolError, ResyncError
+from .frames import dumps
+from .server import Server
+from .transfers import Download, Upload
+
+STREAM_ID = re.compile(r'[1-9][0-9]{0,15}')
+OFFSET = re.compile(r'[0-9]{1,16}')
+EXPOSED = 'Stream-End, Stream-Total, Stream-Window'
+
+Cors = Callable[[web.Request, web.StreamResponse], None]
+
+
+def _error(status: int, code: str, message: str, **extra: Any) -> web.Response:
+    return web.Response(body=dumps({'error': code, 'message': message, **extra}),
+                        status=status, content_type='application/json')
+
+
+def _number(value: str | None, name: str, default: int | None = None) -> int:
+    if value is None or value == '':
+        if default is None:
+            raise ProtocolError(f'{name} is required: the offset of the first byte it concerns')
+        return default
+    if not OFFSET.fullmatch(value):
+        raise ProtocolError(f'{name} must be a non-negative integer of at most 16 digits')
+    return int(value)
+
+
+class StreamHandlers:
+    """The stream endpoints of one server."""
+
+    def __init__(self, server: Server, cors: Cors) -> None:
+        self.server = server
+        self.cors = cors
+
+    def routes(self) -> list[web.RouteDef]:
+        """The routes to add to the application."""
+        return [
+            web.post('/streams/up/{id}', self.chunk),
+            web.post('/streams/up/{id}/error', self.upload_error),
+            web.get('/streams/down/{id}', self.download),
+            web.post('/streams/down/{id}/ack', self.ack),
+            web.post('/streams/down/{id}/cancel', self.cancel),
+        ]
+
+    def _check(self, request: web.Request) -> int:
+        """The stream id of the request, once its session was checked."""
+        if request.query.get('session') != self.server.link.session.id:
+            raise ResyncError('the session of this stream is over (the page was replaced or '
+                              'the kernel server restarted); start a new one')
+        key = request.match_info['id']
+        if not STREAM_ID.fullmatch(key):
+            raise ProtocolError('a stream id is a positive integer')
+        return int(key)
+
+    async def chunk(self, request: web.Request) -> web.Response:
+        """POST /streams/up/{id}: one chunk of a page -> kernel stream."""
+        key = self._check(request)
+        options = self.server.options
+        offset = _number(request.headers.get('Stream-Offset'), 'the Stream-Offset header')
+        last = request.headers.get('Stream-End') == '1'
+        total = request.headers.get('Stream-Total')
+        limit = options.chunk_size
+        data = await _read_body(request, limit)
+        if data is None:
+            return _error(413, 'too_large', f'a chunk may have at most {limit} bytes '
+                          '(chunk_size); send smaller chunks', chunk_size=limit)
+        stream = self.server.streams.upload(key)
+        if total is not None and stream.total is None:
+            stream.total = _number(total, 'the Stream-Total header')
+        stored = await stream.put(offset, data, last, options.heartbeat)
+        return _answer(stream, stored, options.chunk_size, options.chunks_in_flight)
+
+    async def upload_error(self, request: web.Request) -> web.Response:
+        """POST /streams/up/{id}/error: the page's producer raised; the consumer gets it."""
+        key = self._check(request)
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError as exc:
+            raise ProtocolError(f'the body is not valid JSON: {exc}') from exc
+        if not isinstance(body, dict) or not isinstance(body.get('name'), str) \
+                or not isinstance(body.get('message'), str):
+            raise ProtocolError('the body must be {"name": "<error class>", "message": "..."}')
+        stream = self.server.streams.upload(key)
+        stream.fail(FrontendError(body['name'], body['message']))
+        return _json({'state': stream.state})
+
+    async def download(self, request: web.Request) -> web.StreamResponse:
+        """GET /streams/down/{id}?offset=N: the bytes of a kernel -> page stream from N."""
+        key = self._check(request)
+        offset = _number(request.query.get('offset'), 'offset', 0)
+        stream = self._download(key)
+        if stream is None:
+            return _error(404, 'not_found', f'no stream {key} from the kernel in this session '
+                          '(finished, cancelled or never started)')
+        if offset < stream.backlog.acked:
+            raise ProtocolError(f'offset {offset} was acknowledged already (up to '
+                                f'{stream.backlog.acked}); resume from the offset you hold')
+        stream.ack(offset)
+        if stream.error is not None and offset == stream.backlog.produced:
+            error = self.server.rpc.error_frame(0, stream.error)
+            return _error(422, 'stream_error', error.message, name=error.name)
+        response = web.StreamResponse(headers=self._headers(stream))
+        self.cors(request, response)
+        await response.prepare(request)
+        try:
+            await stream.serve(offset, response.write, self.server.options.stream_response_bytes,
+                               self.server.options.heartbeat)
+        except (ConnectionError, RuntimeError):
+            pass  # the page went away; it asks again from the offset it holds
+        return response
+
+    def _headers(self, stream: Download) -> dict[str, str]:
+        headers = {
+            'Content-Type': 'application/octet-stream',
+            'Cache-Control': 'no-store, no-transform',
+            'X-Accel-Buffering': 'no',
+            'Access-Control-Expose-Headers': EXPOSED,
+            'Stream-Window': str(stream.backlog.window),
+        }
+        if stream.total is not None:
+            headers['Stream-Total'] = str(stream.total)
+        end = stream.complete_at
+        if end is not None:
+            headers['Stream-End'] = str(end)
+        return headers
+
+    def _download(self, key: int) -> Download | None:
+        stream = self.server.streams.downloads.get(key)
+        return None if stream is None or stream.cancelled else stream
+
+    async def ack(self, request: web.Request) -> web.Response:
+        """POST /streams/down/{id}/ack: the page holds every byte before Stream-Offset."""
+        key = self._check(request)
+        offset = _number(request.headers.get('Stream-Offset'), 'the Stream-Offset header')
+        stream = self._download(key)
+        if stream is None:
+            return _error(404, 'not_found', f'no stream {key} from the kernel in this session')
+        if request.headers.get('Stream-End') == '1':
+            stream.acknowledge_end(offset)
+        else:
+            stream.ack(offset)
+        return _json({'acked': stream.backlog.acked})
+
+    async def cancel(self, request: web.Request) -> web.Response:
+        """POST /streams/down/{id}/cancel: the page's consumer stopped; stop the producer."""
+        key = self._check(request)
+        stream = self._download(key)
+        if stream is not None:
+            stream.cancel()
+        return _json({'cancelled': stream is not None})
+
+
+def _json(data: Any) -> web.Response:
+    return web.Response(body=dumps(data), content_type='application/json')
+
+
+def _answer(stream: Upload, stored: bool, chunk_size: int, in_flight: int) -> web.Response:
+    return _json({'stored': stored, 'received': stream.core.received,
+                  'state': stream.answer_state, 'chunk_size': chunk_size,
+                  'in_flight': in_flight})
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes | None:
+    """The request body, or None when it is longer than ``limit`` bytes."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        part = await request.content.readany()
+        if not part:
+            return b''.join(parts)
+        size += len(part)
+        if size > limit:
+            return None
+        parts.append(part)
+
+
+def stream_routes(server: Server, cors: Cors) -> list[web.RouteDef]:
+    """The stream routes of ``server``; ``cors`` adds CORS headers before a response starts."""
+    return StreamHandlers(server, cors).routes()

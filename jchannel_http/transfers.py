@@ -1,0 +1,371 @@
+"""The kernel's ends of byte streams: asyncio around the pure ``streams.py`` core.
+
+* ``Upload``: a page -> kernel stream. HTTP handlers ``put`` chunks (waiting while the window is
+  full: that wait is what slows the page down to the consumer's pace); a ``MetaGenerator``
+  reads it through ``next_chunk``.
+* ``Download``: a kernel -> page stream. A pump task pulls the producer while the backlog has
+  room; GET responses ``serve`` bytes from any offset the page still needs; the page's
+  acknowledgements free the backlog and let the producer go on.
+* ``StreamHub``: the streams of the current session, numbered per direction, and the bridge
+  between frames (``call``/``pipe``/``result`` naming a stream) and the objects above.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from typing import Any, Awaitable, Callable
+
+from .errors import ProtocolError, StateError
+from .meta_generator import MetaGenerator
+from .options import Options
+from .progress import ProgressReporter, Source, as_source
+from .streams import Backlog, Reassembly
+
+log = logging.getLogger('jchannel_http')
+
+WRITE_BYTES = 1024 * 1024
+"""Most bytes handed to one ``write`` of a GET response."""
+
+
+class Signal:
+    """Wakes every waiter at once; a waiter that arrives later waits for the next notify."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the next notify; False when ``timeout`` passed first."""
+        event = self._event
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+
+class Upload:
+    """The kernel's end of a page -> kernel stream; the ChunkSource of a MetaGenerator."""
+
+    def __init__(self, key: int, window: int, on_end: Callable[['Upload', str], None]) -> None:
+        self.key = key
+        self.core = Reassembly(window)
+        self.total: int | None = None
+        self.error: Exception | None = None
+        self.state = 'open'
+        self._on_end = on_end
+        self._signal = Signal()
+
+    async def put(self, offset: int, data: bytes, last: bool, hold: float) -> bool:
+        """Store a chunk, waiting up to ``hold`` seconds for room; False if it did not fit."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + hold
+        while self.state == 'open' and self.error is None:
+            if self.core.put(offset, data, last):
+                self._signal.notify()
+                return True
+            remaining = deadline - loop.time()
+            if remaining <= 0 or not await self._signal.wait(remaining):
+                return False
+        return False
+
+    def fail(self, error: Exception) -> None:
+        """The producer failed (or the session ended): the consumer gets ``error``."""
+        if self.state == 'open' and self.error is None:
+            self.error = error
+            self._signal.notify()
+
+    def cancel(self) -> None:
+        """The consumer stopped: drop what is held; the page is told at its next chunk."""
+        if self.state == 'open':
+            self.state = 'cancelled'
+            self.core.clear()
+            self._signal.notify()
+            self._on_end(self, 'cancelled')
+
+    async def next_chunk(self) -> bytes | None:
+        while True:
+            data = self.core.take()
+            if data is not None:
+                self._signal.notify()
+                return data
+            if self.error is not None:
+                raise self.error
+            if self.state == 'cancelled':
+                raise StateError('the stream was cancelled by its consumer')
+            if self.core.complete:
+                if self.state == 'open':
+                    self.state = 'done'
+                    self._on_end(self, 'done')
+                return None
+            await self._signal.wait()
+
+    @property
+    def answer_state(self) -> str:
+        """What the page is told about the stream after a chunk."""
+        if self.state == 'open' and self.core.finished_receiving:
+            return 'done'
+        return self.state
+
+
+class Download:
+    """The kernel's end of a kernel -> page stream: a producer pump and a resumable backlog."""
+
+    def __init__(self, key: int, source: Source, window: int,
+                 on_end: Callable[['Download'], None]) -> None:
+        self.key = key
+        self.backlog = Backlog(window)
+        self.total = source.total
+        self.finished = False
+        self.error: BaseException | None = None
+        self.cancelled = False
+        self._reporter = ProgressReporter(source.progress, source.total)
+        self._on_end = on_end
+        self._signal = Signal()
+        self._task = asyncio.create_task(self._pump(source.stream))
+
+    async def _pump(self, stream: Any) -> None:
+        iterator = stream.__aiter__()
+        try:
+            while True:
+                while not self.backlog.has_room() and not self.cancelled:
+                    await self._signal.wait()
+                if self.cancelled:
+                    return
+                try:
+                    chunk = await iterator.__anext__()
+                except StopAsyncIteration:
+                    self.finished = True
+                    return
+                if not isinstance(chunk, (bytes, bytearray, memoryview)):
+                    raise TypeError(f'a stream must yield bytes-like objects, not '
+                                    f'{type(chunk).__name__}')
+                self.backlog.append(chunk)
+                self._signal.notify()
+        except asyncio.CancelledError:
+            self.cancelled = True
+        except Exception as exc:  # the page's consumer gets the producer's error
+            self.error = exc
+        finally:
+            self._signal.notify()
+            close = getattr(iterator, 'aclose', None)
+            if close is not None and not self.finished:
+                try:
+                    await close()
+                except Exception:
+                    log.debug('closing the producer of stream %d raised', self.key,
+                              exc_info=True)
+            self._check_end()
+
+    @property
+    def ended(self) -> bool:
+        """Whether the producer will add nothing more (finished, failed or cancelled)."""
+        return self.finished or self.error is not None or self.cancelled
+
+    @property
+    def complete_at(self) -> int | None:
+        """The stream's size, once the producer finished without error."""
+        return self.backlog.produced if self.finished and self.error is None else None
+
+    def ack(self, offset: int) -> None:
+        """The page has every byte before ``offset``."""
+        if self.backlog.ack(offset):
+            self._signal.notify()
+        self._check_end()
+
+    def _check_end(self) -> None:
+        done = self.finished and self.backlog.held == 0
+        self._reporter.advance(self.backlog.acked, finished=done or self.cancelled
+                               or (self.error is not None and self.backlog.held == 0))
+
+    def acknowledge_end(self, offset: int) -> None:
+        """The page read the whole stream: forget it."""
+        self.ack(offset)
+        if self.finished and self.backlog.held == 0:
+            self._on_end(self)
+
+    def cancel(self) -> None:
+        """The consumer stopped (or the session ended): stop the producer, drop the backlog."""
+        if not self.cancelled:
+            self.cancelled = True
+            self.backlog.clear()
+            self._task.cancel()
+            self._signal.notify()
+            self._on_end(self)
+
+    async def serve(self, offset: int, write: Callable[[memoryview], Awaitable[Any]],
+                    limit: int | None, idle: float) -> None:
+        """Write bytes from ``offset`` until the producer ends, ``limit`` bytes were written,
+        or nothing new came for ``idle`` seconds (the page then asks again from its offset)."""
+        written = 0
+        while limit is None or written < limit:
+            budget = WRITE_BYTES if limit is None else min(WRITE_BYTES, limit - written)
+            views = self.backlog.read(offset, budget) if not self.cancelled else []
+            if views:
+                for view in views:
+                    await write(view)
+                    offset += len(view)
+                    written += len(view)
+                continue
+            if self.ended:
+                return
+            if not await self._signal.wait(idle):
+                return
+
+    async def wait_stopped(self) -> None:
+        """Wait until the pump task ended."""
+        await asyncio.gather(self._task, return_exceptions=True)
+
+
+class StreamHub:
+    """The byte streams of the current session, both directions.
+
+    Page -> kernel streams are numbered by the page, kernel -> page streams by the kernel,
+    each direction 1, 2, 3, ... within a session; a new session starts over.
+    """
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.uploads: dict[int, Upload] = {}
+        self.downloads: dict[int, Download] = {}
+        self._ended_uploads: dict[int, str] = {}
+        self._next_download = 0
+        self._stopped = False
+
+    # -- the kernel sends ----------------------------------------------------------------
+
+    def send(self, stream: Any) -> int:
+        """Start sending ``stream`` (an async iterable or a Source); return its stream id."""
+        if self._stopped:
+            raise StateError('the server is stopped')
+        source = as_source(stream)
+        self._next_download += 1
+        key = self._next_download
+        self.downloads[key] = Download(key, source, self.options.stream_buffer,
+                                       self._forget_download)
+        return key
+
+    def download(self, key: int) -> Download:
+        """The kernel -> page stream ``key``; ProtocolError if unknown."""
+        stream = self.downloads.get(key)
+        if stream is None:
+            raise LookupError(f'no stream {key} from the kernel in this session (finished, '
+                              'cancelled or never started)')
+        return stream
+
+    def progress_of(self, key: int) -> int:
+        """Bytes of kernel -> page stream ``key`` the page confirmed (its size once gone)."""
+        stream = self.downloads.get(key)
+        return -1 if stream is None else stream.backlog.acked
+
+    def abandon(self, key: int) -> None:
+        """The call that sent kernel -> page stream ``key`` failed: stop its producer."""
+        stream = self.downloads.get(key)
+        if stream is not None:
+            stream.cancel()
+
+    def _forget_download(self, stream: Download) -> None:
+        if self.downloads.get(stream.key) is stream:
+            del self.downloads[stream.key]
+
+    # -- the kernel receives -------------------------------------------------------------
+
+    def upload(self, key: int) -> Upload:
+        """The page -> kernel stream ``key``, made on first use (a chunk may come first)."""
+        stream = self.uploads.get(key)
+        if stream is None:
+            if key < 1:
+                raise ProtocolError('stream ids are positive integers')
+            stream = Upload(key, self.options.stream_buffer, self._upload_ended)
+            if key in self._ended_uploads:
+                stream.state = self._ended_uploads[key]
+            elif self._stopped:
+                stream.fail(StateError('the server is stopped'))
+            else:
+                self.uploads[key] = stream
+        return stream
+
+    def receive(self, key: int) -> MetaGenerator:
+        """A MetaGenerator reading page -> kernel stream ``key``.
+
+        If the MetaGenerator is dropped before the stream was read to its end, the stream is
+        cancelled, which stops the producer in the page.
+        """
+        stream = self.upload(key)
+        meta = MetaGenerator(stream)
+        weakref.finalize(meta, _cancel_unread, weakref.ref(stream))
+        return meta
+
+    def refuse(self, key: int) -> None:
+        """Nobody will read page -> kernel stream ``key`` (its call was abandoned)."""
+        self.upload(key).cancel()
+
+    def _upload_ended(self, stream: Upload, state: str) -> None:
+        self._ended_uploads[stream.key] = state
+        if self.uploads.get(stream.key) is stream:
+            del self.uploads[stream.key]
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def reset(self, reason: str) -> None:
+        """The session ended: every stream fails with StateError and a new numbering starts."""
+        error = StateError(f'{reason}; the stream was interrupted')
+        for upload in list(self.uploads.values()):
+            upload.fail(error)
+        for download in list(self.downloads.values()):
+            download.cancel()
+        self.uploads.clear()
+        self.downloads.clear()
+        self._ended_uploads.clear()
+        self._next_download = 0
+
+    async def stop(self) -> None:
+        """The server stops: fail and cancel everything, and wait for the producers to stop."""
+        self._stopped = True
+        downloads = list(self.downloads.values())
+        self.reset('the server was stopped')
+        await asyncio.gather(*(download.wait_stopped() for download in downloads))
+
+    def status(self) -> dict[str, int]:
+        """Counts for ``GET /status``."""
+        return {
+            'uploads': len(self.uploads),
+            'downloads': len(self.downloads),
+            'held_bytes': sum(s.core.held for s in self.uploads.values())
+            + sum(s.backlog.held for s in self.downloads.values()),
+        }
+
+
+def _cancel_unread(ref: 'weakref.ref[Upload]') -> None:
+    stream = ref()
+    if stream is not None and stream.state == 'open' and not stream.core.complete:
+        stream.cancel()
+
+
+async def wait_reply(request: Awaitable[Any], activity: Callable[[], int],
+                     timeout: float | None, what: str) -> Any:
+    """Await ``request``; time out only after ``timeout`` seconds in which ``activity()``
+    (bytes a stream moved) did not change, so a long transfer never times out while it moves.
+    """
+    task = asyncio.ensure_future(request)
+    if timeout is None:
+        return await task
+    last = activity()
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=timeout)
+            if done:
+                return task.result()
+            now = activity()
+            if now == last:
+                raise TimeoutError(f'the page did not answer {what} within {timeout} s of the '
+                                   'last bytes it confirmed')
+            last = now
+    finally:
+        if not task.done():
+            task.cancel()

@@ -1,0 +1,196 @@
+"""Byte streams both ways between a real server and the real client in headless Chromium."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import AsyncIterator
+
+import pytest
+from playwright.async_api import Page, async_playwright
+
+import jchannel_http
+from jchannel_http import FrontendError, Progress
+
+from stream_page import PAGE_SIDE, KernelSide, seeded_chunks, seeded_digest, seeded_stream
+
+CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
+                 '--disable-component-update', '--disable-sync', '--no-first-run']
+MiB = 1 << 20
+
+
+@pytest.fixture
+async def page() -> AsyncIterator[Page]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path='/usr/bin/chromium',
+                                                   args=CHROMIUM_ARGS)
+        page = await browser.new_page()
+        page.errors = []
+        page.on('pageerror', lambda error: page.errors.append(error))
+        yield page
+        await browser.close()
+
+
+async def connect(page: Page, server: jchannel_http.Server) -> jchannel_http.Channel:
+    await page.goto(server.page_url)
+    channel = await server.open(PAGE_SIDE, timeout=10)
+    channel.handler = KernelSide()
+    return channel
+
+
+async def wait_for(condition, seconds: float = 10) -> None:
+    for _ in range(int(seconds * 20)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    assert condition()
+
+
+async def test_64_mib_each_way_checked_by_sha256(server, page) -> None:
+    channel = await connect(page, server)
+    size = 64 * MiB
+    sent: list[Progress] = []
+    answer = await channel.call_with_stream('digest', seeded_stream(size, 7), timeout=30,
+                                            total=size, progress=sent.append)
+    assert answer == [size, seeded_digest(size, 7), size, size]
+    assert sent[-1].finished and sent[-1].done == size and sent[-1].total == size
+    assert sum(p.delta for p in sent) == size
+    # page -> kernel: the page makes the bytes, both sides hash them
+    got, expected = await page.evaluate('''async (size) => {
+        const bytes = t.makeBytes(size, 5);
+        const progress = new jchannel.ProgressFeed();
+        const seen = (async () => { let last = null; for await (const p of progress) last = p; return last; })();
+        const source = new jchannel.StreamSource(t.chunksOf(bytes, 3 << 20),
+                                                 { total: size, progress: progress.callback });
+        const answer = await channel.callWithStream('digest', source);
+        const last = await seen;
+        return [[...answer, last.done, last.finished], [size, await t.hex(bytes), size, size, size, true]];
+    }''', size)
+    assert got == expected
+    assert server.streams.status() == {'uploads': 0, 'downloads': 0, 'held_bytes': 0}
+    assert page.errors == []
+
+
+async def test_handlers_return_streams_both_ways(server, page) -> None:
+    channel = await connect(page, server)
+    size = 3 * MiB + 17
+    stream = await channel.call('produce', size, 11, 100_000)
+    assert isinstance(stream, jchannel_http.MetaGenerator)
+    digest = await KernelSide().digest(stream)
+    assert digest[:2] == [size, await page.evaluate('t.hex(window.lastProduced)')]
+    answer = await page.evaluate('''async (size) => {
+        const stream = await channel.call('produce', size, 3, 70000);
+        const data = await stream.join();
+        return [stream instanceof jchannel.MetaGenerator, data.length, await t.hex(data)];
+    }''', size)
+    assert answer == [True, size, seeded_digest(size, 3, 70000)]
+
+
+@pytest.mark.parametrize('size', [0, 1, 512 * 1024, 512 * 1024 + 1, 5 * MiB + 3])
+async def test_pipe_round_trips_both_ways(server, page, size) -> None:
+    channel = await connect(page, server)
+    back = await channel.pipe(seeded_stream(size, size, 300_000), timeout=30)
+    assert await back.join() == b''.join(seeded_chunks(size, size, 300_000))
+    same = await page.evaluate('''async (size) => {
+        const bytes = t.makeBytes(size, 9);
+        const back = await channel.pipe(t.chunksOf(bytes, 200000));
+        const data = await back.join();
+        return data.length === size && await t.hex(data) === await t.hex(bytes);
+    }''', size)
+    assert same is True
+
+
+def text_chunks(*parts: str):
+    async def generate():
+        for part in parts:
+            yield part.encode()
+    return generate()
+
+
+LIMIT_CASES = [
+    (['a', '', 'bcd', '', 'efghijk'], 4, ['abcd', 'efgh', 'ijk']),
+    (['abcd', '', 'efghij', '', 'klmnopqrst'], 4, ['abcd', 'efgh', 'ijkl', 'mnop', 'qrst']),
+]
+SEPARATOR_CASES = [
+    (['  abcdef', '', '  ghijk  lmno', '', '  pqr  st  u'], '  ',
+     ['  ', 'abcdef  ', 'ghijk  ', 'lmno  ', 'pqr  ', 'st  ', 'u']),
+    (['abcdef', '', 'ghijk  lmno', '', 'pqr  st  u'], '  ',
+     ['abcdefghijk  ', 'lmnopqr  ', 'st  ', 'u']),
+    (['line 1\r', '\nline 2\r\n', 'line 3'], '\r\n', ['line 1\r\n', 'line 2\r\n', 'line 3']),
+]
+
+
+async def test_by_limit_and_by_separator_at_chunk_boundaries_both_sides(server, page) -> None:
+    channel = await connect(page, server)
+    for parts, limit, expected in LIMIT_CASES:
+        assert await channel.call_with_stream('limits', text_chunks(*parts), limit) == expected
+        got = await page.evaluate('''([parts, limit]) => channel.callWithStream('limits',
+            (async function* () { for (const p of parts) yield new TextEncoder().encode(p); })(),
+            limit)''', [parts, limit])
+        assert got == expected
+    for parts, separator, expected in SEPARATOR_CASES:
+        got = await channel.call_with_stream('separated', text_chunks(*parts), separator)
+        assert got == expected
+        got = await page.evaluate('''([parts, separator]) => channel.callWithStream('separated',
+            (async function* () { for (const p of parts) yield new TextEncoder().encode(p); })(),
+            separator)''', [parts, separator])
+        assert got == expected
+    errors = await page.evaluate('''async () => {
+        const out = [];
+        for (const [method, arg] of [['byLimit', 0], ['byLimit', 1.5], ['bySeparator', ''],
+                                     ['bySeparator', 5]]) {
+            const stream = await channel.pipe((async function* () { yield new Uint8Array(1); })());
+            try { await stream[method](arg).next(); out.push('no error'); }
+            catch (e) { out.push(e.constructor.name + ': ' + e.message); }
+            await stream.return();
+        }
+        return out;
+    }''')
+    assert errors == ['Error: Limit must be positive', 'TypeError: Limit must be an integer',
+                      'Error: Separator cannot be empty',
+                      'TypeError: Separator must be a string or an Uint8Array']
+
+
+async def test_a_producer_error_reaches_the_consumer_both_ways(server, page) -> None:
+    channel = await connect(page, server)
+    handler = channel.handler
+    answer = await channel.call_with_stream('joinOrError', handler.failing(1000), timeout=10)
+    assert answer == ['KernelError', 'ValueError', 'the kernel producer broke']
+    stream = await channel.call('failing', 300_000)
+    with pytest.raises(FrontendError) as caught:
+        await stream.join()
+    assert (caught.value.type, caught.value.detail) == ('RangeError', 'the page producer broke')
+    answer = await page.evaluate('''channel.callWithStream('join_or_error', (async function* () {
+        yield new Uint8Array(10); throw new TypeError('page side broke'); })())''')
+    assert answer == ['FrontendError', 'TypeError', 'page side broke']
+    answer = await page.evaluate('''channel.call('failing', 5000).then((s) => s.join()).then(
+        () => 'complete', (e) => [e.name, e.type, e.detail])''')
+    assert answer == ['KernelError', 'ValueError', 'the kernel producer broke']
+
+
+async def test_a_consumer_that_stops_early_stops_the_producer_both_ways(server, page) -> None:
+    channel = await connect(page, server)
+    handler = channel.handler
+    assert await channel.call_with_stream('firstChunks', handler.endless(), 3, timeout=10) == 3
+    await asyncio.wait_for(handler.cancelled.wait(), 10)
+    assert handler.finished == 1
+    stream = await channel.call('endless')
+    seen = 0
+    async for _ in stream:
+        seen += 1
+        if seen == 3:
+            break
+    for _ in range(200):
+        if await page.evaluate('t.finished') == 1:
+            break
+        await asyncio.sleep(0.05)
+    assert await page.evaluate('t.finished') == 1
+    assert await page.evaluate("channel.call('endless').then(async (s) => {"
+                               " let n = 0; for await (const c of s) { if (++n === 2) break; }"
+                               " return n; })") == 2
+    await asyncio.wait_for(_until(lambda: handler.finished == 2), 10)
+    await wait_for(lambda: server.streams.status()['held_bytes'] == 0)
+
+
+async def _until(condition) -> None:
+    while not condition():
+        await asyncio.sleep(0.05)

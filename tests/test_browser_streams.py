@@ -11,6 +11,8 @@ from playwright.async_api import Page, async_playwright
 import jchannel_http
 from jchannel_http import FrontendError, Progress
 
+from helpers import CutProxy
+from nginx_proxy import Nginx
 from stream_page import PAGE_SIDE, KernelSide, seeded_chunks, seeded_digest, seeded_stream
 
 CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
@@ -194,3 +196,76 @@ async def test_a_consumer_that_stops_early_stops_the_producer_both_ways(server, 
 async def _until(condition) -> None:
     while not condition():
         await asyncio.sleep(0.05)
+
+
+class CuttingKernelSide(KernelSide):
+    """Cuts every connection when a stream it reads passes each quarter of its size."""
+
+    def __init__(self, proxy: CutProxy, size: int) -> None:
+        super().__init__()
+        self.proxy = proxy
+        self.marks = [size // 4, size // 2, 3 * size // 4]
+
+    def cut_at_marks(self, progress: Progress) -> None:
+        while self.marks and progress.done >= self.marks[0]:
+            self.marks.pop(0)
+            self.proxy.cut()
+
+    async def digest(self, stream) -> list:
+        stream.on_progress = self.cut_at_marks
+        return await super().digest(stream)
+
+
+async def test_cuts_in_the_middle_of_transfers_both_ways(page) -> None:
+    size = 24 * MiB
+    async with jchannel_http.Server(heartbeat=2) as server:
+        proxy = await CutProxy(server.port).start()
+        server._url = f'http://127.0.0.1:{proxy.port}'
+        try:
+            channel = await connect(page, server)
+            cutter = CuttingKernelSide(proxy, size)
+            channel.handler = cutter
+            # kernel -> page: cut when the page has confirmed each quarter
+            answer = await channel.call_with_stream('digest', seeded_stream(size, 31), timeout=60,
+                                                    progress=cutter.cut_at_marks)
+            assert answer[:2] == [size, seeded_digest(size, 31)]
+            assert proxy.cuts == 3
+            # page -> kernel: cut when the kernel's consumer has read each quarter
+            cutter.marks = [size // 4, size // 2, 3 * size // 4]
+            got, expected = await page.evaluate('''async (size) => {
+                const bytes = t.makeBytes(size, 37);
+                const answer = await channel.callWithStream('digest', t.chunksOf(bytes, 1 << 20));
+                return [answer.slice(0, 2), [size, await t.hex(bytes)]];
+            }''', size)
+            assert got == expected
+            assert proxy.cuts == 6
+            await wait_for(lambda: server.streams.status()['held_bytes'] == 0)
+        finally:
+            await proxy.stop()
+
+
+async def test_through_nginx_with_a_1m_body_cap_and_a_smaller_one(page) -> None:
+    # The default chunk size passes nginx's default 1 MiB cap; behind a 200 KiB cap the page
+    # gets 413s and halves its chunks until they pass.
+    size = 8 * MiB
+    async with jchannel_http.Server(heartbeat=2) as server:
+        nginx = await Nginx(server.port, ['1m', '200k']).start()
+        try:
+            for cap in ['1m', '200k']:
+                server._url = nginx.url(cap)
+                channel = await connect(page, server)
+                answer = await channel.call_with_stream('digest', seeded_stream(size, 41),
+                                                        timeout=60)
+                assert answer[:2] == [size, seeded_digest(size, 41)]
+                got, expected = await page.evaluate('''async (size) => {
+                    const bytes = t.makeBytes(size, 43);
+                    const answer = await channel.callWithStream('digest', t.chunksOf(bytes, 1 << 20));
+                    return [answer.slice(0, 2), [size, await t.hex(bytes)]];
+                }''', size)
+                assert got == expected
+                back = await channel.pipe(seeded_stream(MiB, 47), timeout=30)
+                assert await back.join() == b''.join(seeded_chunks(MiB, 47))
+                refused = nginx.refused_bodies()
+                assert refused == 0 if cap == '1m' else refused >= 1
+        finally:
+            await nginx.stop()

@@ -22,8 +22,8 @@ const STREAM_REQUEST_TIMEOUT_MS = 120 * 1000;
 
 /**
  * @typedef {object} StreamOptions
- * @property {number} [chunkBytes] the largest chunk of a page -> kernel stream sent in one POST at
- *   first (halved after each 413; never above the server's chunk_size)
+ * @property {number} [chunkBytes] the largest chunk of a page -> kernel stream sent in one POST
+ *   until the server's first answer names its chunk_size (halved after each 413)
  * @property {number} [chunksInFlight] chunk POSTs of one stream in flight at once at first (the
  *   server's chunks_in_flight replaces it after the first answer)
  */
@@ -38,6 +38,7 @@ export class StreamHub {
   #link;
   #nextUpload = 0;
   #controller = new AbortController();
+  #refused = false;
 
   /**
    * @param {StreamLink} link
@@ -107,11 +108,23 @@ export class StreamHub {
    */
   adapt(answer) {
     if (Number.isSafeInteger(answer.chunk_size) && answer.chunk_size > 0) {
-      this.chunkBytes = Math.min(this.chunkBytes, answer.chunk_size);
+      const allowed = answer.chunk_size;
+      this.chunkBytes = this.#refused ? Math.min(this.chunkBytes, allowed) : allowed;
     }
     if (Number.isSafeInteger(answer.in_flight) && answer.in_flight > 0) {
       this.chunksInFlight = answer.in_flight;
     }
+  }
+
+  /**
+   * A chunk was refused as too large (413, from the server or a proxy): send at most `bytes`
+   * from now on, whatever the server says it accepts.
+   *
+   * @param {number} bytes
+   */
+  refuse413(bytes) {
+    this.#refused = true;
+    this.chunkBytes = Math.min(this.chunkBytes, bytes);
   }
 
   /**
@@ -383,7 +396,7 @@ class StreamUpload {
       throw new StateError(`a chunk of ${piece.bytes.length} bytes was refused as too large (413)`);
     }
     const half = Math.max(MIN_CHUNK_BYTES, Math.floor(piece.bytes.length / 2));
-    this.#hub.chunkBytes = Math.min(this.#hub.chunkBytes, half);
+    this.#hub.refuse413(half);
     this.#hub.adapt(answer);
     return { kind: 'split' };
   }

@@ -20,6 +20,7 @@ from .errors import (  # noqa: E402
     ProtocolError,
     ResyncError,
     StateError,
+    TunnelError,
 )
 from .meta_generator import MetaGenerator  # noqa: E402
 from .options import Options  # noqa: E402
@@ -39,6 +40,7 @@ __all__ = [
     'Server',
     'Source',
     'StateError',
+    'TunnelError',
     '__version__',
     'start',
 ]
@@ -50,7 +52,9 @@ async def start(host: str = '127.0.0.1', port: int = 0, url: str | None = None,
     """Start a kernel server and return it once it listens.
 
     In a notebook, the tab running the cell loads the client and connects; elsewhere one log
-    line says which URL to open (``server.page_url``).
+    line says which URL to open (``server.page_url``). ``tunnel`` (``'cloudflared'``,
+    ``'ngrok'``, ``'colab'``, ``'jupyter-server-proxy'``, ``'auto'`` or a launcher object) makes
+    the server reachable from elsewhere first; TunnelError says what is missing when it cannot.
     """
     server = Server(host, port, url, heartbeat, tunnel, token, **options)
     await server.start()

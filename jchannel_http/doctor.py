@@ -140,7 +140,8 @@ class Answer:
         if self.from_server and self.error_code:
             return f'HTTP {self.status} {self.error_code}: {self.json.get("message", "")}'
         if self.content_type == 'text/html':
-            return f'HTTP {self.status} an HTML page ({html_title(self.body)}) from {self.final_url}'
+            return (f'HTTP {self.status} an HTML page ({html_title(self.body)}) from '
+                    f'{self.final_url}')
         return f'HTTP {self.status} {self.content_type or "(no content type)"}'
 
 
@@ -175,7 +176,7 @@ class Doctor:
                  hold: float = 2.0, timeout: float = 30.0) -> None:
         self.url, token_in_url = split_page_url(url)
         self.token = token or token_in_url
-        self.headers = {'ngrok-skip-browser-warning': '1', **(headers or {})}
+        self.headers = headers or {}
         self.deadline = deadline
         self.hold = hold
         self.timeout = timeout
@@ -194,16 +195,21 @@ class Doctor:
         assert self._http is not None
         return self._http
 
-    def _auth(self) -> dict[str, str]:
-        return {'Authorization': f'Bearer {self.token}'} if self.token else {}
+    def _auth(self, auth: bool = True) -> dict[str, str]:
+        """The headers of the page client's requests: the token, and ngrok's warning skipped."""
+        headers = {'ngrok-skip-browser-warning': '1'}
+        if auth and self.token:
+            headers['Authorization'] = f'Bearer {self.token}'
+        return headers
 
     async def _request(self, method: str, path: str, *, auth: bool = True,
                        headers: dict[str, str] | None = None, data: bytes | None = None,
-                       params: dict[str, str] | None = None) -> Answer:
+                       params: dict[str, str] | None = None, browser: bool = False) -> Answer:
+        """One request as the page client makes it (as a person's browser when ``browser``)."""
         started = time.perf_counter()
         async with self.http.request(
                 method, self.url + path, params=params, data=data,
-                headers={**(self._auth() if auth else {}), **(headers or {})},
+                headers={**({} if browser else self._auth(auth)), **(headers or {})},
                 timeout=aiohttp.ClientTimeout(total=self.timeout)) as response:
             body = await response.read()
             return Answer(response.status, response.content_type, body, str(response.url),
@@ -469,7 +475,7 @@ class Doctor:
         key = 'interstitial'
 
         async def probe() -> Check:
-            page = await self._request('GET', '/page', auth=False, headers=BROWSER_HEADERS)
+            page = await self._request('GET', '/page', headers=BROWSER_HEADERS, browser=True)
             if page.status == 200 and PAGE_MARKER in page.body:
                 return Check(key, LABELS[key], OK, 'none: the page URL shows the page')
             if page.content_type == 'text/html':

@@ -22,7 +22,9 @@ import jchannel_http
 from jchannel_http import TunnelError
 from jchannel_http.tunnels import (ColabLauncher, CloudflaredLauncher,
                                    JupyterServerProxyLauncher, NgrokLauncher)
-from fake_tunnel import FIXTURES, fake_cloudflared, fake_colab, process_gone  # noqa: F401
+from fake_tunnel import FIXTURES, process_gone
+
+pytest_plugins = ['fake_tunnel']  # the fake_cloudflared and fake_colab fixtures
 
 TOKEN = 'tunnel-token-0123456789'
 AUTH = {'Authorization': f'Bearer {TOKEN}'}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import ssl
 import sys
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,8 +44,8 @@ def process_gone(pid: int) -> bool:
     return not os.path.exists(f'/proc/{pid}')
 
 
-@pytest.fixture
-def fake_cloudflared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeCloudflared:
+def install_fake_cloudflared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeCloudflared:
+    """Put the fake cloudflared first on PATH, with a certificate trusted by OpenSSL here."""
     ca = trustme.CA()
     cert = ca.issue_cert('127.0.0.1')
     cert.private_key_pem.write_to_path(str(tmp_path / 'key.pem'))
@@ -55,22 +56,17 @@ def fake_cloudflared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeClo
     monkeypatch.setenv('PATH', path)  # the fake's `#!/usr/bin/env python3` is this Python
     monkeypatch.setenv('FAKE_CLOUDFLARED_CERT', str(tmp_path / 'cert.pem'))
     monkeypatch.setenv('FAKE_CLOUDFLARED_KEY', str(tmp_path / 'key.pem'))
-    monkeypatch.setenv('SSL_CERT_FILE', str(tmp_path / 'ca.pem'))  # trusted by OpenSSL
+    monkeypatch.setenv('SSL_CERT_FILE', str(tmp_path / 'ca.pem'))
     return FakeCloudflared(tmp_path / 'ca.pem', monkeypatch)
 
 
-@pytest.fixture
-def fake_colab(monkeypatch: pytest.MonkeyPatch):
-    """google.colab importable (the stand-in); its ``output`` module is returned."""
-    def loaded() -> list[str]:
-        return [name for name in sys.modules if name == 'google' or name.startswith('google.')]
-
+def install_fake_colab(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    """Make the stand-in google.colab importable until the test ends; return its ``output``."""
     monkeypatch.syspath_prepend(str(FIXTURES))
-    for name in loaded():
-        monkeypatch.delitem(sys.modules, name)  # put back by monkeypatch afterwards
+    for name in ('google', 'google.colab', 'google.colab.output'):
+        monkeypatch.setitem(sys.modules, name, None)  # what was there comes back afterwards
+        del sys.modules[name]
     from google.colab import output
 
     output.evaluated.clear()
-    yield output
-    for name in loaded():
-        del sys.modules[name]
+    return output

@@ -21,13 +21,17 @@ import pytest
 
 import jchannel_http
 from jchannel_http.doctor import OK, PROBLEM, INFO, SKIPPED, Doctor, Report
+from fake_tunnel import FakeCloudflared, install_fake_cloudflared
 from nginx_proxy import CONFIG, free_port
-
-pytest_plugins = ['fake_tunnel']  # the fake_cloudflared fixture
 
 TOKEN = 'doctor-token-0123456789'
 MiB = 1024 * 1024
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def fake_cloudflared(tmp_path, monkeypatch) -> FakeCloudflared:
+    return install_fake_cloudflared(tmp_path, monkeypatch)
 
 WELL = '''
     map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}

@@ -22,12 +22,21 @@ import jchannel_http
 from jchannel_http import TunnelError
 from jchannel_http.tunnels import (ColabLauncher, CloudflaredLauncher,
                                    JupyterServerProxyLauncher, NgrokLauncher)
-from fake_tunnel import FIXTURES, process_gone
-
-pytest_plugins = ['fake_tunnel']  # the fake_cloudflared and fake_colab fixtures
+from fake_tunnel import (FIXTURES, FakeCloudflared, install_fake_cloudflared,
+                         install_fake_colab, process_gone)
 
 TOKEN = 'tunnel-token-0123456789'
 AUTH = {'Authorization': f'Bearer {TOKEN}'}
+
+
+@pytest.fixture
+def fake_cloudflared(tmp_path, monkeypatch) -> FakeCloudflared:
+    return install_fake_cloudflared(tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def fake_colab(monkeypatch) -> types.ModuleType:
+    return install_fake_colab(monkeypatch)
 
 
 def cloudflared_children() -> list[int]:

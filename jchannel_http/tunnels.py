@@ -20,6 +20,7 @@ running when ``start`` fails. ``open_tunnel`` and ``close_tunnel`` are what the 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import collections
 import dataclasses
 import importlib.util
@@ -28,6 +29,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import socket
 import ssl
 from typing import Any, Protocol
@@ -77,7 +79,8 @@ class CloudflaredLauncher:
     The public URL is read from the metrics endpoint (``GET /quicktunnel``) or from the box
     cloudflared prints on stderr, whichever comes first; ``start`` returns once that URL
     answers with this server's ``/openapi.json``. ``stop`` ends the process (SIGTERM, then
-    SIGKILL after ``grace`` seconds).
+    SIGKILL after ``grace`` seconds); so does the end of this Python process, if ``stop`` was
+    not called (a kernel shut down with the server running).
     """
 
     name = 'cloudflared'
@@ -124,6 +127,7 @@ class CloudflaredLauncher:
         except OSError as exc:
             raise TunnelError(f'cannot run {binary}: {exc.strerror or exc}; '
                               + CLOUDFLARED_INSTALL) from exc
+        atexit.register(self._terminate_at_exit)
         self._reader = asyncio.create_task(self._read_output(self._process.stderr))
         try:
             async with _probe_session() as http:
@@ -173,7 +177,15 @@ class CloudflaredLauncher:
                     f'internet over HTTPS, or raise tunnel_timeout{self._last_output()}')
             await asyncio.wait({self._banner}, timeout=PROBE_INTERVAL)
 
+    def _terminate_at_exit(self) -> None:
+        if self._process is not None and self._process.returncode is None:
+            try:
+                os.kill(self._process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
     async def stop(self) -> None:
+        atexit.unregister(self._terminate_at_exit)
         process, self._process = self._process, None
         if process is not None:
             try:

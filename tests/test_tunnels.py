@@ -10,8 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import socket
+import subprocess
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -112,6 +115,33 @@ async def test_cloudflared_gives_its_url_carries_calls_and_ends_with_the_server(
     assert server.tunnel.pid is None
     assert process_gone(pid)
     assert cloudflared_children() == []
+
+
+def test_cloudflared_ends_with_a_kernel_that_exits_without_stopping(fake_cloudflared) -> None:
+    code = ('import asyncio, jchannel_http\n'
+            'async def main():\n'
+            '    server = await jchannel_http.start(tunnel="cloudflared")\n'
+            '    print(server.tunnel.pid, flush=True)\n'
+            'asyncio.run(main())\n')
+    done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          timeout=60, check=True)
+    pid = int(done.stdout.split()[0])
+
+    def ended() -> bool:  # gone, or dead and waiting for init to reap it
+        try:
+            return Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0] == 'Z'
+        except FileNotFoundError:
+            return True
+
+    for _ in range(50):
+        if ended():
+            break
+        time.sleep(0.1)
+    try:
+        assert ended()
+    finally:
+        if not ended():
+            os.kill(pid, signal.SIGKILL)
 
 
 async def test_cloudflared_url_from_the_metrics_endpoint_alone(fake_cloudflared) -> None:

@@ -224,6 +224,15 @@ def describe(url: str) -> dict[str, Any]:
                 'summary': 'This description', 'security': [],
                 'responses': {'200': _json({'type': 'object'}, 'OpenAPI 3.')},
             }},
+            '/probe/websocket': {'get': {
+                'summary': 'Whether a WebSocket upgrade reaches the server (for the doctor)',
+                'responses': {
+                    '101': {'description': 'Upgraded: one text message, then a close.'},
+                    '426': {'description': 'No Upgrade header arrived: a proxy dropped it.',
+                            'content': {'application/json': {'schema': _ERROR}}},
+                    **_errors(401),
+                },
+            }},
         },
         'components': {
             'securitySchemes': {

@@ -85,10 +85,10 @@ export class Channel {
    * Sends a byte stream through the kernel and back.
    *
    * @param {AsyncIterable<Uint8Array>} stream an async iterable of Uint8Array, or a StreamSource
-   * @returns {Promise<import('./meta_generator.js').MetaGenerator>} the same bytes, received
+   * @returns {Promise<MetaGenerator>} the same bytes, received
    */
   pipe(stream) {
-    return /** @type {Promise<import('./meta_generator.js').MetaGenerator>} */ (
+    return /** @type {Promise<MetaGenerator>} */ (
       this.#request('pipe', {}, stream));
   }
 

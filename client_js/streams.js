@@ -9,6 +9,9 @@ const DEFAULT_STREAM_WINDOW = 8 * 1024 * 1024;
 const ACKS_PER_WINDOW = 4;
 const STREAM_REQUEST_TIMEOUT_MS = 120 * 1000;
 
+/** A received stream dropped before it was read to its end is cancelled, stopping its producer. */
+const unreadStreams = new FinalizationRegistry(({ hub, key }) => hub.refuse(key));
+
 /**
  * @typedef {object} StreamLink what the hub needs from the client
  * @property {(resource: string, init: RequestInit) => Promise<Response>} fetch
@@ -60,7 +63,7 @@ export class StreamHub {
   /**
    * Starts sending a page -> kernel stream.
    *
-   * @param {AsyncIterable<Uint8Array> | import('./meta_generator.js').StreamSource} stream
+   * @param {AsyncIterable<Uint8Array> | StreamSource} stream
    * @returns {number} its stream id
    */
   send(stream) {
@@ -194,7 +197,7 @@ class StreamUpload {
   /**
    * @param {StreamHub} hub
    * @param {number} key
-   * @param {import('./meta_generator.js').StreamSource} source
+   * @param {StreamSource} source
    * @param {AbortSignal} signal aborted when the session ends
    */
   constructor(hub, key, source, signal) {
@@ -484,6 +487,7 @@ class StreamDownload {
     );
     /** @type {MetaGenerator} */
     this.meta = new MetaGenerator(bytes, () => this.#total);
+    unreadStreams.register(this.meta, { hub, key }, this);
   }
 
   async #pull(controller) {
@@ -491,6 +495,7 @@ class StreamDownload {
       this.#signal.throwIfAborted();
       if (this.#reader === null) {
         if (this.#end !== null && this.#offset >= this.#end) {
+          unreadStreams.unregister(this);
           controller.close();
           this.#acknowledge(true);
           return;

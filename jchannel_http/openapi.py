@@ -123,7 +123,7 @@ def _stream_paths() -> dict[str, Any]:
         '/streams/down/{id}/cancel': {'post': {
             'summary': "The page's consumer stopped: stop the producer",
             'parameters': [_STREAM_ID, _SESSION],
-            'responses': {'200': _json({'type': 'object'}, 'Cancelled.'), **_errors(401, 410)},
+            'responses': {'200': _json({'type': 'object'}, 'Cancelled.'), **_errors(400, 401, 410)},
         }},
     }
 

@@ -42,6 +42,14 @@ def _number(value: str | None, name: str, default: int | None = None) -> int:
     return int(value)
 
 
+def _flag(value: str | None) -> bool:
+    if value is None:
+        return False
+    if value != '1':
+        raise ProtocolError("Stream-End must be '1' (or absent)")
+    return True
+
+
 class StreamHandlers:
     """The stream endpoints of one server."""
 
@@ -59,23 +67,32 @@ class StreamHandlers:
             web.post('/streams/down/{id}/cancel', self.cancel),
         ]
 
-    def _check(self, request: web.Request) -> int:
-        """The stream id of the request, once its session was checked."""
-        if request.query.get('session') != self.server.link.session.id:
-            raise ResyncError('the session of this stream is over (the page was replaced or '
-                              'the kernel server restarted); start a new one')
+    def _key(self, request: web.Request) -> int:
+        """The stream id of the request."""
         key = request.match_info['id']
         if not STREAM_ID.fullmatch(key):
             raise ProtocolError('a stream id is a positive integer')
         return int(key)
 
+    def _session(self, request: web.Request) -> None:
+        """Check the session, once the rest of the request was validated."""
+        session = request.query.get('session')
+        if not session:
+            raise ProtocolError('?session= is required: the session id from the hello event')
+        if session != self.server.link.session.id:
+            raise ResyncError('the session of this stream is over (the page was replaced or '
+                              'the kernel server restarted); start a new one')
+
     async def chunk(self, request: web.Request) -> web.Response:
         """POST /streams/up/{id}: one chunk of a page -> kernel stream."""
-        key = self._check(request)
+        key = self._key(request)
         options = self.server.options
         offset = _number(request.headers.get('Stream-Offset'), 'the Stream-Offset header')
-        last = request.headers.get('Stream-End') == '1'
+        last = _flag(request.headers.get('Stream-End'))
         total = request.headers.get('Stream-Total')
+        if total is not None:
+            _number(total, 'the Stream-Total header')
+        self._session(request)
         limit = options.chunk_size
         data = await _read_body(request, limit)
         if data is None:
@@ -89,7 +106,7 @@ class StreamHandlers:
 
     async def upload_error(self, request: web.Request) -> web.Response:
         """POST /streams/up/{id}/error: the page's producer raised; the consumer gets it."""
-        key = self._check(request)
+        key = self._key(request)
         try:
             body = orjson.loads(await request.read())
         except orjson.JSONDecodeError as exc:
@@ -97,14 +114,16 @@ class StreamHandlers:
         if not isinstance(body, dict) or not isinstance(body.get('name'), str) \
                 or not isinstance(body.get('message'), str):
             raise ProtocolError('the body must be {"name": "<error class>", "message": "..."}')
+        self._session(request)
         stream = self.server.streams.upload(key)
         stream.fail(FrontendError(body['name'], body['message']))
         return _json({'state': stream.state})
 
     async def download(self, request: web.Request) -> web.StreamResponse:
         """GET /streams/down/{id}?offset=N: the bytes of a kernel -> page stream from N."""
-        key = self._check(request)
+        key = self._key(request)
         offset = _number(request.query.get('offset'), 'offset', 0)
+        self._session(request)
         stream = self._download(key)
         if stream is None:
             return _error(404, 'not_found', f'no stream {key} from the kernel in this session '
@@ -147,12 +166,14 @@ class StreamHandlers:
 
     async def ack(self, request: web.Request) -> web.Response:
         """POST /streams/down/{id}/ack: the page holds every byte before Stream-Offset."""
-        key = self._check(request)
+        key = self._key(request)
         offset = _number(request.headers.get('Stream-Offset'), 'the Stream-Offset header')
+        end = _flag(request.headers.get('Stream-End'))
+        self._session(request)
         stream = self._download(key)
         if stream is None:
             return _error(404, 'not_found', f'no stream {key} from the kernel in this session')
-        if request.headers.get('Stream-End') == '1':
+        if end:
             stream.acknowledge_end(offset)
         else:
             stream.ack(offset)
@@ -160,7 +181,8 @@ class StreamHandlers:
 
     async def cancel(self, request: web.Request) -> web.Response:
         """POST /streams/down/{id}/cancel: the page's consumer stopped; stop the producer."""
-        key = self._check(request)
+        key = self._key(request)
+        self._session(request)
         stream = self._download(key)
         if stream is not None:
             stream.cancel()

@@ -88,7 +88,10 @@ test('the concatenated bundle defines jchannel once, as a classic script', () =>
   });
   vm.runInContext(source, context, { filename: 'client.js' });
   const api = vm.runInContext('globalThis.jchannel', context);
-  assert.deepEqual(Object.keys(api).sort(), ['Channel', 'Client', 'KernelError', 'StateError', 'start', 'stop']);
+  assert.deepEqual(Object.keys(api).sort(), [
+    'Channel', 'Client', 'KernelError', 'MetaGenerator', 'ProgressFeed', 'StateError', 'StreamSource',
+    'start', 'stop',
+  ]);
   assert.equal(typeof api.start, 'function');
   vm.runInContext(source, context, { filename: 'client.js' });
   assert.equal(vm.runInContext('globalThis.jchannel', context), api);

@@ -15,7 +15,10 @@ test('the module installs the global jchannel API', () => {
     'Channel',
     'Client',
     'KernelError',
+    'MetaGenerator',
+    'ProgressFeed',
     'StateError',
+    'StreamSource',
     'start',
     'stop',
   ]);

@@ -6,10 +6,12 @@ the protocol itself lives in ``session.py``, ``link.py`` and ``rpc.py``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
 import secrets
 import time
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Iterator
 
 import orjson
 from aiohttp import web
@@ -34,6 +36,7 @@ ALLOWED_HEADERS = ('Authorization, Content-Type, Last-Event-ID, ngrok-skip-brows
                    'X-XSRFToken, Stream-Offset, Stream-End, Stream-Total')
 FROM_PAGE = (Call, Echo, Pipe, Result, Error)
 POST_FIELDS = {'client', 'session', 'ack', 'messages'}
+SEQUENCE_NUMBER = re.compile(r'[0-9]{1,16}')  # JavaScript counts exactly up to 2**53
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -41,15 +44,43 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class HttpError(Exception):
     """An error answered as JSON with an HTTP status."""
 
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None,
+                 **extra: Any) -> None:
         super().__init__(message)
         self.status = status
+        self.headers = headers or {}
         self.body = {'error': code, 'message': message, **extra}
 
 
-def json_response(data: Any, status: int = 200) -> web.Response:
+class InFlight:
+    """Counts the authenticated requests being handled and refuses those beyond ``limit``."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold one of the ``limit`` slots while the request is handled, or raise a 429."""
+        if self.count >= self.limit:
+            raise HttpError(429, 'too_many_requests',
+                            f'{self.limit} requests are in flight already (the max_requests '
+                            'option); retry later', headers={'Retry-After': '1'})
+        self.count += 1
+        try:
+            yield
+        finally:
+            self.count -= 1
+
+
+IN_FLIGHT = web.AppKey('in_flight', InFlight)
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None
+                  ) -> web.Response:
     """A JSON response encoded by orjson."""
-    return web.Response(body=dumps(data), status=status, content_type='application/json')
+    return web.Response(body=dumps(data), status=status, content_type='application/json',
+                        headers=headers)
 
 
 def _error_for(exc: Exception) -> HttpError:
@@ -76,8 +107,17 @@ def _error_for(exc: Exception) -> HttpError:
 
 
 def _origin_allowed(server: Server, origin: str) -> bool:
+    """Any origin when allow_origins is None; else those listed and the server's own."""
     allowed = server.options.allow_origins
-    return allowed is None or origin in allowed
+    return allowed is None or origin in allowed or origin == str(URL(server.url).origin())
+
+
+def _check_origin(request: web.Request) -> None:
+    origin = request.headers.get('Origin')
+    if origin and not _origin_allowed(request.app[SERVER], origin):
+        raise HttpError(403, 'forbidden_origin',
+                        f'origin {origin} is not in allow_origins; add it there to let its pages '
+                        'call this server')
 
 
 def _cors(request: web.Request, response: web.StreamResponse) -> None:
@@ -95,34 +135,41 @@ def _token_of(request: web.Request) -> str | None:
 
 
 def _authorized(request: web.Request) -> bool:
+    """Whether the request carries the token (compared in constant time)."""
     given = _token_of(request)
     expected = request.app[SERVER].token
-    return given is not None and secrets.compare_digest(given.encode(), expected.encode())
+    return given is not None and secrets.compare_digest(
+        given.encode('utf-8', 'surrogateescape'), expected.encode())
+
+
+async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.method == 'OPTIONS':
+        return preflight(request)
+    if _route_path(request) in PUBLIC:
+        return await handler(request)
+    _check_origin(request)
+    if not _authorized(request):
+        raise HttpError(401, 'unauthorized',
+                        'a valid token is needed: Authorization: Bearer <token> or ?token=')
+    with request.app[IN_FLIGHT].slot():
+        return await handler(request)
 
 
 @web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """CORS, the token check and JSON errors for every request."""
+    """CORS, origins, the token, the in-flight limit and JSON errors for every request."""
     try:
-        if request.method == 'OPTIONS':
-            response: web.StreamResponse = preflight(request)
-        elif _route_path(request) not in PUBLIC and not _authorized(request):
-            raise HttpError(401, 'unauthorized',
-                            'a valid token is needed: Authorization: Bearer <token> or ?token=')
-        else:
-            response = await handler(request)
+        response = await _guarded(request, handler)
     except Exception as exc:
         error = _error_for(exc)
-        response = json_response(error.body, error.status)
+        response = json_response(error.body, error.status, error.headers)
     _cors(request, response)
     return response
 
 
 def preflight(request: web.Request) -> web.Response:
     """Answer a CORS preflight for an allowed origin."""
-    origin = request.headers.get('Origin', '')
-    if origin and not _origin_allowed(request.app[SERVER], origin):
-        raise HttpError(403, 'forbidden_origin', f'origin {origin} is not in allow_origins')
+    _check_origin(request)
     response = web.Response(status=204)
     response.headers.update({
         'Access-Control-Allow-Methods': 'GET, POST, OPTIONS',
@@ -148,8 +195,8 @@ async def read_json(request: web.Request, empty: Any = None) -> Any:
 def _int_param(value: str | None, name: str) -> int:
     if value is None or value == '':
         return 0
-    if not value.isdigit():
-        raise ProtocolError(f'{name} must be a non-negative integer')
+    if not SEQUENCE_NUMBER.fullmatch(value):
+        raise ProtocolError(f'{name} must be a non-negative integer of at most 16 digits')
     return int(value)
 
 
@@ -264,6 +311,7 @@ def make_app(server: Server) -> web.Application:
     """The aiohttp application serving ``server``."""
     app = web.Application(middlewares=[guard], client_max_size=server.options.max_body)
     app[SERVER] = server
+    app[IN_FLIGHT] = InFlight(server.options.max_requests)
     app.router.add_get('/events', events)
     app.router.add_post('/events', events)
     app.router.add_get('/poll', poll)

@@ -82,11 +82,7 @@ class Link:
 
     def receive(self, frames: list[tuple[int, Frame]]) -> list[Frame]:
         """Take frames posted by the page; return those now due, in order, each once."""
-        inbox = self.session.inbox
-        ready: list[Frame] = []
-        for seq, frame in sorted(frames, key=lambda item: item[0]):
-            ready.extend(inbox.receive(seq, frame))
-        return ready
+        return self.session.inbox.receive_all(frames)
 
     def new_stream(self) -> int:
         """Register a new stream of the current client; older streams end."""

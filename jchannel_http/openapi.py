@@ -7,25 +7,45 @@ from typing import Any
 from . import __version__
 
 _ERROR = {'$ref': '#/components/schemas/Error'}
+_CURSOR = {'type': 'string', 'pattern': '^[0-9]{0,16}$'}
 _CLIENT = {'name': 'client', 'in': 'query', 'required': True,
            'schema': {'type': 'string', 'pattern': '^[A-Za-z0-9_-]{8,64}$'},
            'description': 'The page client id.'}
 
 
 def _errors(*statuses: int) -> dict[str, Any]:
+    """Error responses; an endpoint that needs the token (401) also has 403, 429 and 503."""
+    if 401 in statuses:
+        statuses += (403, 429, 503)
     reasons = {
         400: 'Malformed request: the message names the problem.',
         401: 'The token is missing or wrong.',
-        404: 'Unknown channel or method.',
+        403: 'The Origin header names an origin that allow_origins does not list.',
+        404: 'Unknown channel, method or stream.',
         409: 'Another page client is live.',
         410: 'Resync: the session is over or the cursor cannot be served; start a new session.',
         413: 'The body is larger than max_body.',
         422: 'The handler method raised an exception.',
+        429: 'More than max_requests requests are in flight; retry after Retry-After seconds.',
         503: 'The server is stopping.',
     }
     return {str(status): {'description': reasons[status],
                           'content': {'application/json': {'schema': _ERROR}}}
             for status in statuses}
+
+
+EVENT = {
+    'type': 'object',
+    'required': ['data'],
+    'properties': {
+        'event': {'type': 'string', 'enum': ['hello']},
+        'id': {'type': 'string', 'pattern': '^[0-9]+$'},
+        'data': {'type': 'string'},
+    },
+    'description': 'One event: first "hello", whose data is JSON with session, cursor, ack, '
+                   'heartbeat and max_body; then one per frame, whose id is its seq and whose '
+                   'data is the frame as JSON.',
+}
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -146,15 +166,15 @@ def describe(url: str) -> dict[str, Any]:
                 'parameters': [
                     _CLIENT,
                     {'name': 'session', 'in': 'query', 'schema': {'type': 'string'}},
-                    {'name': 'cursor', 'in': 'query',
-                     'schema': {'type': 'integer', 'minimum': 0}},
-                    {'name': 'Last-Event-ID', 'in': 'header',
-                     'schema': {'type': 'integer', 'minimum': 0}},
+                    {'name': 'cursor', 'in': 'query', 'schema': _CURSOR,
+                     'description': "The page's inbox cursor; empty or absent means 0."},
+                    {'name': 'Last-Event-ID', 'in': 'header', 'schema': _CURSOR,
+                     'description': 'Wins over cursor when not empty.'},
                 ],
                 'responses': {
                     '200': {'description': 'An event stream: a hello event, then one event '
                                            'per frame, and ": ping" comments.',
-                            'content': {'text/event-stream': {'schema': {'type': 'string'}}}},
+                            'content': {'text/event-stream': {'schema': EVENT}}},
                     **_errors(400, 401, 409, 410),
                 },
             }},

@@ -6,12 +6,14 @@ table. Unknown names are refused with a TypeError that lists the known ones.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields
 from typing import Any
 
 MiB = 1024 * 1024
 TRANSPORTS = (None, 'sse-get', 'sse-post', 'poll')
 """The page's transports in the order it tries them; None lets it probe."""
+ORIGIN = re.compile(r'[a-z][a-z0-9+.-]*://[^/?#\s]+|null')
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,9 @@ class Options:
     """Most bytes of a kernel -> page stream sent in one GET response (for proxies that cut
     large responses); the page continues with the next range. ``None``: no cap."""
 
+    max_requests: int = 64
+    """Most authenticated requests handled at once, event streams included (429 beyond)."""
+
     allow_origins: tuple[str, ...] | None = None
     """Origins whose pages may call the server; ``None`` allows any (the token is still needed)."""
 
@@ -83,7 +88,8 @@ class Options:
     def __post_init__(self) -> None:
         if self.heartbeat <= 0:
             raise ValueError('heartbeat must be a positive number of seconds')
-        for name in ('outbox_messages', 'outbox_bytes', 'max_ahead', 'max_body'):
+        for name in ('outbox_messages', 'outbox_bytes', 'max_ahead', 'max_body',
+                     'max_requests'):
             if getattr(self, name) < 1:
                 raise ValueError(f'{name} must be a positive integer')
         for name in ('chunk_size', 'chunks_in_flight', 'stream_buffer'):
@@ -101,7 +107,7 @@ class Options:
         if not self.tunnel_timeout > 0:
             raise ValueError('tunnel_timeout must be a positive number of seconds')
         if self.allow_origins is not None:
-            object.__setattr__(self, 'allow_origins', tuple(self.allow_origins))
+            object.__setattr__(self, 'allow_origins', _origins(self.allow_origins))
 
     @property
     def liveness(self) -> float:
@@ -116,4 +122,17 @@ class Options:
         if unknown:
             raise TypeError(f'unknown option(s) {unknown}; known options are {sorted(known)}')
         return cls(**kwargs)
+
+
+def _origins(value: Any) -> tuple[str, ...]:
+    """``allow_origins`` as a tuple, refusing what could never match a browser's Origin."""
+    if isinstance(value, str):
+        raise TypeError(f'allow_origins must be a list of origins such as [{value!r}], '
+                        'not a string')
+    origins = list(value)
+    for origin in origins:
+        if not isinstance(origin, str) or not ORIGIN.fullmatch(origin.lower()):
+            raise ValueError(f'allow_origins: {origin!r} is not an origin; write scheme://host'
+                             "[:port] with no path or trailing slash, e.g. 'http://localhost:8888'")
+    return tuple(origin.lower() for origin in origins)  # browsers send origins in lower case
 

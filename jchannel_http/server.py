@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 import sys
 import time
@@ -25,6 +26,7 @@ from .tunnels import resolve as resolve_tunnel
 log = logging.getLogger('jchannel_http')
 
 _WILDCARDS = {'0.0.0.0': '127.0.0.1', '::': '::1', '': '127.0.0.1'}
+_CHANNEL_KEY = re.compile(r'[1-9][0-9]{0,15}')  # ASCII digits only: int() takes others
 
 
 def _browser_url(host: str, port: int) -> str:
@@ -191,7 +193,7 @@ class Server:
         """The channel named ``key``, or whose numeric key is ``key``."""
         if key in self._names:
             return self._names[key]
-        return self._channels.get(int(key)) if key.isdigit() else None
+        return self._channels.get(int(key)) if _CHANNEL_KEY.fullmatch(key) else None
 
     def _register(self, channel: Channel) -> None:
         if channel.name is not None:

@@ -10,6 +10,8 @@ delivery.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
+
 from .errors import ProtocolError, ResyncError
 from .frames import Frame, encode
 
@@ -133,6 +135,38 @@ class Inbox:
             self.cursor += 1
             ready.append(self._ahead.pop(self.cursor))
         return ready
+
+    def receive_all(self, items: Iterable[tuple[int, Frame]]) -> list[Frame]:
+        """Take a batch of ``(seq, frame)`` in order of ``seq``: all of it, or none of it.
+
+        When holding the batch would pass ``max_ahead``, ProtocolError is raised before any
+        frame is taken: a frame taken from a refused batch would be acknowledged, never run.
+        """
+        batch = sorted(items, key=lambda item: item[0])
+        if len(self._ahead) + len(batch) > self.max_ahead:
+            self._check_room([seq for seq, _ in batch])
+        ready: list[Frame] = []
+        for seq, frame in batch:
+            ready.extend(self.receive(seq, frame))
+        return ready
+
+    def _check_room(self, seqs: list[int]) -> None:
+        """Raise ProtocolError if receiving the sorted ``seqs`` would hold too many frames."""
+        cursor, held = self.cursor, set(self._ahead)
+        for seq in seqs:
+            if seq <= cursor or seq in held:
+                continue
+            if seq == cursor + 1:
+                cursor = seq
+                while cursor + 1 in held:
+                    cursor += 1
+                    held.discard(cursor)
+            elif len(held) >= self.max_ahead:
+                raise ProtocolError(
+                    f'frame {seq} is too far ahead of {self.cursor} ({self.max_ahead} would be held)'
+                )
+            else:
+                held.add(seq)
 
     @property
     def held(self) -> int:

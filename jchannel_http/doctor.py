@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import re
 import secrets
 import ssl
@@ -83,11 +84,16 @@ class Report:
         for check in self.checks:
             lines.append(f'{check.label.ljust(width)}  {check.status.ljust(7)}  {check.detail}')
         lines.append('')
+        probed = any(check.status != SKIPPED for check in self.checks
+                     if check.key in TRANSPORTS) or self.check('reachable').status == PROBLEM
         if self.transport is not None:
             lines.append(f'The page client will use: {self.transport} '
                          f'({TRANSPORTS.get(self.transport, self.transport)})')
-        else:
+        elif probed:
             lines.append('The page client will find no working transport.')
+        else:
+            lines.append('The transports were not probed: give the token (--token, or the page '
+                         'URL), and run the doctor while no page is connected.')
         problems = [check for check in self.checks if check.advice]
         if problems:
             lines += ['', 'What to change:']
@@ -120,7 +126,7 @@ class Answer:
     final_url: str
     seconds: float
 
-    @property
+    @functools.cached_property
     def json(self) -> Any:
         try:
             return orjson.loads(self.body)
@@ -218,7 +224,7 @@ class Doctor:
     # -- the run ----------------------------------------------------------------------------
 
     async def run(self) -> Report:
-        connector = aiohttp.TCPConnector(ssl=ssl.create_default_context(), force_close=True)
+        connector = aiohttp.TCPConnector(ssl=ssl.create_default_context())
         async with aiohttp.ClientSession(connector=connector, headers=self.headers) as http:
             self._http = http
             checks = [await self.reachable()]
@@ -374,11 +380,14 @@ class Doctor:
                 return None
             buffer += chunk
         block = buffer.split(b'\n\n', 1)[0]
+        if response.content.at_eof():
+            return None
         for line in block.split(b'\n'):
             if line.startswith(b'data:'):
-                data = orjson.loads(line[5:].strip())
-                if response.content.at_eof():
-                    return None
+                try:
+                    data = orjson.loads(line[5:].strip())
+                except orjson.JSONDecodeError:
+                    return {}
                 return data if isinstance(data, dict) else {}
         return {}
 

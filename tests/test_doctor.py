@@ -231,7 +231,7 @@ async def test_through_the_fake_cloudflared(fake_cloudflared) -> None:
     assert report.transport == 'sse-post'
 
 
-async def test_an_unreachable_url_and_a_wrong_token() -> None:
+async def test_an_unreachable_url_a_wrong_token_and_no_token() -> None:
     report = await Doctor(f'http://127.0.0.1:{free_port()}', TOKEN).run()
     assert report.check('reachable').status == PROBLEM
     assert report.check('reachable').detail.startswith('no answer: ClientConnectorError')
@@ -240,9 +240,17 @@ async def test_an_unreachable_url_and_a_wrong_token() -> None:
 
     async with jchannel_http.Server(token=TOKEN) as server:
         report = await Doctor(server.url, 'not-the-token').run()
-    assert report.check('token').detail == 'the server refused the token (401)'
-    assert report.check('sse-get').detail == 'the token was not accepted'
-    assert report.exit_status == 1
+        assert report.check('token').detail == 'the server refused the token (401)'
+        assert report.check('sse-get').detail == 'the token was not accepted'
+        assert report.exit_status == 1
+
+        report = await Doctor(server.url).run()
+        assert report.check('reachable').status == OK
+        assert report.check('token').status == SKIPPED
+        assert report.check('interstitial').status == OK
+        assert report.check('latency').detail.endswith('(GET /favicon.ico)')
+        assert report.exit_status == 1
+        assert 'The transports were not probed: give the token' in report.render()
 
 
 async def test_a_connected_page_is_left_alone(server) -> None:

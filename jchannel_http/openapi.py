@@ -120,9 +120,10 @@ def _stream_paths() -> dict[str, Any]:
                             'schema': {'type': 'integer', 'minimum': 0},
                             'description': 'The bytes the page holds (acknowledges them).'}],
             'responses': {
-                '200': {'description': 'The bytes from offset. Stream-End: the stream ends '
-                                       'with this response; Stream-Total: declared size; '
-                                       'Stream-Window: acknowledge every quarter of it.',
+                '200': {'description': 'The bytes from offset. Stream-End: the size of the '
+                                       'stream, once its producer finished; Stream-Total: '
+                                       'declared size; Stream-Window: acknowledge every '
+                                       'quarter of it.',
                         'content': {'application/octet-stream': {
                             'schema': {'type': 'string', 'format': 'binary'}}}},
                 '422': {'description': 'The producer raised after the bytes before offset.',

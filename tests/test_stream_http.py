@@ -199,3 +199,37 @@ async def test_a_new_session_fails_the_streams_of_the_old_one(server, http) -> N
         await upload.join()
     assert hub.status() == {'uploads': 0, 'downloads': 0, 'held_bytes': 0}
     assert isinstance(FrontendError('a', 'b'), Exception)
+
+
+async def test_stream_response_bytes_caps_each_response(http) -> None:
+    async with jchannel_http.Server(token='test-token-0123456789', heartbeat=1,
+                                    stream_response_bytes=1000) as server:
+        channel = jchannel_http.Channel(server, 'c')
+        channel._open = True
+        channel._opened_in = server.link.session.id
+        data = bytes(range(256)) * 10
+
+        async def produce():
+            yield data
+
+        response, reader, session = await page(http, server)
+        try:
+            piping = channel.pipe(produce(), timeout=10)
+            await reader.event()
+            url = f'{server.url}/streams/down/1'
+            pieces, offset, ends = [], 0, []
+            for _ in range(10):
+                async with http.get(url, params={'session': session,
+                                                 'offset': str(offset)}) as got:
+                    piece = await got.read()
+                    ends.append(got.headers.get('Stream-End'))
+                pieces.append(piece)
+                offset += len(piece)
+                if ends[-1] is not None and offset == int(ends[-1]):
+                    break
+            assert [len(piece) for piece in pieces] == [1000, 1000, 560]
+            assert ends == [str(len(data))] * 3  # the size, known once the producer finished
+            assert b''.join(pieces) == data
+            piping.cancel()
+        finally:
+            response.close()

@@ -15,6 +15,7 @@ from typing import Any, Awaitable, Callable, Iterator
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
 from . import openapi, transports
@@ -74,6 +75,22 @@ class InFlight:
 
 
 IN_FLIGHT = web.AppKey('in_flight', InFlight)
+
+
+class ProtocolLog(logging.LoggerAdapter):
+    """aiohttp's log of requests it could not handle, as the logger ``jchannel_http.http``.
+
+    A request that is not HTTP at all (aiohttp answers it 400 itself) is logged at DEBUG: anyone
+    who reaches the port can send such bytes, and they must not fill the kernel's output.
+    """
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        error = exc_info if isinstance(exc_info, BaseException) else None
+        level = logging.DEBUG if isinstance(error, HttpProcessingError) else logging.ERROR
+        self.log(level, msg, *args, exc_info=exc_info, **kwargs)
+
+
+PROTOCOL_LOG = ProtocolLog(logging.getLogger('jchannel_http.http'))
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None

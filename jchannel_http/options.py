@@ -135,4 +135,3 @@ def _origins(value: Any) -> tuple[str, ...]:
             raise ValueError(f'allow_origins: {origin!r} is not an origin; write scheme://host'
                              "[:port] with no path or trailing slash, e.g. 'http://localhost:8888'")
     return tuple(origin.lower() for origin in origins)  # browsers send origins in lower case
-

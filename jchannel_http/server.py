@@ -93,7 +93,7 @@ class Server:
         await self._stop()
 
     async def _start(self) -> None:
-        from .http_app import make_app  # the HTTP adapter imports this module
+        from .http_app import PROTOCOL_LOG, make_app  # the HTTP adapter imports this module
 
         if self._runner is not None or self._stopped:
             raise StateError('a server can be started only once')
@@ -101,7 +101,7 @@ class Server:
         self._streams = StreamHub(self.options)
         self._rpc = Rpc(self._link, self._channels, self.options.debug, self._streams)
         runner = web.AppRunner(make_app(self), access_log=None, handler_cancellation=True,
-                               shutdown_timeout=1.0)
+                               shutdown_timeout=1.0, logger=PROTOCOL_LOG)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)
         try:

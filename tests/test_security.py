@@ -326,6 +326,35 @@ async def test_a_traceback_only_with_debug(http) -> None:
                     assert message == 'division by zero'
 
 
+NOT_HTTP = [
+    b'\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03' + bytes(range(32)),  # a TLS client hello
+    b'GET /status?token=%b HTTP/1.1\r\nHost: x\r\nNo colon in this header\r\n\r\n' % TOKEN.encode(),
+    b'GET /status HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n',
+    b'POST /messages HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n',
+    b'\x00' * 64 + b'\r\n\r\n',
+]
+
+
+async def test_bytes_that_are_not_http_get_400_and_no_log_above_debug(server, http,
+                                                                         caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    for garbage in NOT_HTTP:
+        reader, writer = await asyncio.open_connection('127.0.0.1', server.port)
+        try:
+            writer.write(garbage)
+            answer = await asyncio.wait_for(reader.read(), 5)
+        finally:
+            writer.close()
+        assert answer.split(b'\r\n', 1)[0].split(b' ', 2)[1] == b'400', answer
+    loud = [record for record in caplog.records if record.levelno > logging.DEBUG
+            and not record.getMessage().startswith('jchannel_http: open ')]
+    assert loud == []
+    quiet = [record for record in caplog.records if record.name == 'jchannel_http.http']
+    assert quiet and {record.levelno for record in quiet} == {logging.DEBUG}
+    async with http.get(f'{server.url}/status') as response:
+        assert response.status == 200
+
+
 # -- the token ---------------------------------------------------------------------------------
 
 

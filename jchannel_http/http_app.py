@@ -219,8 +219,9 @@ def _int_param(value: str | None, name: str) -> int:
 
 async def events(request: web.Request) -> web.StreamResponse:
     """GET or POST /events: the kernel -> page event stream (see transports.py)."""
-    cursor = _int_param(request.headers.get('Last-Event-ID') or request.query.get('cursor'),
-                        'cursor')
+    cursor = _int_param(request.query.get('cursor'), 'cursor')
+    if request.headers.get('Last-Event-ID'):  # wins over the cursor, which must still be valid
+        cursor = _int_param(request.headers['Last-Event-ID'], 'Last-Event-ID')
     return await transports.event_stream(request, request.app[SERVER], cursor,
                                          lambda response: _cors(request, response))
 

@@ -98,6 +98,7 @@ export class Client {
     echo: (client, frame) => frame.args,
     call: (client, frame) => client.#invokeHandler(frame),
     pipe: (client, frame) => client.#streams.receive(frame.stream),
+    stop: (client) => client.#stopSoon(),
   };
 
   static #replyHandlers = {
@@ -639,6 +640,15 @@ export class Client {
       channel.detach();
       throw error;
     }
+  }
+
+  /** The kernel server is stopping: stop too, rather than retry a server that is gone. */
+  #stopSoon() {
+    setTimeout(() => {
+      this.lastError = new StateError('the kernel server was stopped');
+      this.stop();
+    }, 0);
+    return null;
   }
 
   #closeChannel({ channel: key }) {

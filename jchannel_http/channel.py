@@ -120,6 +120,7 @@ class Channel:
         await self._close(self.context_timeout)
 
     async def _open_in_page(self, timeout: float | None) -> Any:
+        await self._server._await_page(timeout, 'opening the channel')
         session = self._server._link.session.id
         result = await self._server._request(
             lambda call: Open(call, self.key, self._code), timeout, 'opening the channel')
@@ -136,6 +137,7 @@ class Channel:
     async def _ready(self, timeout: float | None) -> None:
         if not self._open:
             raise StateError('the channel is not open: await channel.open() first')
+        await self._server._await_page(timeout, 'a page to call')
         if self._opened_in == self._server._link.session.id:
             return
         # The page was replaced (a reload or a new tab): run the channel's code there again.

@@ -80,8 +80,15 @@ class Error:
     message: str
 
 
-Frame = Union[Open, Close, Echo, Call, Pipe, Result, Error]
-Request = Union[Open, Close, Echo, Call, Pipe]
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Kernel -> page: the server is stopping; stop the client (the answer may never come)."""
+
+    call: int
+
+
+Frame = Union[Open, Close, Echo, Call, Pipe, Result, Error, Stop]
+Request = Union[Open, Close, Echo, Call, Pipe, Stop]
 Reply = Union[Result, Error]
 
 TYPES: dict[str, type] = {
@@ -92,6 +99,7 @@ TYPES: dict[str, type] = {
     'pipe': Pipe,
     'result': Result,
     'error': Error,
+    'stop': Stop,
 }
 NAMES: dict[type, str] = {cls: name for name, cls in TYPES.items()}
 

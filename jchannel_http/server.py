@@ -15,7 +15,8 @@ from aiohttp import web
 from .channel import Channel
 from .clients import Admission, ClientGate
 from .errors import ResyncError, StateError
-from .frames import Request
+from .frontend import NotebookOutput, in_notebook
+from .frames import Request, Stop
 from .link import Link
 from .options import Options
 from .rpc import Rpc
@@ -74,6 +75,8 @@ class Server:
         self._runner: web.AppRunner | None = None
         self._started_at = 0.0
         self._stopped = False
+        self._notebook: NotebookOutput | None = None
+        self._arrival = asyncio.Event()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -123,10 +126,9 @@ class Server:
         self._announce()
 
     def _announce(self) -> None:
-        from .frontend import in_notebook, show_client
-
         if in_notebook():
-            show_client(self)
+            self._notebook = NotebookOutput(self.url, self.token, self.client_options())
+            self._notebook.show()
             return
         line = f'jchannel_http: open {self.page_url} in a browser to connect a page'
         if log.hasHandlers():
@@ -138,6 +140,10 @@ class Server:
         if self._stopped:
             return
         self._stopped = True
+        self._arrival.set()
+        await self._dismiss_page()
+        if self._notebook is not None:
+            self._notebook.close(f'jchannel_http: the server at {self.url} was stopped')
         if self._link is not None:
             self._link.stop()
         if self._rpc is not None:
@@ -152,6 +158,18 @@ class Server:
             if self._tunnel_open and self.tunnel is not None:
                 self._tunnel_open = False
                 await close_tunnel(self.tunnel)
+
+    async def _dismiss_page(self) -> None:
+        """Tell a connected page that the server stops, so that its client stops retrying."""
+        if self._rpc is None or not self._gate.is_live(time.monotonic()):
+            return
+        request = asyncio.ensure_future(self._rpc.request(Stop))
+        for _ in range(40):  # at most 2 s; the page stops at once and releases the server
+            if request.done() or not self._gate.is_live(time.monotonic()):
+                break
+            await asyncio.sleep(0.05)
+        request.cancel()
+        await asyncio.gather(request, return_exceptions=True)
 
     @property
     def running(self) -> bool:
@@ -207,6 +225,34 @@ class Server:
         if channel.name is not None:
             self._names.pop(channel.name, None)
 
+    async def _await_page(self, timeout: float | None, what: str) -> None:
+        """Return once a page is connected, waiting at most ``timeout`` seconds for one.
+
+        In a notebook, a missing page is brought back through the running cell's output: the
+        server shows the bootstrap there again (after a reload, the tab has no client).
+        """
+        if self._gate.is_live(time.monotonic()):
+            return
+        if self._notebook is not None and not self._stopped:
+            self._notebook.show()
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            self._arrival.clear()
+            if self._stopped:
+                raise StateError('the server was stopped')
+            if self._gate.is_live(time.monotonic()):
+                return
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                raise StateError(
+                    f'no page is connected to {self.url} (waited {timeout} s for {what}): run '
+                    'start() in a notebook, or open server.page_url in a browser')
+            try:
+                await asyncio.wait_for(self._arrival.wait(), remaining)
+            except asyncio.TimeoutError:
+                pass
+
     async def _request(self, make: Callable[[int], Request], timeout: float | None,
                        what: str) -> Any:
         if self._rpc is None or self._stopped:
@@ -255,6 +301,9 @@ class Server:
         admission = self._gate.admit(client, time.monotonic())
         if admission is Admission.TAKEOVER:
             self.renew('another page took over (a reload or a new tab)')
+        self._arrival.set()
+        if self._notebook is not None and self._notebook.pending:
+            self._notebook.settle(f'jchannel_http: connected to {self.url}')
         return admission
 
     def renew(self, reason: str) -> None:

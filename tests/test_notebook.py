@@ -1,0 +1,200 @@
+"""The library in real notebook frontends: JupyterLab 4, Notebook 7 and NbClassic.
+
+One Jupyter server per frontend (module-scoped, parametrized) serves every test; each test opens
+its own notebook, so its own kernel, in a new Chromium tab, and shuts the kernel down at the end.
+Cells are run through the frontend as a user runs them; what they print is read from the tab.
+
+VS Code cannot run here. What it needs is what these tests prove in the other frontends: the
+bootstrap is an HTML output whose script does everything (VS Code ignores ``Javascript`` outputs),
+and it is replaced by a display update.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from playwright.sync_api import Browser, sync_playwright
+
+from notebook_driver import (
+    CHROMIUM_ARGS,
+    JupyterServer,
+    NotebookTab,
+    saved_outputs_html,
+)
+
+pytestmark = pytest.mark.timeout(300)
+
+EXAMPLES = Path(__file__).resolve().parent.parent / 'examples'
+STATUS = '[data-jchannel-http]'
+
+PAGE_SIDE = '''(channel) => {
+  self.pageChannel = channel;
+  self.hung = 0;
+  channel.handler = {
+    indentLeft(line, count) { return line.padStart(line.length + count); },
+    indentRight(line, count) { return line.padEnd(line.length + count); },
+    hang(label) { self.hung += 1; return new Promise(() => {}); },
+  };
+  return 'opened';
+}'''
+
+START = f'''
+import asyncio, json
+import jchannel_http
+server = await jchannel_http.start({{options}})
+channel = await server.open({PAGE_SIDE!r}, timeout=60)
+print('port', server.port)
+print('left', json.dumps(await channel.call('indentLeft', 'hello', 4, timeout=60)))
+'''
+
+
+@pytest.fixture(scope='module')
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path='/usr/bin/chromium',
+                                             args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope='module', params=['lab', 'notebook7', 'nbclassic'])
+def jupyter(request) -> Iterator[JupyterServer]:
+    server = JupyterServer(request.param).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def tab(jupyter: JupyterServer, browser: Browser, request) -> Iterator[NotebookTab]:
+    name = re.sub(r'\W+', '_', request.node.name) + '.ipynb'
+    tab = NotebookTab(jupyter, browser, name)
+    try:
+        yield tab.open()
+    finally:
+        tab.close()
+        jupyter.shutdown_kernels()
+
+
+def start(tab: NotebookTab, **options: object) -> int:
+    """Start a server in the tab's kernel and open the page channel; the server's port."""
+    arguments = ', '.join(f'{name}={value!r}' for name, value in options.items())
+    output = tab.run(START.replace('{options}', arguments))
+    assert 'left "    hello"' in output, output
+    return int(re.search(r'port (\d+)', output).group(1))
+
+
+def requests_to(tab: NotebookTab, port: int) -> list[str]:
+    return [url for url in tab.requests if url.startswith(f'http://127.0.0.1:{port}/')]
+
+
+def test_calls_both_ways_several_channels_and_nothing_saved_runs(tab: NotebookTab) -> None:
+    port = start(tab)
+    assert tab.wait_text(STATUS, lambda text: 'connected' in text, 'connected status') == \
+        f'jchannel_http: connected to http://127.0.0.1:{port}'
+    assert any(url.endswith(f':{port}/client.js') for url in tab.requests)
+
+    output = tab.run('''
+print('right', json.dumps(await channel.call('indentRight', 'world', 4)))
+try:
+    await channel.call('indentRight', 4, 'world')
+except jchannel_http.FrontendError as error:
+    print('error', error.type, 'padEnd' in error.detail)
+''')
+    assert 'right "world    "' in output and 'error TypeError True' in output
+
+    # A second channel with a Python handler; the first closes without disturbing it.
+    output = tab.run('''
+class Arithmetic:
+    def multiply(self, a, b):
+        return a * b
+
+    def divide(self, a, b):
+        return a / b
+
+second = await server.open('(channel) => { self.kernelChannel = channel; return 2; }')
+second.handler = Arithmetic()
+await channel.close()
+try:
+    await channel.call('indentLeft', 'x', 1)
+except jchannel_http.StateError as error:
+    print('closed', error)
+print('channels', json.dumps([c['open'] for c in server.status()['channels']]))
+print('echo', json.dumps(await second.echo(1, 'two', None)))
+''')
+    assert 'closed the channel is not open' in output
+    assert 'channels [false, true]' in output and 'echo [1, "two", null]' in output
+
+    saved = tab.save()
+    html = saved_outputs_html(saved)
+    assert 'jchannel_http: connected to' in html
+    assert '<script' not in html and 'client.js' not in html
+    assert not any('application/javascript' in output.get('data', {})
+                   for cell in saved.cells for output in cell.get('outputs', []))
+    token = tab.run('print(server.token)').strip()  # printed after the notebook was read
+    assert len(token) > 20 and token not in json.dumps(saved)
+
+    # The page calls the kernel from a cell's output and shows the answers there.
+    tab.run('''
+from IPython.display import HTML, display
+display(HTML("""<div id="answers">waiting</div><script>
+  const node = document.getElementById('answers');
+  Promise.all([
+    self.kernelChannel.call('multiply', 6, 7),
+    self.kernelChannel.call('divide', 1, 0).catch((e) => [e.name, e.type, e.detail].join(' ')),
+  ]).then((answers) => { node.textContent = 'answers ' + answers.join(', '); });
+</script>"""))
+''')
+    assert tab.wait_text('#answers', lambda text: text.startswith('answers'), 'answers') == \
+        'answers 42, KernelError ZeroDivisionError division by zero'
+
+
+def test_reload_brings_the_client_back_and_fails_the_call_that_waited(tab: NotebookTab) -> None:
+    port = start(tab)
+    tab.run("waiting = channel.call('hang', 'before the reload', timeout=120)")
+    tab.page.wait_for_function('self.hung === 1', timeout=60_000)
+    saved = tab.save()
+    assert '<script' not in saved_outputs_html(saved)
+
+    tab.reload()
+    # The notebook came back from the file: it shows the status line and runs nothing.
+    tab.wait_text(STATUS, lambda text: 'connected' in text, 'the saved status line')
+    assert tab.page.evaluate('typeof self.pageChannel') == 'undefined'
+    assert requests_to(tab, port) == []  # the reloaded tab has not asked the server anything
+
+    output = tab.run('''
+print('again', json.dumps(await channel.call('indentLeft', 'back', 2, timeout=60)))
+try:
+    await waiting
+except jchannel_http.StateError as error:
+    print('waiting failed:', error)
+''')
+    assert 'again "  back"' in output
+    assert 'waiting failed: another page took over' in output
+    assert any(url.endswith(f':{port}/client.js') for url in tab.requests)  # through the cell
+    # The open code ran again in the new page, and the call that waited was not sent again.
+    assert tab.page.evaluate('[typeof self.pageChannel, self.hung]') == ['object', 0]
+    saved = tab.save()
+    assert '<script' not in saved_outputs_html(saved)
+
+
+def test_a_crashed_tab_is_replaced_by_a_new_one(tab: NotebookTab) -> None:
+    start(tab, heartbeat=1)
+    tab.run("waiting = channel.call('hang', 'before the crash', timeout=120)")
+    tab.page.wait_for_function('self.hung === 1', timeout=60_000)
+    tab.save()
+
+    tab.reopen_after_crash()  # no goodbye from the crashed page: it stays live for 2 heartbeats
+    output = tab.run('''
+print('again', json.dumps(await channel.call('indentRight', 'new', 1, timeout=60)))
+try:
+    await waiting
+except jchannel_http.StateError as error:
+    print('waiting failed:', error)
+''')
+    assert 'again "new "' in output and 'waiting failed: another page took over' in output
+    assert tab.page.evaluate('self.hung') == 0

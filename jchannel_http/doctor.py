@@ -425,8 +425,12 @@ class Doctor:
                 if check.status == PROBLEM:
                     check.advice = POLL_ADVICE
                 return check
-            return Check(key, LABELS[key], OK,
-                         f'a request held {self.hold:g} s came back after {held.seconds:.1f} s')
+            server_hold = held.json.get('hold')
+            detail = (f'a poll held up to {self.hold:g} s was answered after '
+                      f'{held.seconds:.1f} s')
+            if isinstance(server_hold, (int, float)):
+                detail += f'; the server holds polls up to {server_hold:g} s'
+            return Check(key, LABELS[key], OK, detail)
         return await self._probe(key, probe)
 
     async def body_limit(self) -> Check:

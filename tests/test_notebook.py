@@ -198,3 +198,63 @@ except jchannel_http.StateError as error:
 ''')
     assert 'again "new "' in output and 'waiting failed: another page took over' in output
     assert tab.page.evaluate('self.hung') == 0
+
+
+def test_kernel_restart_is_reported_and_a_new_start_connects_cleanly(tab: NotebookTab) -> None:
+    old = start(tab)
+    tab.restart_kernel()
+    tab.wait_text(STATUS, lambda text: text.startswith(
+        f'jchannel_http: lost the kernel server at http://127.0.0.1:{old}'), 'the page report')
+
+    new = start(tab)  # the new kernel process's bootstrap stops the old process's client
+    tab.wait_text(STATUS, lambda text: text == f'jchannel_http: connected to http://127.0.0.1:{new}',
+                  'the new connection')
+    tab.wait_text(STATUS, lambda text: text == (
+        f'jchannel_http: stopped the client of http://127.0.0.1:{old}'), 'the old client stopped')
+    retries = len(requests_to(tab, old))
+    tab.page.wait_for_timeout(3000)  # an old client still retrying would try again in this time
+    assert len(requests_to(tab, old)) == retries
+
+
+def test_stop_leaves_no_task_port_or_page_retry(tab: NotebookTab) -> None:
+    output = tab.run(f'''
+import asyncio, socket
+import jchannel_http
+
+def ours():
+    files = [getattr(task.get_coro(), 'cr_code', None) for task in asyncio.all_tasks()]
+    return {{task for task, code in zip(asyncio.all_tasks(), files)
+            if code is not None and ('jchannel_http' in code.co_filename
+                                     or 'aiohttp' in code.co_filename)}}
+
+before = ours()
+server = await jchannel_http.start()
+channel = await server.open({PAGE_SIDE!r}, timeout=60)
+await channel.call('indentLeft', 'x', 1)
+print('tasks while running', len(ours() - before) > 0)
+port = server.port
+await server.stop()
+for _ in range(100):
+    left = ours() - before
+    if not left:
+        break
+    await asyncio.sleep(0.05)
+print('tasks left', left)
+try:
+    socket.create_connection(('127.0.0.1', port), timeout=5).close()
+except ConnectionRefusedError:
+    print('refused')
+with socket.socket() as probe:  # listening again works (closed connections may linger)
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    probe.bind(('127.0.0.1', port))
+    probe.listen()
+print('port free', port)
+''')
+    assert 'tasks while running True' in output and 'tasks left set()' in output
+    assert 'refused' in output
+    port = int(re.search(r'port free (\d+)', output).group(1))
+    assert tab.wait_text(STATUS, lambda text: 'stopped' in text, 'the stopped status') == \
+        f'jchannel_http: the server at http://127.0.0.1:{port} was stopped'
+    requests = len(requests_to(tab, port))
+    tab.page.wait_for_timeout(3000)  # a client still retrying would try again in this time
+    assert len(requests_to(tab, port)) == requests

@@ -149,6 +149,44 @@ def _stream_paths() -> dict[str, Any]:
     }
 
 
+POLL_ANSWER = {
+    'type': 'object',
+    'required': ['session', 'cursor', 'ack', 'heartbeat', 'max_body', 'hold', 'frames'],
+    'properties': {
+        'session': {'type': 'string'},
+        'cursor': {'type': 'integer', 'minimum': 0},
+        'ack': {'type': 'integer', 'minimum': 0, 'description': 'The kernel inbox cursor.'},
+        'heartbeat': {'type': 'number'},
+        'max_body': {'type': 'integer'},
+        'hold': {'type': 'number', 'description': "The server's poll_hold."},
+        'frames': {'type': 'array', 'items': FRAME},
+    },
+}
+
+
+def _events(method: str) -> dict[str, Any]:
+    """The event stream, answered the same to GET (transport sse-get) and POST (sse-post)."""
+    transport = {'GET': 'sse-get', 'POST': 'sse-post'}[method]
+    return {
+        'summary': f'Kernel -> page event stream (transport {transport})',
+        'parameters': [
+            _CLIENT,
+            {'name': 'session', 'in': 'query', 'schema': {'type': 'string'}},
+            {'name': 'cursor', 'in': 'query', 'schema': _CURSOR,
+             'description': "The page's inbox cursor; empty or absent means 0."},
+            {'name': 'Last-Event-ID', 'in': 'header', 'schema': _CURSOR,
+             'description': 'Wins over cursor when not empty.'},
+        ],
+        'responses': {
+            '200': {'description': 'An event stream: a hello event, then one event per frame, '
+                                   'and ": ping" comments; after stream_max_age, "retry: 0" '
+                                   'and the end.',
+                    'content': {'text/event-stream': {'schema': EVENT}}},
+            **_errors(400, 401, 409, 410),
+        },
+    }
+
+
 def describe(url: str) -> dict[str, Any]:
     """The description, with ``url`` as its server."""
     return {
@@ -162,20 +200,23 @@ def describe(url: str) -> dict[str, Any]:
         'servers': [{'url': url}],
         'security': [{'bearer': []}, {'token': []}],
         'paths': {
-            '/events': {'get': {
-                'summary': 'Kernel -> page event stream',
+            '/events': {'get': _events('GET'), 'post': _events('POST')},
+            '/poll': {'get': {
+                'summary': 'Kernel -> page frames by long-poll (transport poll)',
                 'parameters': [
                     _CLIENT,
-                    {'name': 'session', 'in': 'query', 'schema': {'type': 'string'}},
+                    {'name': 'session', 'in': 'query', 'schema': {'type': 'string'},
+                     'description': 'Absent on the first poll, which is answered at once.'},
                     {'name': 'cursor', 'in': 'query', 'schema': _CURSOR,
-                     'description': "The page's inbox cursor; empty or absent means 0."},
-                    {'name': 'Last-Event-ID', 'in': 'header', 'schema': _CURSOR,
-                     'description': 'Wins over cursor when not empty.'},
+                     'description': "The page's inbox cursor; it acknowledges every frame up "
+                                    'to it.'},
+                    {'name': 'hold', 'in': 'query', 'schema': {'type': 'number', 'minimum': 0},
+                     'description': 'Seconds the request may be held, at most poll_hold.'},
                 ],
                 'responses': {
-                    '200': {'description': 'An event stream: a hello event, then one event '
-                                           'per frame, and ": ping" comments.',
-                            'content': {'text/event-stream': {'schema': EVENT}}},
+                    '200': _json(POLL_ANSWER, 'The frames after the cursor (up to poll_bytes), '
+                                              'at once when some wait, else as soon as one is '
+                                              'sent, or none after the hold.'),
                     **_errors(400, 401, 409, 410),
                 },
             }},

@@ -43,6 +43,10 @@ class Options:
     """Most seconds a long-poll request is held waiting for frames (under the 30-60 s idle
     limits of common proxies); the page may ask for less after a proxy cut one short."""
 
+    poll_bytes: int = 1 * MiB
+    """Most bytes of frames in one long-poll answer (at least one frame goes): an answer is
+    all or nothing, so a proxy that cuts large transfers must still let one through."""
+
     stream_max_age: float = 300.0
     """Seconds after which the server ends an event stream with a ``retry:`` hint; the page
     reconnects at once and resumes (proxies that hold or time out long requests let go)."""
@@ -88,7 +92,7 @@ class Options:
     def __post_init__(self) -> None:
         if self.heartbeat <= 0:
             raise ValueError('heartbeat must be a positive number of seconds')
-        for name in ('outbox_messages', 'outbox_bytes', 'max_ahead', 'max_body',
+        for name in ('outbox_messages', 'outbox_bytes', 'max_ahead', 'max_body', 'poll_bytes',
                      'max_requests'):
             if getattr(self, name) < 1:
                 raise ValueError(f'{name} must be a positive integer')

@@ -7,8 +7,9 @@ to it) and hands over the frames after it:
   begins with a ``hello`` event padded by a comment (so size-threshold buffers pass it on),
   then carries every frame as it is sent, and ends after ``stream_max_age`` with a ``retry:``
   hint (the page reconnects at once, resuming from its cursor).
-- ``poll``: ``GET /poll`` answers one JSON object with the hello fields and every frame after
-  the cursor, at once when some are waiting, else after at most ``poll_hold`` seconds.
+- ``poll``: ``GET /poll`` answers one JSON object with the hello fields and the frames after
+  the cursor (all of them, up to ``poll_bytes``), at once when some are waiting, else as soon as
+  one is sent, or empty after ``poll_hold`` seconds.
 
 The aiohttp routing, the token check and CORS stay in ``http_app.py``.
 """
@@ -114,6 +115,16 @@ async def event_stream(request: web.Request, server: Server, cursor: int,
     return response
 
 
+def first_entries(entries: list[Entry], limit: int) -> list[Entry]:
+    """The oldest entries whose frames total at most ``limit`` bytes, and at least one."""
+    total = 0
+    for count, entry in enumerate(entries):
+        total += len(entry.data)
+        if total > limit and count > 0:
+            return entries[:count]
+    return entries
+
+
 def poll_body(fields: dict, entries: list[Entry], hold: float) -> bytes:
     """The JSON answer of a poll: the hello fields, ``hold``, and the frames, unchanged."""
     head = dumps({**fields, 'hold': hold})
@@ -121,7 +132,8 @@ def poll_body(fields: dict, entries: list[Entry], hold: float) -> bytes:
 
 
 async def long_poll(request: web.Request, server: Server, cursor: int) -> web.Response:
-    """``GET /poll``: every frame after the cursor, at once if some wait, else within the hold.
+    """``GET /poll``: the frames after the cursor (up to ``poll_bytes`` of them), at once if some
+    wait, else as soon as one is sent within the hold.
 
     A poll without ``session`` (the page's first) is answered at once, so the page learns its
     session; ``hold`` (seconds) may shorten the server's ``poll_hold`` for this request.
@@ -141,6 +153,7 @@ async def long_poll(request: web.Request, server: Server, cursor: int) -> web.Re
         server.gate.stream_closed(client, time.monotonic())
     if session is not link.session:
         raise ResyncError('the session is over (another page took over); start a new one')
+    entries = first_entries(entries, options.poll_bytes)
     body = poll_body(hello_fields(server, session, cursor), entries, options.poll_hold)
     return web.Response(body=body, content_type='application/json',
                         headers={'Cache-Control': 'no-store, no-transform'})

@@ -31,8 +31,9 @@ SERVER = '''    server {{
         client_max_body_size {body_cap};
         location / {{
             proxy_pass http://127.0.0.1:{upstream};
-            proxy_http_version 1.1;
+            proxy_http_version {http_version};
             proxy_set_header Connection "";
+{directives}
         }}
     }}
 '''
@@ -45,10 +46,17 @@ def free_port() -> int:
 
 
 class Nginx:
-    """nginx in the foreground, one listener per body cap, all proxying to ``upstream``."""
+    """nginx in the foreground, one listener per body cap, all proxying to ``upstream``.
 
-    def __init__(self, upstream: int, body_caps: list[str]) -> None:
+    ``directives`` are added to every ``location`` block (buffering, timeouts, ...);
+    ``http_version`` is the one spoken to the upstream (nginx's own default is 1.0).
+    """
+
+    def __init__(self, upstream: int, body_caps: list[str], directives: str = '',
+                 http_version: str = '1.1') -> None:
         self.upstream = upstream
+        self.directives = directives
+        self.http_version = http_version
         self.ports = {cap: free_port() for cap in body_caps}
         self._tmp = tempfile.TemporaryDirectory(prefix='jchannel-nginx-')
         self._process: subprocess.Popen | None = None
@@ -56,7 +64,9 @@ class Nginx:
     async def start(self) -> 'Nginx':
         binary = shutil.which('nginx') or '/usr/sbin/nginx'
         tmp = Path(self._tmp.name)
-        servers = ''.join(SERVER.format(port=port, body_cap=cap, upstream=self.upstream)
+        servers = ''.join(SERVER.format(port=port, body_cap=cap, upstream=self.upstream,
+                                        directives=self.directives,
+                                        http_version=self.http_version)
                           for cap, port in self.ports.items())
         config = tmp / 'nginx.conf'
         config.write_text(CONFIG.format(tmp=tmp, servers=servers))

@@ -80,6 +80,35 @@ export class FakeStream {
 }
 
 /**
+ * One long-poll request made by the client, answered by the test (or by `FakeServer#onPoll`).
+ */
+export class FakePoll {
+  /**
+   * @param {URL} url
+   * @param {RequestInit} init
+   */
+  constructor(url, init) {
+    this.url = url;
+    this.init = init;
+    this.cursor = Number(url.searchParams.get('cursor'));
+    this.session = url.searchParams.get('session');
+    this.hold = url.searchParams.get('hold');
+    this.answered = false;
+    this.reply = deferred();
+  }
+
+  /**
+   * @param {Record<string, unknown>[]} frames
+   * @param {Record<string, unknown>} [fields] more or other fields of the answer
+   */
+  answer(frames = [], fields = {}) {
+    this.answered = true;
+    const body = { session: 's1', cursor: this.cursor, ack: 0, heartbeat: 5, max_body: 1 << 20, hold: 25 };
+    this.reply.resolve(jsonResponse(200, { ...body, ...fields, frames }));
+  }
+}
+
+/**
  * A scriptable stand-in for the kernel server, used as the client's `fetch`.
  *
  * By default every event stream starts with a hello for session 's1' and every POST is processed
@@ -95,6 +124,8 @@ export class FakeServer {
     this.requests = [];
     /** @type {FakeStream[]} */
     this.streams = [];
+    /** @type {FakePoll[]} */
+    this.polls = [];
     /** @type {{body: any, init: RequestInit}[]} */
     this.posts = [];
     /** @type {{url: URL, init: RequestInit}[]} */
@@ -106,6 +137,8 @@ export class FakeServer {
     this.maxPostsInFlight = 0;
     /** @type {(stream: FakeStream, index: number) => Response | Promise<Response>} */
     this.onEvents = (stream) => this.openStream(stream);
+    /** @type {(poll: FakePoll, index: number) => Response | Promise<Response>} */
+    this.onPoll = (poll) => this.holdPoll(poll);
     /** @type {(body: any, index: number) => Response | Promise<Response>} */
     this.onMessages = (body) => this.processMessages(body);
     this.fetch = (resource, init = {}) => this.#handle(new URL(resource), init);
@@ -129,6 +162,23 @@ export class FakeServer {
   }
 
   /**
+   * Keeps `poll` until the test answers it; a poll without a session is answered at once.
+   *
+   * @param {FakePoll} poll
+   * @returns {Promise<Response>}
+   */
+  holdPoll(poll) {
+    this.polls.push(poll);
+    if (poll.session === null) poll.answer([], { session: this.session, ack: this.kernelInbox.cursor });
+    return poll.reply.promise;
+  }
+
+  /** @returns {FakePoll} the newest poll */
+  get poll() {
+    return this.polls[this.polls.length - 1];
+  }
+
+  /**
    * @param {any} body
    * @returns {Response}
    */
@@ -149,6 +199,9 @@ export class FakeServer {
     this.requests.push({ url, init });
     const path = url.pathname.split('/').pop();
     if (path === 'events') return this.onEvents(new FakeStream(url, init), this.requests.length - 1);
+    if (path === 'poll') {
+      return abortable(this.onPoll(new FakePoll(url, init), this.requests.length - 1), init.signal);
+    }
     if (path === 'release') {
       this.releases.push({ url, init });
       return jsonResponse(200, {});

@@ -1,0 +1,170 @@
+"""Intermediaries for the transport tests, each on a free loopback port and stopped by the test.
+
+- ``HoldingProxy``: an HTTP proxy that holds every GET response until it ends (as cloudflared
+  quick tunnels do with event streams) but streams the answers to other methods.
+- ``ChaosProxy``: a TCP proxy that cuts some connections at a random byte offset and delays data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import aiohttp
+from aiohttp import web
+
+HOP_BY_HOP = {'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade',
+              'transfer-encoding', 'content-length', 'host'}
+
+
+def _end_to_end(headers: 'aiohttp.typedefs.LooseHeaders') -> dict[str, str]:
+    return {name: value for name, value in headers.items() if name.lower() not in HOP_BY_HOP}
+
+
+class HoldingProxy:
+    """Forwards to ``127.0.0.1:<target>``; a GET answer is passed on only once it is complete."""
+
+    def __init__(self, target: int, port: int = 0) -> None:
+        self.target = target
+        self.port = port
+        self.requests: list[tuple[str, str]] = []
+        """(method, path) of every request forwarded."""
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> 'HoldingProxy':
+        app = web.Application(client_max_size=64 << 20)
+        app.router.add_route('*', '/{tail:.*}', self._forward)
+        self._session = aiohttp.ClientSession(auto_decompress=False, timeout=aiohttp.ClientTimeout(
+            total=None, sock_read=None))
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, '127.0.0.1', self.port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        return self
+
+    @property
+    def url(self) -> str:
+        return f'http://127.0.0.1:{self.port}'
+
+    async def _forward(self, request: web.Request) -> web.StreamResponse:
+        assert self._session is not None
+        self.requests.append((request.method, request.path))
+        body = await request.read()
+        async with self._session.request(
+                request.method, f'http://127.0.0.1:{self.target}{request.path_qs}',
+                headers=_end_to_end(request.headers), data=body or None,
+                allow_redirects=False) as upstream:
+            headers = _end_to_end(upstream.headers)
+            if request.method == 'GET':
+                return web.Response(status=upstream.status, headers=headers,
+                                    body=await upstream.read())
+            response = web.StreamResponse(status=upstream.status, headers=headers)
+            await response.prepare(request)
+            async for chunk in upstream.content.iter_any():
+                await response.write(chunk)
+            await response.write_eof()
+            return response
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._session is not None:
+            await self._session.close()
+
+
+class ChaosProxy:
+    """A TCP proxy to ``127.0.0.1:<target>`` that misbehaves, reproducibly from ``seed``.
+
+    Each connection is cut (both ways, with a reset) with probability ``cut_chance`` once
+    a random number of bytes below ``max_offset`` has passed through it in either direction;
+    each chunk of data is held for up to ``max_delay`` seconds with probability
+    ``delay_chance``, and so is each new connection before it reaches the target. It starts
+    calm (a page loads its script whole) until ``unleash()``.
+    """
+
+    def __init__(self, target: int, seed: int, port: int = 0, cut_chance: float = 1.0,
+                 max_offset: int = 256 * 1024, delay_chance: float = 0.2,
+                 max_delay: float = 0.03) -> None:
+        self.target = target
+        self.port = port
+        self.seed = seed
+        self.cut_chance = cut_chance
+        self.max_offset = max_offset
+        self.delay_chance = delay_chance
+        self.max_delay = max_delay
+        self.connections = 0
+        self.cuts = 0
+        self.calm = True
+        self._random = random.Random(seed)
+        self._server: asyncio.base_events.Server | None = None
+        self._transports: set[asyncio.BaseTransport] = set()
+
+    async def start(self) -> 'ChaosProxy':
+        self._server = await asyncio.start_server(self._serve, '127.0.0.1', self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    @property
+    def url(self) -> str:
+        return f'http://127.0.0.1:{self.port}'
+
+    def unleash(self) -> None:
+        """From now on misbehave; the connections opened while calm are cut at once."""
+        self.calm = False
+        for transport in list(self._transports):
+            transport.abort()
+
+    async def _delay(self) -> None:
+        if not self.calm and self._random.random() < self.delay_chance:
+            await asyncio.sleep(self._random.uniform(0, self.max_delay))
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        await self._delay()
+        try:
+            up_reader, up_writer = await asyncio.open_connection('127.0.0.1', self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        ends = (writer.transport, up_writer.transport)
+        self._transports.update(ends)
+        cut = not self.calm and self._random.random() < self.cut_chance
+        budget = [self._random.randrange(self.max_offset) if cut else -1]
+        try:
+            await asyncio.gather(self._pipe(reader, up_writer, budget, ends),
+                                 self._pipe(up_reader, writer, budget, ends))
+        finally:
+            self._transports.difference_update(ends)
+            for transport in ends:
+                transport.close()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    budget: list[int], ends: tuple) -> None:
+        try:
+            while data := await reader.read(16 * 1024):
+                await self._delay()
+                if budget[0] >= 0 and len(data) >= budget[0]:
+                    writer.write(data[:budget[0]])
+                    self.cuts += 1
+                    for transport in ends:
+                        transport.abort()
+                    return
+                if budget[0] >= 0:
+                    budget[0] -= len(data)
+                writer.write(data)
+                await writer.drain()
+            if writer.can_write_eof():
+                writer.write_eof()
+        except (ConnectionError, asyncio.CancelledError, RuntimeError):
+            for transport in ends:
+                transport.abort()
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for transport in list(self._transports):
+            transport.abort()
+        if self._server is not None:
+            await self._server.wait_closed()

@@ -1,0 +1,232 @@
+"""The three kernel -> page transports over real HTTP: POST event streams, long-poll, the
+stream's maximum age, path prefixes and the options that bound them."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import aiohttp
+import orjson
+import pytest
+
+import jchannel_http
+
+from conftest import TOKEN
+from helpers import EventReader, post
+
+CLIENT = 'transport-client-1'
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        return probe.getsockname()[1]
+
+
+async def poll(http: aiohttp.ClientSession, server: jchannel_http.Server, timeout: float = 10,
+               **query) -> tuple[int, dict]:
+    params = {'client': CLIENT, **{key: str(value) for key, value in query.items()}}
+    async with http.get(f'{server.url}/poll', params=params,
+                        timeout=aiohttp.ClientTimeout(total=timeout)) as response:
+        return response.status, await response.json()
+
+
+def opened_channel(server: jchannel_http.Server) -> jchannel_http.Channel:
+    channel = jchannel_http.Channel(server, 'c')
+    channel._open = True  # pretend the page ran its code in this session
+    channel._opened_in = server.link.session.id
+    return channel
+
+
+async def queued(server: jchannel_http.Server, count: int) -> None:
+    """Wait until ``count`` frames are in the kernel's outbox."""
+    for _ in range(200):
+        if len(server.link.session.outbox) >= count:
+            return
+        await asyncio.sleep(0.01)
+    assert len(server.link.session.outbox) >= count
+
+
+async def test_a_post_event_stream_is_the_same_stream(server, http) -> None:
+    async with http.post(f'{server.url}/events', params={'client': CLIENT},
+                         headers={'Accept': 'text/event-stream'}) as response:
+        assert response.status == 200
+        assert response.headers['Content-Type'] == 'text/event-stream'
+        assert response.headers['X-Accel-Buffering'] == 'no'
+        reader = EventReader(response)
+        hello = await reader.block()
+        session = server.link.session.id
+        assert hello == (b'event: hello\nid: 0\ndata: {"session":"%b","cursor":0,"ack":0,'
+                         b'"heartbeat":1,"max_body":1048576}\n\n' % session.encode())
+        assert await reader.block() == b':' + b' ' * 2048 + b'\n\n'
+        assert server.status()['transport'] == 'sse-post'
+        calling = opened_channel(server).call('f', 1, timeout=10)
+        event = await reader.event()
+        assert event['data']['name'] == 'f' and event['id'] == '1'
+        await post(http, server, {'client': CLIENT, 'session': session, 'ack': 1, 'messages': [
+            {'seq': 1, 'type': 'result', 'call': event['data']['call'], 'value': 'done'}]})
+        assert await calling == 'done'
+
+
+async def test_the_first_poll_is_answered_at_once_with_the_hello_fields(server, http) -> None:
+    status, answer = await poll(http, server)
+    assert status == 200
+    assert answer == {'session': server.link.session.id, 'cursor': 0, 'ack': 0, 'heartbeat': 1,
+                      'max_body': 1048576, 'hold': 25, 'frames': []}
+    assert server.status()['transport'] == 'poll'
+    assert server.status()['connected'] is True
+
+
+async def test_a_poll_is_held_until_a_frame_is_sent_then_answers_with_it(server, http) -> None:
+    _, hello = await poll(http, server)
+    session = hello['session']
+    channel = opened_channel(server)
+    held = asyncio.ensure_future(poll(http, server, session=session))
+    for _ in range(100):  # until the poll is held by the server
+        if server.gate.streams:
+            break
+        await asyncio.sleep(0.01)
+    assert server.gate.streams == 1 and not held.done()
+    calling = channel.call('f', 'x', timeout=10)
+    status, answer = await held
+    assert status == 200
+    assert answer['frames'] == [{'seq': 1, 'type': 'call', 'call': 1, 'channel': channel.key,
+                                 'name': 'f', 'args': ['x']}]
+    await post(http, server, {'client': CLIENT, 'session': session, 'ack': 1, 'messages': [
+        {'seq': 1, 'type': 'result', 'call': 1, 'value': 'y'}]})
+    assert await calling == 'y'
+
+
+async def test_a_poll_returns_every_waiting_frame_and_its_cursor_acknowledges(server, http) -> None:
+    _, hello = await poll(http, server)
+    session = hello['session']
+    channel = opened_channel(server)
+    calls = [channel.call('f', i, timeout=10) for i in range(50)]
+    await queued(server, 50)
+    _, answer = await poll(http, server, session=session, cursor=0)
+    assert [frame['args'] for frame in answer['frames']] == [[i] for i in range(50)]
+    _, again = await poll(http, server, session=session, cursor=20, hold=0)
+    assert [frame['seq'] for frame in again['frames']] == list(range(21, 51))
+    assert server.status()['acked'] == 20 and server.status()['outbox']['messages'] == 30
+    _, last = await poll(http, server, session=session, cursor=50, hold=0)
+    assert last['frames'] == [] and server.status()['outbox']['messages'] == 0
+    for task in calls:
+        task.cancel()
+
+
+async def test_a_poll_answer_holds_at_most_poll_bytes_of_frames_but_at_least_one(http) -> None:
+    async with jchannel_http.Server(token=TOKEN, poll_bytes=1200) as server:
+        _, hello = await poll(http, server)
+        session = hello['session']
+        channel = opened_channel(server)
+        calls = [channel.call('f', 'x' * size, timeout=10) for size in (300, 300, 300, 5000, 10)]
+        await queued(server, 5)
+        sizes = [len(entry.data) for entry in server.link.session.outbox.entries()]
+        _, answer = await poll(http, server, session=session)
+        assert [frame['seq'] for frame in answer['frames']] == [1, 2, 3]
+        assert sum(sizes[:3]) <= 1200 < sum(sizes[:4])
+        _, answer = await poll(http, server, session=session, cursor=3)
+        assert [frame['seq'] for frame in answer['frames']] == [4]  # alone over the limit
+        _, answer = await poll(http, server, session=session, cursor=4)
+        assert [frame['seq'] for frame in answer['frames']] == [5]
+        for task in calls:
+            task.cancel()
+
+
+async def test_a_poll_asks_for_a_shorter_hold_but_never_a_longer_one(http) -> None:
+    async with jchannel_http.Server(token=TOKEN, poll_hold=0.5) as server:
+        _, hello = await poll(http, server)
+        status, answer = await poll(http, server, session=hello['session'], hold=3600)
+        assert status == 200 and answer['frames'] == [] and answer['hold'] == 0.5
+    async with jchannel_http.Server(token=TOKEN, poll_hold=3600) as server:
+        _, hello = await poll(http, server)
+        status, answer = await poll(http, server, session=hello['session'], hold=0.2)
+        assert status == 200 and answer['frames'] == []
+
+
+@pytest.mark.parametrize('hold', ['-1', 'soon', 'nan', 'inf'])
+async def test_a_bad_hold_is_refused(server, http, hold) -> None:
+    async with http.get(f'{server.url}/poll', params={'client': CLIENT, 'hold': hold}) as response:
+        assert response.status == 400
+        assert 'hold must be a non-negative number of seconds' in (await response.json())['message']
+
+
+async def test_a_newer_poll_ends_the_older_one(server, http) -> None:
+    _, hello = await poll(http, server)
+    older = asyncio.ensure_future(poll(http, server, session=hello['session']))
+    for _ in range(100):
+        if server.gate.streams:
+            break
+        await asyncio.sleep(0.01)
+    newer = asyncio.ensure_future(poll(http, server, session=hello['session']))
+    status, answer = await asyncio.wait_for(older, 10)
+    assert status == 200 and answer['frames'] == []
+    assert not newer.done()
+    newer.cancel()
+
+
+async def test_a_poll_held_across_a_takeover_gets_410(http) -> None:
+    async with jchannel_http.Server(token=TOKEN, heartbeat=0.2) as server:
+        _, hello = await poll(http, server)
+        held = asyncio.ensure_future(poll(http, server, session=hello['session'], hold=60))
+        for _ in range(100):
+            if server.gate.streams:
+                break
+            await asyncio.sleep(0.01)
+        server.renew('a test replaced the session')
+        status, answer = await asyncio.wait_for(held, 10)
+        assert status == 410 and answer['error'] == 'resync'
+
+
+async def test_a_stream_ends_at_its_maximum_age_with_a_retry_hint(http) -> None:
+    async with jchannel_http.Server(token=TOKEN, heartbeat=30, stream_max_age=0.3) as server:
+        async with http.get(f'{server.url}/events', params={'client': CLIENT}) as response:
+            body = await asyncio.wait_for(response.read(), 10)
+        assert body.startswith(b'event: hello\n')
+        assert body.endswith(b'\n\nretry: 0\n\n')
+        assert server.status()['connected'] is True  # a stream ending is not a page leaving
+
+
+async def test_the_routes_are_served_under_the_url_path_prefix_too(http) -> None:
+    port = free_port()
+    prefix = f'/user/me/proxy/absolute/{port}'
+    url = f'http://127.0.0.1:{port}{prefix}/'
+    async with jchannel_http.Server(token=TOKEN, port=port, url=url) as server:
+        assert server.url == url.rstrip('/')
+        root = f'http://127.0.0.1:{port}'
+        for base in (root, root + prefix):
+            async with http.get(f'{base}/status') as response:
+                assert response.status == 200 and 'uptime' in await response.json()
+            async with aiohttp.ClientSession() as bare:
+                async with bare.get(f'{base}/client.js') as response:
+                    assert response.status == 200  # public under the prefix too
+                async with bare.get(f'{base}/status') as response:
+                    assert response.status == 401
+        async with http.get(f'{root}{prefix}/poll', params={'client': CLIENT}) as response:
+            assert (await response.json())['session'] == server.link.session.id
+        async with http.get(f'{root}/elsewhere{prefix}/status') as response:
+            assert response.status == 404
+
+
+async def test_the_page_carries_the_servers_client_options(http) -> None:
+    async with jchannel_http.Server(token=TOKEN, transport='sse-post',
+                                    first_event_deadline=7) as server:
+        assert server.client_options() == {'firstEventDeadline': 7, 'transport': 'sse-post'}
+        async with http.get(f'{server.url}/page') as response:
+            html = await response.text()
+        line = next(line for line in html.splitlines() if line.startswith('const OPTIONS = '))
+        assert orjson.loads(line.removeprefix('const OPTIONS = ').rstrip(';')) == {
+            'firstEventDeadline': 7, 'transport': 'sse-post'}
+
+
+@pytest.mark.parametrize('options, message', [
+    ({'transport': 'websocket'}, 'transport must be one of'),
+    ({'poll_hold': 0}, 'poll_hold must be a positive number of seconds'),
+    ({'poll_bytes': 0}, 'poll_bytes must be a positive integer'),
+    ({'stream_max_age': -1}, 'stream_max_age must be a positive number of seconds'),
+    ({'first_event_deadline': 0}, 'first_event_deadline must be a positive number of seconds'),
+])
+def test_transport_options_are_checked(options, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        jchannel_http.Server(**options)

@@ -4,7 +4,9 @@ stream's maximum age, path prefixes and the options that bound them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+from typing import AsyncIterator
 
 import aiohttp
 import orjson
@@ -16,6 +18,21 @@ from conftest import TOKEN
 from helpers import EventReader, post
 
 CLIENT = 'transport-client-1'
+
+
+@contextlib.asynccontextmanager
+async def serving(**options) -> AsyncIterator[jchannel_http.Server]:
+    """A running server whose pretend page (CLIENT) leaves before it stops, so that stop()
+    does not wait for a page to go."""
+    async with jchannel_http.Server(token=TOKEN, **options) as server:
+        yield server
+        server.gate.release(CLIENT)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[jchannel_http.Server]:
+    async with serving(heartbeat=1) as server:
+        yield server
 
 
 def free_port() -> int:
@@ -116,7 +133,7 @@ async def test_a_poll_returns_every_waiting_frame_and_its_cursor_acknowledges(se
 
 
 async def test_a_poll_answer_holds_at_most_poll_bytes_of_frames_but_at_least_one(http) -> None:
-    async with jchannel_http.Server(token=TOKEN, poll_bytes=1200) as server:
+    async with serving(poll_bytes=1200) as server:
         _, hello = await poll(http, server)
         session = hello['session']
         channel = opened_channel(server)
@@ -135,11 +152,11 @@ async def test_a_poll_answer_holds_at_most_poll_bytes_of_frames_but_at_least_one
 
 
 async def test_a_poll_asks_for_a_shorter_hold_but_never_a_longer_one(http) -> None:
-    async with jchannel_http.Server(token=TOKEN, poll_hold=0.5) as server:
+    async with serving(poll_hold=0.5) as server:
         _, hello = await poll(http, server)
         status, answer = await poll(http, server, session=hello['session'], hold=3600)
         assert status == 200 and answer['frames'] == [] and answer['hold'] == 0.5
-    async with jchannel_http.Server(token=TOKEN, poll_hold=3600) as server:
+    async with serving(poll_hold=3600) as server:
         _, hello = await poll(http, server)
         status, answer = await poll(http, server, session=hello['session'], hold=0.2)
         assert status == 200 and answer['frames'] == []
@@ -167,7 +184,7 @@ async def test_a_newer_poll_ends_the_older_one(server, http) -> None:
 
 
 async def test_a_poll_held_across_a_takeover_gets_410(http) -> None:
-    async with jchannel_http.Server(token=TOKEN, heartbeat=0.2) as server:
+    async with serving(heartbeat=0.2) as server:
         _, hello = await poll(http, server)
         held = asyncio.ensure_future(poll(http, server, session=hello['session'], hold=60))
         for _ in range(100):
@@ -180,7 +197,7 @@ async def test_a_poll_held_across_a_takeover_gets_410(http) -> None:
 
 
 async def test_a_stream_ends_at_its_maximum_age_with_a_retry_hint(http) -> None:
-    async with jchannel_http.Server(token=TOKEN, heartbeat=30, stream_max_age=0.3) as server:
+    async with serving(heartbeat=30, stream_max_age=0.3) as server:
         async with http.get(f'{server.url}/events', params={'client': CLIENT}) as response:
             body = await asyncio.wait_for(response.read(), 10)
         assert body.startswith(b'event: hello\n')
@@ -192,7 +209,7 @@ async def test_the_routes_are_served_under_the_url_path_prefix_too(http) -> None
     port = free_port()
     prefix = f'/user/me/proxy/absolute/{port}'
     url = f'http://127.0.0.1:{port}{prefix}/'
-    async with jchannel_http.Server(token=TOKEN, port=port, url=url) as server:
+    async with serving(port=port, url=url) as server:
         assert server.url == url.rstrip('/')
         root = f'http://127.0.0.1:{port}'
         for base in (root, root + prefix):
@@ -210,8 +227,7 @@ async def test_the_routes_are_served_under_the_url_path_prefix_too(http) -> None
 
 
 async def test_the_page_carries_the_servers_client_options(http) -> None:
-    async with jchannel_http.Server(token=TOKEN, transport='sse-post',
-                                    first_event_deadline=7) as server:
+    async with serving(transport='sse-post', first_event_deadline=7) as server:
         assert server.client_options() == {'firstEventDeadline': 7, 'transport': 'sse-post'}
         async with http.get(f'{server.url}/page') as response:
             html = await response.text()

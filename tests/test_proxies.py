@@ -169,11 +169,11 @@ async def test_a_proxy_read_timeout_shorter_than_the_poll_hold_shortens_the_poll
                 window.errors = [];
                 client.onstatechange = (c) => { window.errors.push(c.lastError?.message ?? null); shown(c); };
             }''')
-            await page.wait_for_function(
-                "window.errors.some((m) => m !== null && m.includes('held at most 2 s'))",
-                timeout=30_000)
-            errors = await page.evaluate('window.errors')
-            assert any('proxy answered 504 with an HTML error page' in (m or '') for m in errors)
+            await page.wait_for_function(  # under the proxy's 3 s, however slow this machine
+                "window.errors.some((m) => /held at most [12] s/.test(m ?? ''))", timeout=60_000)
+            errors = [m for m in await page.evaluate('window.errors') if m]
+            cut = next(m for m in errors if 'held at most' in m)
+            assert 'proxy answered 504 with an HTML error page' in cut
             await asyncio.sleep(2.5)  # idle longer than the proxy allows: polls still return
             assert await channel.call('count', 1, timeout=30) == 1
             assert await page.evaluate("channel.call('count', 2)") == 2

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -177,7 +178,7 @@ _LAB = {
             (error) => { window.jchannelTestRuns[index] = 'failed: ' + error; });
         return index;
     }''',
-    'done': '''(index) => window.jchannelTestRuns && window.jchannelTestRuns[index] !== 'running'
+    'done': '''(index) => (window.jchannelTestRuns || {})[index] !== 'running'
         && window.jupyterapp.shell.currentWidget.content.widgets[index].model.executionCount
            !== null''',
     'outputs': '''(index) => {
@@ -194,6 +195,12 @@ _LAB = {
         const context = window.jupyterapp.shell.currentWidget.sessionContext;
         await context.session.kernel.restart();
     }''',
+    'run_all': '''() => {
+        window.jupyterapp.commands.execute('notebook:run-all-cells');
+        return window.jupyterapp.shell.currentWidget.content.widgets.length;
+    }''',
+    'code': '''(index) => window.jupyterapp.shell.currentWidget.content.widgets[index].model.type
+        === 'code\'''',
 }
 
 _CLASSIC = {
@@ -223,11 +230,16 @@ _CLASSIC = {
         Jupyter.notebook.events.one('kernel_ready.Kernel', () => resolve());
         Jupyter.notebook.kernel.restart();
     })''',
+    'run_all': '''() => {
+        Jupyter.notebook.execute_all_cells();
+        return Jupyter.notebook.ncells();
+    }''',
+    'code': "(index) => Jupyter.notebook.get_cell(index).cell_type === 'code'",
 }
 
 _TEXT = '''(area) => {
     const copy = area.cloneNode(true);
-    for (const script of copy.querySelectorAll('script')) script.remove();
+    for (const node of copy.querySelectorAll('script, .jp-OutputPrompt, .prompt')) node.remove();
     return copy.textContent;
 }'''
 
@@ -235,7 +247,9 @@ _TEXT = '''(area) => {
 class NotebookTab:
     """One notebook open in one Chromium tab of a frontend, driven cell by cell."""
 
-    def __init__(self, jupyter: JupyterServer, browser: Browser, name: str) -> None:
+    def __init__(self, jupyter: JupyterServer, browser: Browser, name: str,
+                 source: Path | None = None) -> None:
+        """A tab for notebook ``name``: a copy of ``source``, or a new empty notebook."""
         self.jupyter = jupyter
         self.name = name
         self.workspace = f'w{secrets.token_hex(6)}'
@@ -243,7 +257,10 @@ class NotebookTab:
         self.context = browser.new_context()
         self.page: Page = self.context.new_page()
         self.requests: list[str] = []
-        jupyter.write_notebook(name)
+        if source is None:
+            jupyter.write_notebook(name)
+        else:
+            shutil.copyfile(source, jupyter.root / name)
 
     def open(self) -> 'NotebookTab':
         self._watch(self.page)
@@ -280,6 +297,12 @@ class NotebookTab:
     def run(self, code: str, timeout: float = CELL_TIMEOUT) -> str:
         """Run ``code`` in a new cell; its output text (scripts left out)."""
         return self.wait_cell(self.start_cell(code), timeout)
+
+    def run_all(self, timeout: float = CELL_TIMEOUT) -> list[str]:
+        """Run every cell of the notebook in order; the output text of each code cell."""
+        count = self.page.evaluate(self.scripts['run_all'])
+        code = [index for index in range(count) if self.page.evaluate(self.scripts['code'], index)]
+        return [self.wait_cell(index, timeout) for index in code]
 
     def output_text(self, index: int) -> str:
         area = self.page.evaluate_handle(self.scripts['area'], index)

@@ -253,8 +253,33 @@ print('port free', port)
     assert 'tasks while running True' in output and 'tasks left set()' in output
     assert 'refused' in output
     port = int(re.search(r'port free (\d+)', output).group(1))
-    assert tab.wait_text(STATUS, lambda text: 'stopped' in text, 'the stopped status') == \
-        f'jchannel_http: the server at http://127.0.0.1:{port} was stopped'
+    stopped = f'jchannel_http: the server at http://127.0.0.1:{port} was stopped'
+    tab.wait_text(STATUS, lambda text: text == stopped, 'the stopped status')
     requests = len(requests_to(tab, port))
     tab.page.wait_for_timeout(3000)  # a client still retrying would try again in this time
     assert len(requests_to(tab, port)) == requests
+
+
+def test_the_local_example_runs_end_to_end(jupyter: JupyterServer, browser: Browser) -> None:
+    tab = NotebookTab(jupyter, browser, 'local_example.ipynb', EXAMPLES / 'local.ipynb')
+    try:
+        outputs = tab.open().run_all()
+        # Status lines change as the run goes on (the last cell stops the server). Under "run
+        # all", the first open may come before the page connected: it shows the bootstrap again
+        # in its own output, and a second status line is all that remains of it.
+        status = re.compile(r"jchannel_http: [^\n']*?(http://127\.0\.0\.1:\d+)\s*")
+        url = status.fullmatch(outputs[0]).group(1)
+        outputs = [status.sub('', text) for text in outputs]
+        assert outputs[1:] == [
+            '', "'    hello'", "'world    '",
+            'TypeError: line.padEnd is not a function\n',
+            '', '42', "'KernelError: ZeroDivisionError: division by zero'",
+            '6000', "'  again'", '',
+        ]
+        saved = tab.save()
+        assert '<script' not in saved_outputs_html(saved)
+        stopped = f'jchannel_http: the server at {url} was stopped'
+        tab.wait_text(STATUS, lambda text: text == stopped, 'the stopped status')
+    finally:
+        tab.close()
+        jupyter.shutdown_kernels()

@@ -415,6 +415,7 @@ export class Client {
       if (!this.#active) return;
       if (failure === null) {
         if (reconnectAfter > 0) await this.#sleep(reconnectAfter, this.#stopController.signal);
+        else await nextTask(); // so that a POST of what the answer caused goes out first
         continue;
       }
       if (failure.action === 'advance' && this.#advanceTransport(failure)) continue;
@@ -473,10 +474,13 @@ export class Client {
   }
 
   async #receiveRequest(path, init, expected, query) {
-    const params = new URLSearchParams({ client: this.id, cursor: String(this.#inbox.cursor) });
+    const cursor = this.#inbox.cursor;
+    const params = new URLSearchParams({ client: this.id, cursor: String(cursor) });
     if (this.session !== null) params.set('session', this.session);
     for (const [name, value] of Object.entries(query)) params.set(name, value);
     const headers = this.#headers(init.headers);
+    // the cursor acknowledges: no POST needed for it (a later request carries it if this one fails)
+    this.#ackSent = Math.max(this.#ackSent, cursor);
     const response = await this.#fetch(`${this.url}${path}?${params}`, { ...init, headers });
     await checkResponse(response, expected, this.url, RECEIVE_STATUS_RULES, 'advance');
     return response;
@@ -588,6 +592,7 @@ export class Client {
     if (typeof answer.hold === 'number' && answer.hold > 0) this.#serverHold = answer.hold;
     this.#onHello(answer, controller);
     for (const frame of answer.frames) this.#onFrame(frame);
+    this.#ackSent = Math.max(this.#ackSent, this.#inbox.cursor); // the next poll's cursor acks
   }
 
   #onFrame(frame) {
@@ -804,6 +809,11 @@ function sleepFor(milliseconds, signal) {
     const timer = setTimeout(done, milliseconds);
     signal.addEventListener('abort', done, { once: true });
   });
+}
+
+/** @returns {Promise<void>} resolved after the tasks already queued (timers due now included) */
+function nextTask() {
+  return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
 function streamOutcome(controller, error) {

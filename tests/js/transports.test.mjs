@@ -110,6 +110,24 @@ test('when both streams are held, long-poll carries the frames, acknowledged by 
   assert.equal(client.errors.at(-1), null);
 });
 
+test('frames that came by poll are acknowledged by the next poll, not by a POST of their own', async () => {
+  const server = new FakeServer();
+  const client = makeClient(server, { transport: 'poll' });
+  await client.ready();
+  await waitUntil(() => server.polls.length === 2);
+  server.poll.answer([{ seq: 1, type: 'open', call: 1, channel: 3, code: HIT }]);
+  await waitUntil(() => server.received.length === 1 && server.polls.length === 3);
+  const posts = server.posts.length;
+  const calling = client.request({ key: 3 }, 'call', { name: 'f', args: [] });
+  await waitUntil(() => server.posts.length === posts + 1);
+  server.poll.answer([{ seq: 2, type: 'result', call: 1, value: 'done' }]);
+  assert.equal(await calling, 'done');
+  await waitUntil(() => server.polls.length === 4);
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(server.poll.cursor, 2);
+  assert.equal(server.posts.length, posts + 1, 'no POST only to acknowledge');
+});
+
 test('the choice lasts: a failing poll is retried as a poll, never as a stream again', async () => {
   const server = bufferingServer('GET', 'POST');
   const client = makeClient(server);

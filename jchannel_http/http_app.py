@@ -330,9 +330,9 @@ def make_app(server: Server) -> web.Application:
     app = web.Application(middlewares=[guard], client_max_size=server.options.max_body)
     app[SERVER] = server
     app[IN_FLIGHT] = InFlight(server.options.max_requests)
-    app.router.add_get('/events', events)
+    app.router.add_get('/events', events, allow_head=False)  # an endless answer
     app.router.add_post('/events', events)
-    app.router.add_get('/poll', poll)
+    app.router.add_get('/poll', poll, allow_head=False)
     app.router.add_post('/messages', messages)
     app.router.add_post('/release', release)
     app.router.add_post('/channels/{channel}/call/{method}', direct_call)

@@ -162,6 +162,13 @@ async def test_a_poll_asks_for_a_shorter_hold_but_never_a_longer_one(http) -> No
         assert status == 200 and answer['frames'] == []
 
 
+@pytest.mark.parametrize('path', ['/events', '/poll'])
+async def test_head_is_not_allowed_on_the_transports(server, http, path) -> None:
+    async with http.head(f'{server.url}{path}', params={'client': CLIENT}) as response:
+        assert response.status == 405
+    assert server.gate.current is None  # nobody was admitted
+
+
 @pytest.mark.parametrize('hold', ['-1', 'soon', 'nan', 'inf'])
 async def test_a_bad_hold_is_refused(server, http, hold) -> None:
     async with http.get(f'{server.url}/poll', params={'client': CLIENT, 'hold': hold}) as response:

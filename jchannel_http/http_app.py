@@ -341,8 +341,8 @@ def make_app(server: Server) -> web.Application:
     app.router.add_get('/openapi.json', openapi_json)
     app.router.add_get('/page', page)
     app.router.add_get('/favicon.ico', favicon)
-    app.add_routes(stream_routes(server, _cors))
     app.router.add_get('/probe/websocket', websocket_probe)
+    app.add_routes(stream_routes(server, _cors))
     app[PREFIX] = URL(server.url).path.rstrip('/')
     _serve_under_prefix(app.router, app[PREFIX])
     return app

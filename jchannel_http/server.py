@@ -20,9 +20,9 @@ from .frames import Request, Stop
 from .link import Link
 from .options import Options
 from .rpc import Rpc
-from .transfers import StreamHub
 from .tunnels import Launcher, close_tunnel, open_tunnel
 from .tunnels import resolve as resolve_tunnel
+from .transfers import StreamHub
 
 log = logging.getLogger('jchannel_http')
 

@@ -267,7 +267,8 @@ def test_the_local_example_runs_end_to_end(jupyter: JupyterServer, browser: Brow
         # Status lines change as the run goes on (the last cell stops the server). Under "run
         # all", the first open may come before the page connected: it shows the bootstrap again
         # in its own output, and a second status line is all that remains of it.
-        status = re.compile(r"jchannel_http: [^\n']*?(http://127\.0\.0\.1:\d+)\s*")
+        status = re.compile(
+            r"jchannel_http: [^\n']*?(http://127\.0\.0\.1:\d+)(?: was stopped)?\s*")
         url = status.fullmatch(outputs[0]).group(1)
         outputs = [status.sub('', text) for text in outputs]
         assert outputs[1:] == [

@@ -13,10 +13,13 @@ What it measures, every figure ``--runs`` times (3 by default) in one process, a
   at once (the floor of page -> kernel latency); an event pushed on a plain text/event-stream
   read with ``fetch``, answered by a ``fetch`` POST (the floor of kernel -> page latency); and
   for throughput the same push/POST pair with at most one POST in flight, coalescing
-  everything that arrived meanwhile into the next one (each way).
+  everything that arrived meanwhile into the next one (each way);
+- the same library figures over the fallback transports (a server forced to
+  ``transport='sse-post'``, another to ``transport='poll'``), next to the event stream over a
+  ``fetch`` GET: long-poll's p50 latency is held to 1.5x of it.
 
 Every handler is trivial (it returns its argument), so the figures are the cost of the
-transport and of the library's bookkeeping. Both pages are driven by Playwright, which is fine
+transport and of the library's bookkeeping. The pages are driven by Playwright, which is fine
 for calls (their bodies are small); see ``shared/notes/benchmarking.md`` for uploads.
 """
 
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime
 import math
 import os
@@ -303,40 +307,31 @@ async def page_concurrent(page: Page, call: str, count: int) -> Throughput:
     return Throughput(count, elapsed_ms / 1000)
 
 
-class Bench:
-    """Both pages in one headless Chromium, and the figures of each run."""
+TRANSPORTS = ('sse-get', 'sse-post', 'poll')
+"""The library's transports, each measured on a server forced to it (the first is the one a
+server with its defaults ends on, so it is also the one compared with the floors)."""
 
-    def __init__(self, browser: Browser, server: jchannel_http.Server, floor: Floor,
-                 args: argparse.Namespace) -> None:
-        self.browser = browser
-        self.server = server
-        self.floor = floor
-        self.args = args
-        self.channel: jchannel_http.Channel | None = None
-        self.library_page: Page | None = None
-        self.floor_page: Page | None = None
-        self.transport: str | None = None
 
-    async def open_pages(self) -> None:
-        self.floor_page = await self.browser.new_page()
-        await self.floor_page.goto(self.floor.url)
-        await self.floor_page.evaluate(MEASURE_JS)
-        await asyncio.wait_for(self.floor.connected.wait(), 10)
-        self.library_page = await self.browser.new_page()
-        await self.library_page.goto(self.server.page_url)
+@dataclass
+class Lane:
+    """One library server forced to one transport, the page connected to it, its channel."""
+
+    transport: str
+    server: jchannel_http.Server
+    page: Page | None = None
+    channel: jchannel_http.Channel | None = None
+
+    async def open(self, browser: Browser) -> None:
+        self.page = await browser.new_page()
+        await self.page.goto(self.server.page_url)
         self.channel = await self.server.open(PAGE_SIDE, timeout=10)
         self.channel.handler = KernelSide()
-        await self.library_page.evaluate(MEASURE_JS)
-        self.transport = self.server.status()['transport']
+        await self.page.evaluate(MEASURE_JS)
+        in_use = self.server.status()['transport']
+        assert in_use == self.transport, f'the page uses {in_use}, not {self.transport}'
 
     async def kernel_call(self, i: int) -> object:
         return await self.channel.call('echo', i)
-
-    async def floor_push(self, i: int) -> int:
-        future = asyncio.get_running_loop().create_future()
-        self.floor.waiting[i] = future
-        await self.floor.stream.write(b'data: {"c":%d}\n\n' % i)
-        return await future
 
     async def kernel_concurrent(self, count: int) -> Throughput:
         start = time.perf_counter()
@@ -345,6 +340,38 @@ class Bench:
         elapsed = time.perf_counter() - start
         assert values == list(range(count)), 'the kernel -> page calls answered wrongly'
         return Throughput(count, elapsed)
+
+
+def key(figure: str, transport: str) -> str:
+    """The key of a library figure over ``transport`` (the first transport's keys are bare)."""
+    return figure if transport == TRANSPORTS[0] else f'{figure}@{transport}'
+
+
+class Bench:
+    """The floor page and one page per transport in one headless Chromium, and the figures
+    of each run."""
+
+    def __init__(self, browser: Browser, lanes: list[Lane], floor: Floor,
+                 args: argparse.Namespace) -> None:
+        self.browser = browser
+        self.lanes = lanes
+        self.floor = floor
+        self.args = args
+        self.floor_page: Page | None = None
+
+    async def open_pages(self) -> None:
+        self.floor_page = await self.browser.new_page()
+        await self.floor_page.goto(self.floor.url)
+        await self.floor_page.evaluate(MEASURE_JS)
+        await asyncio.wait_for(self.floor.connected.wait(), 10)
+        for lane in self.lanes:
+            await lane.open(self.browser)
+
+    async def floor_push(self, i: int) -> int:
+        future = asyncio.get_running_loop().create_future()
+        self.floor.waiting[i] = future
+        await self.floor.stream.write(b'data: {"c":%d}\n\n' % i)
+        return await future
 
     async def floor_concurrent(self, count: int) -> Throughput:
         start = time.perf_counter()
@@ -357,50 +384,60 @@ class Bench:
         """Every figure, ``args.runs`` times, floors and library interleaved.
 
         The sequential figures of one run are taken in chunks of ``CHUNK`` calls taken in
-        turn (floor, library, floor, ...), so that a noisy moment of the machine weighs on
-        all of them alike; each chunk starts with a few untimed calls.
+        turn (floor, library over each transport, floor, ...), so that a noisy moment of the
+        machine weighs on all of them alike; each chunk starts with a few untimed calls.
         """
         a = self.args
-        floor, library = self.floor_page, self.library_page
+        floor = self.floor_page
         latency_steps = {
             'floor_push_post': lambda w, n: kernel_sequential(self.floor_push, w, n),
             'floor_fetch': lambda w, n: page_sequential(floor, 'floorFetch', w, n),
-            'k2p_latency': lambda w, n: kernel_sequential(self.kernel_call, w, n),
-            'p2k_latency': lambda w, n: page_sequential(library, LIBRARY_CALL, w, n),
         }
         rate_steps = {
             'floor_k2p_rate': self.floor_concurrent,
-            'k2p_rate': self.kernel_concurrent,
             'floor_p2k_rate': lambda n: page_concurrent(floor, 'floorCall', n),
-            'p2k_rate': lambda n: page_concurrent(library, LIBRARY_CALL, n),
         }
-        figures: dict[str, list] = {key: [] for key in FIGURES}
+        for lane in self.lanes:
+            t, page = lane.transport, lane.page
+            latency_steps[key('k2p_latency', t)] = (
+                lambda w, n, lane=lane: kernel_sequential(lane.kernel_call, w, n))
+            latency_steps[key('p2k_latency', t)] = (
+                lambda w, n, page=page: page_sequential(page, LIBRARY_CALL, w, n))
+            rate_steps[key('k2p_rate', t)] = lane.kernel_concurrent
+            rate_steps[key('p2k_rate', t)] = (
+                lambda n, page=page: page_concurrent(page, LIBRARY_CALL, n))
+        figures: dict[str, list] = {name: [] for name in FIGURES}
         for run in range(1, a.runs + 1):
-            times: dict[str, list[float]] = {key: [] for key in latency_steps}
+            times: dict[str, list[float]] = {name: [] for name in latency_steps}
             for step in latency_steps.values():
                 await step(a.warmup, 0)
             for done in range(0, a.sequential, CHUNK):
-                for key, step in latency_steps.items():
-                    times[key] += (await step(CHUNK_WARMUP, min(CHUNK, a.sequential - done))).times
-            for key in latency_steps:
-                figures[key].append(Latency(times[key]))
-                print(f'  run {run}  {FIGURES[key]:<48} {figures[key][-1]}', flush=True)
-            for key, measure in rate_steps.items():
+                for name, step in latency_steps.items():
+                    times[name] += (await step(CHUNK_WARMUP,
+                                               min(CHUNK, a.sequential - done))).times
+            for name in latency_steps:
+                figures[name].append(Latency(times[name]))
+                print(f'  run {run}  {FIGURES[name]:<58} {figures[name][-1]}', flush=True)
+            for name, measure in rate_steps.items():
                 await measure(a.concurrent // 10)
-                figures[key].append(await measure(a.concurrent))
-                print(f'  run {run}  {FIGURES[key]:<48} {figures[key][-1]}', flush=True)
+                figures[name].append(await measure(a.concurrent))
+                print(f'  run {run}  {FIGURES[name]:<58} {figures[name][-1]}', flush=True)
         return figures
 
 
+LIBRARY_FIGURES = {
+    'k2p_latency': 'kernel -> page sequential latency, p50 / p99',
+    'p2k_latency': 'page -> kernel sequential latency, p50 / p99',
+    'k2p_rate': 'kernel -> page throughput',
+    'p2k_rate': 'page -> kernel throughput',
+}
 FIGURES = {
     'floor_push_post': 'floor: event push answered by a POST, p50 / p99',
     'floor_fetch': 'floor: fetch round trip, p50 / p99',
     'floor_k2p_rate': 'floor: pushes answered by coalesced POSTs',
     'floor_p2k_rate': 'floor: coalesced POSTs answered by pushes',
-    'k2p_latency': 'kernel -> page sequential latency, p50 / p99',
-    'p2k_latency': 'page -> kernel sequential latency, p50 / p99',
-    'k2p_rate': 'kernel -> page throughput',
-    'p2k_rate': 'page -> kernel throughput',
+    **{key(name, t): text if t == TRANSPORTS[0] else f'{text} ({t})'
+       for t in TRANSPORTS for name, text in LIBRARY_FIGURES.items()},
 }
 
 # (library figure, its floor, direction, how the floor is described)
@@ -410,17 +447,21 @@ COMPARISONS = [
     ('k2p_rate', 'floor_k2p_rate', 'kernel -> page', 'pushes + coalesced POSTs'),
     ('p2k_rate', 'floor_p2k_rate', 'page -> kernel', 'coalesced POSTs + pushes'),
 ]
+TRANSPORT_TARGET = 1.5      # a fallback transport's p50 latency, at most this times sse-get's
 
 
 @dataclass
 class Row:
-    """One line of the results table: a library figure next to its floor."""
+    """One line of a results table: a library figure next to its reference (a floor, or the
+    same figure over the first transport), and the target it is held to."""
 
     figure: str
     direction: str
     floor_name: str
     runs: list
     floor_runs: list
+    latency_target: float = LATENCY_TARGET
+    rate_target: float | None = THROUGHPUT_TARGET
 
     @property
     def is_latency(self) -> bool:
@@ -435,26 +476,42 @@ class Row:
         return self.best(self.runs, attribute) / self.best(self.floor_runs, attribute)
 
     @property
-    def met(self) -> bool:
+    def met(self) -> bool | None:
         if self.is_latency:
-            return self.ratio('p50') <= LATENCY_TARGET
-        return self.best(self.runs, 'rate') >= THROUGHPUT_TARGET
+            return self.ratio('p50') <= self.latency_target
+        if self.rate_target is None:
+            return None
+        return self.best(self.runs, 'rate') >= self.rate_target
 
     def cells(self) -> list[str]:
         if self.is_latency:
             ratio = f'{self.ratio("p50"):.2f}x / {self.ratio("p99"):.2f}x'
-            target = f'p50 within {LATENCY_TARGET}x the floor'
+            target = f'p50 within {self.latency_target}x'
         else:
             ratio = f'{self.ratio("rate"):.2f}x'
-            target = f'at least {THROUGHPUT_TARGET:,} calls/s'
+            target = '-' if self.rate_target is None else f'at least {self.rate_target:,} calls/s'
+        met = {True: 'yes', False: '**no**', None: '-'}[self.met]
         return [self.figure, '; '.join(map(str, self.runs)),
                 f'{self.floor_name}: ' + '; '.join(map(str, self.floor_runs)),
-                ratio, target, 'yes' if self.met else '**no**']
+                ratio, target, met]
 
 
 def compare(figures: dict[str, list]) -> list[Row]:
-    return [Row(FIGURES[key], direction, floor_name, figures[key], figures[floor_key])
-            for key, floor_key, direction, floor_name in COMPARISONS]
+    """The library over its first transport against the floors."""
+    return [Row(FIGURES[name], direction, floor_name, figures[name], figures[floor_key])
+            for name, floor_key, direction, floor_name in COMPARISONS]
+
+
+def compare_transports(figures: dict[str, list]) -> list[Row]:
+    """Each fallback transport against the first one: latency held to TRANSPORT_TARGET,
+    throughput reported as it is."""
+    rows = []
+    for t in TRANSPORTS[1:]:
+        for name, _, direction, _ in COMPARISONS:
+            rows.append(Row(FIGURES[key(name, t)], f'{direction} ({t})', TRANSPORTS[0],
+                            figures[key(name, t)], figures[name],
+                            latency_target=TRANSPORT_TARGET, rate_target=None))
+    return rows
 
 
 # -- reporting ------------------------------------------------------------------------------
@@ -497,16 +554,17 @@ def machine(browser_version: str, runs: int) -> dict[str, str]:
     }
 
 
-def table(rows: list[Row]) -> str:
+def table(rows: list[Row], reference: str = 'floor') -> str:
     runs = '; '.join(f'run {i}' for i in range(1, len(rows[0].runs) + 1))
-    lines = [f'| figure | jchannel_http ({runs}) | floor ({runs}) | ratio to floor | target '
-             '| met |',
+    lines = [f'| figure | jchannel_http ({runs}) | {reference} ({runs}) | ratio to {reference} '
+             '| target | met |',
              '|---|---|---|---|---|---|']
     lines += ['| ' + ' | '.join(row.cells()) + ' |' for row in rows]
     return '\n'.join(lines)
 
 
-def markdown(rows: list[Row], info: dict[str, str], args: argparse.Namespace) -> str:
+def markdown(rows: list[Row], transport_rows: list[Row], info: dict[str, str],
+             args: argparse.Namespace) -> str:
     return f"""# Call benchmark
 
 Written by `python benchmarks/bench_calls.py`; rerun it to refresh this file and `results.png`.
@@ -517,7 +575,8 @@ Written by `python benchmarks/bench_calls.py`; rerun it to refresh this file and
 - browser: Chromium {info["chromium"]}, headless, driven by Playwright {info["playwright"]}
 - Python {info["python"]}, aiohttp {info["aiohttp"]}
 - jchannel_http {info["library"]}: `jchannel_http.Server()` with its defaults, the page at
-  `server.page_url`, transport `{info["transport"]}`
+  `server.page_url`, transport `{TRANSPORTS[0]}`; for the second table, the same with
+  `transport='sse-post'` and `transport='poll'` (long-poll, `poll_hold` 25 s)
 - sequential latency: {args.sequential:,} timed calls per run, after {args.warmup} warm-up
   calls; throughput: {args.concurrent:,} calls in flight at once per run, after a warm-up
   batch of {args.concurrent // 10:,}
@@ -546,6 +605,14 @@ in one write and awaits one future per event; the page keeps one promise per cal
 sequential figures of a run are taken in turns of {CHUNK} calls, so that a noisy moment weighs
 on floors and library alike.
 
+## Transports
+
+The same figures over the fallback transports, each next to the event stream over a `fetch`
+GET of the same run (the transport a page ends on when nothing in between buffers). The
+target is p50 latency within {TRANSPORT_TARGET}x of it; throughput is shown as it is.
+
+{table(transport_rows, TRANSPORTS[0])}
+
 ![calls: library against floors](results.png)
 """
 
@@ -556,8 +623,9 @@ def nice_step(top: float) -> float:
     return next(m * magnitude for m in (1, 2, 5, 10) if top / (m * magnitude) <= 8)
 
 
-def chart_html(rows: list[Row], info: dict[str, str]) -> str:
-    """An SVG chart of horizontal bars: p50 latency (linear) and throughput (log) each way."""
+def chart_html(rows: list[Row], transport_rows: list[Row], info: dict[str, str]) -> str:
+    """An SVG chart of horizontal bars: p50 latency (linear) and throughput (log) each way,
+    then p50 latency over each transport."""
     blue, grey, red, ink = '#2f6fb0', '#b4b4b4', '#c0392b', '#222'
     left, plot, width = 230, 560, 1000
     bar, gap, group_gap = 22, 6, 18
@@ -565,14 +633,15 @@ def chart_html(rows: list[Row], info: dict[str, str]) -> str:
     y = 16
 
     def panel(title: str, bars: list[tuple[str, str, float, str]], position, ticks,
-              target: tuple[float, str] | None = None) -> None:
-        """Bars of (label, colour, value, text), in pairs: the library's, then its floor's."""
+              target: tuple[float, str] | None = None, group: int = 2) -> None:
+        """Bars of (label, colour, value, text), in groups of ``group`` (by default pairs:
+        the library's, then its floor's); the first of a group is labelled in bold."""
         nonlocal y
         svg.append(f'<text x="{left}" y="{y + 14}" class="title">{title}</text>')
         top = y = y + 42
         rows_y = []
         for i in range(len(bars)):
-            if i > 0 and i % 2 == 0:
+            if i > 0 and i % group == 0:
                 y += group_gap
             rows_y.append(y)
             y += bar + gap
@@ -583,7 +652,7 @@ def chart_html(rows: list[Row], info: dict[str, str]) -> str:
                        'class="grid"/>')
             svg.append(f'<text x="{x:.1f}" y="{bottom + 18}" class="tick">{label}</text>')
         for i, (bar_y, (label, color, value, text)) in enumerate(zip(rows_y, bars)):
-            kind = 'floor' if i % 2 else 'group'
+            kind = 'floor' if i % group else 'group'
             svg.append(f'<text x="{left - 12}" y="{bar_y + 16}" class="{kind}">{label}</text>')
             length = max(1.0, position(value) * plot)
             svg.append(f'<rect x="{left}" y="{bar_y}" width="{length:.1f}" height="{bar}" '
@@ -624,6 +693,24 @@ def chart_html(rows: list[Row], info: dict[str, str]) -> str:
     panel('Throughput with many calls in flight (higher is better; log scale)', bars, position,
           [(10 ** e, f'{10 ** e:,}') for e in range(low, high + 1)],
           (THROUGHPUT_TARGET, f'target {THROUGHPUT_TARGET:,}/s'))
+
+    latency = [row for row in transport_rows if row.is_latency]
+    top = max(row.best(runs, 'p50') for row in latency for runs in (row.runs, row.floor_runs))
+    step = nice_step(top * 1.15)
+    limit = step * math.ceil(top * 1.15 / step)
+    bars = []
+    for direction in ('kernel -> page', 'page -> kernel'):
+        group = [row for row in latency if row.direction.startswith(direction)]
+        base = group[0].best(group[0].floor_runs, 'p50')
+        bars.append((f'{direction} ({TRANSPORTS[0]})', blue, base, f'{base:.2f} ms'))
+        for row in group:
+            value = row.best(row.runs, 'p50')
+            bars.append((row.direction, blue, value,
+                         f'{value:.2f} ms  ({row.ratio("p50"):.2f}x {TRANSPORTS[0]})'))
+    panel(f'Sequential call latency by transport, p50 (target: within {TRANSPORT_TARGET}x '
+          f'{TRANSPORTS[0]})', bars, lambda v: v / limit,
+          [(step * i, f'{step * i:g} ms') for i in range(int(limit / step) + 1)], None,
+          group=len(TRANSPORTS))
 
     svg.append(f'<rect x="{left}" y="{y - 22}" width="14" height="14" fill="{blue}"/>'
                f'<text x="{left + 20}" y="{y - 10}" class="legend">jchannel_http</text>'
@@ -666,25 +753,35 @@ async def render_chart(browser: Browser, html: str, path: Path) -> None:
 async def main(args: argparse.Namespace) -> int:
     floor = await Floor().start()
     try:
-        async with jchannel_http.Server() as server, async_playwright() as playwright:
+        async with contextlib.AsyncExitStack() as stack:
+            lanes = []
+            for t in TRANSPORTS:
+                options = {} if t == TRANSPORTS[0] else {'transport': t}
+                server = await stack.enter_async_context(jchannel_http.Server(**options))
+                lanes.append(Lane(t, server))
+            playwright = await stack.enter_async_context(async_playwright())
             browser = await playwright.chromium.launch(executable_path=CHROMIUM,
                                                        args=CHROMIUM_ARGS)
-            bench = Bench(browser, server, floor, args)
+            stack.push_async_callback(browser.close)
+            bench = Bench(browser, lanes, floor, args)
             await bench.open_pages()
             print(f'measuring ({args.runs} runs; each figure after a warm-up)', flush=True)
             load_before = os.getloadavg()[0]
             figures = await bench.run()
-            rows = compare(figures)
+            rows, transport_rows = compare(figures), compare_transports(figures)
             info = machine(browser.version, args.runs)
             info['load'] = f'{load_before:.1f} before, {os.getloadavg()[0]:.1f} after'
-            info['transport'] = bench.transport
             print()
             print(table(rows))
+            print()
+            print(table(transport_rows, TRANSPORTS[0]))
             if not args.no_write:
-                (HERE / 'results.md').write_text(markdown(rows, info, args))
-                await render_chart(browser, chart_html(rows, info), HERE / 'results.png')
+                (HERE / 'results.md').write_text(markdown(rows, transport_rows, info, args))
+                await render_chart(browser, chart_html(rows, transport_rows, info),
+                                   HERE / 'results.png')
                 print(f'\nwrote {HERE / "results.md"} and {HERE / "results.png"}')
-            await browser.close()
+            for lane in lanes:
+                await lane.page.close()
     finally:
         await floor.stop()
     return 0

@@ -12,7 +12,7 @@ from contextlib import aclosing
 from typing import AsyncIterator, Protocol
 
 from .errors import StateError
-from .progress import Progress, ProgressCallback, ProgressReporter
+from .progress import ProgressCallback, ProgressReporter
 
 
 class ChunkSource(Protocol):

@@ -9,6 +9,12 @@ import orjson
 
 import jchannel_http
 
+CHROMIUM = '/usr/bin/chromium'
+"""Debian's chromium, which tests/run_all.sh installs."""
+CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
+                 '--disable-component-update', '--disable-sync', '--no-first-run']
+"""Without the networking flags Chromium keeps trying hosts it cannot reach."""
+
 
 class EventReader:
     """Reads an event stream response event by event (comments are returned too)."""

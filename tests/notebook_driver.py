@@ -27,8 +27,7 @@ import nbformat
 from playwright.sync_api import Browser, Page
 from playwright.sync_api import Error as PlaywrightError
 
-CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
-                 '--disable-component-update', '--disable-sync', '--no-first-run']
+
 CELL_TIMEOUT = 90.0
 LOAD_TIMEOUT = 90.0
 

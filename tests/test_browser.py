@@ -7,15 +7,13 @@ import collections
 from typing import AsyncIterator
 
 import pytest
-from playwright.async_api import Page, async_playwright
+from playwright.async_api import Page
 
 import jchannel_http
 from jchannel_http import FrontendError
 from conftest import TOKEN
 from helpers import CutProxy
 
-CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
-                 '--disable-component-update', '--disable-sync', '--no-first-run']
 
 PAGE_SIDE = '''(channel) => {
   window.channel = channel;
@@ -61,17 +59,6 @@ async def server(transport: str | None) -> AsyncIterator[jchannel_http.Server]:
     async with jchannel_http.Server(token=TOKEN, heartbeat=1, transport=transport) as server:
         yield server
 
-
-@pytest.fixture
-async def page() -> AsyncIterator[Page]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path='/usr/bin/chromium',
-                                                   args=CHROMIUM_ARGS)
-        page = await browser.new_page()
-        page.errors = []
-        page.on('pageerror', lambda error: page.errors.append(error))
-        yield page
-        await browser.close()
 
 
 async def connect(page: Page, server: jchannel_http.Server) -> jchannel_http.Channel:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator
 
 import pytest
-from playwright.async_api import Page, async_playwright
+from playwright.async_api import Page
 
 import jchannel_http
 from jchannel_http import FrontendError, Progress
@@ -15,21 +14,8 @@ from helpers import CutProxy
 from nginx_proxy import Nginx
 from stream_page import PAGE_SIDE, KernelSide, seeded_chunks, seeded_digest, seeded_stream
 
-CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
-                 '--disable-component-update', '--disable-sync', '--no-first-run']
 MiB = 1 << 20
 
-
-@pytest.fixture
-async def page() -> AsyncIterator[Page]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path='/usr/bin/chromium',
-                                                   args=CHROMIUM_ARGS)
-        page = await browser.new_page()
-        page.errors = []
-        page.on('pageerror', lambda error: page.errors.append(error))
-        yield page
-        await browser.close()
 
 
 async def connect(page: Page, server: jchannel_http.Server) -> jchannel_http.Channel:

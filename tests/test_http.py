@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
-import orjson
 import pytest
 
 import jchannel_http

@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
+from helpers import CHROMIUM, CHROMIUM_ARGS
 from notebook_driver import (
-    CHROMIUM_ARGS,
     JupyterServer,
     NotebookTab,
     saved_outputs_html,
@@ -56,7 +55,7 @@ print('left', json.dumps(await channel.call('indentLeft', 'hello', 4, timeout=60
 @pytest.fixture(scope='module')
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path='/usr/bin/chromium',
+        browser = playwright.chromium.launch(executable_path=CHROMIUM,
                                              args=CHROMIUM_ARGS)
         yield browser
         browser.close()

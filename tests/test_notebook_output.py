@@ -12,9 +12,8 @@ from playwright.async_api import async_playwright
 
 import jchannel_http
 from jchannel_http.frontend import NotebookOutput, bootstrap_output, status_line
+from helpers import CHROMIUM, CHROMIUM_ARGS
 
-CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
-                 '--disable-component-update', '--disable-sync', '--no-first-run']
 
 
 @pytest.fixture
@@ -84,7 +83,7 @@ def test_shown_once_per_cell_then_replaced_and_closed(published) -> None:
 
 async def test_stop_makes_a_plain_page_stop_its_client() -> None:
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path='/usr/bin/chromium',
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM,
                                                    args=CHROMIUM_ARGS)
         try:
             page = await browser.new_page()

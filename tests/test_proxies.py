@@ -8,17 +8,15 @@ import collections
 import hashlib
 import os
 import random
-from typing import AsyncIterator
 
 import pytest
-from playwright.async_api import Page, async_playwright
+from playwright.async_api import Page
 
 import jchannel_http
 
 from nginx_proxy import Nginx, free_port
 from proxies import ChaosProxy, HoldingProxy
 from stream_page import seeded_digest, seeded_stream
-from test_browser import CHROMIUM_ARGS
 from test_tunnels_browser import JUPYTER_TOKEN, PREFIX, jupyter  # noqa: F401 (a fixture)
 
 TOKEN = 'proxy-test-token-0123456789'
@@ -77,17 +75,6 @@ class KernelSide:
             size += len(chunk)
         return [size, digest.hexdigest()]
 
-
-@pytest.fixture
-async def page() -> AsyncIterator[Page]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path='/usr/bin/chromium',
-                                                   args=CHROMIUM_ARGS)
-        page = await browser.new_page()
-        page.errors = []
-        page.on('pageerror', lambda error: page.errors.append(error))
-        yield page
-        await browser.close()
 
 
 async def connect(page: Page, server: jchannel_http.Server,

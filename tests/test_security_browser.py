@@ -10,13 +10,11 @@ from typing import AsyncIterator
 
 import aiohttp
 import orjson
-import pytest
 from aiohttp import web
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 
 import jchannel_http
 
-from test_browser import CHROMIUM_ARGS
 
 PAGE_SIDE = '''(channel) => {
   window.channel = channel;
@@ -38,14 +36,6 @@ class KernelSide:
         self.seen[call_id] += 1
         return call_id
 
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path='/usr/bin/chromium',
-                                                   args=CHROMIUM_ARGS)
-        yield browser
-        await browser.close()
 
 
 async def connect(browser: Browser, server: jchannel_http.Server) -> tuple[Page, jchannel_http.Channel]:

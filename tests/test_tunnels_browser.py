@@ -16,12 +16,11 @@ from typing import AsyncIterator
 
 import aiohttp
 import pytest
-from playwright.async_api import Browser, async_playwright
 
 import jchannel_http
 from fake_tunnel import FakeCloudflared, install_fake_cloudflared, process_gone
 from nginx_proxy import free_port
-from test_browser import CHROMIUM_ARGS, PAGE_SIDE, KernelSide
+from test_browser import PAGE_SIDE, KernelSide
 
 TOKEN = 'browser-tunnel-token-0123'
 JUPYTER_TOKEN = 'jupyter-token-0123456789'
@@ -32,14 +31,6 @@ PREFIX = '/user/alice/'
 def fake_cloudflared(tmp_path, monkeypatch) -> FakeCloudflared:
     return install_fake_cloudflared(tmp_path, monkeypatch)
 
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path='/usr/bin/chromium',
-                                                   args=CHROMIUM_ARGS)
-        yield browser
-        await browser.close()
 
 
 async def calls_both_ways(server: jchannel_http.Server, page) -> None:

@@ -724,9 +724,12 @@ export class Client {
     const cursor = this.#inbox.cursor;
     const messages = this.#outbox.batch(this.#maxBody - ENVELOPE_BYTES);
     const lastSent = this.#outbox.acked + messages.length;
+    // By long-poll, the answer carries back the kernel frames after `cursor` (waiting briefly
+    // for a handler's result or the kernel's next call): one request per call, not two.
+    const carry = this.transport === 'poll';
     const body =
       `{"client":${JSON.stringify(this.id)},"session":${JSON.stringify(this.session)},` +
-      `"ack":${cursor},"messages":[${messages.join(',')}]}`;
+      `"ack":${cursor},"messages":[${messages.join(',')}]${carry ? ',"carry":true' : ''}}`;
     const controller = new AbortController();
     const seconds = this.#postTimeout;
     const timeout = new TransportError('retry', `no answer to a POST within ${seconds} s`);
@@ -745,6 +748,7 @@ export class Client {
       this.#applyAck(answer, lastSent);
       this.#ackSent = Math.max(this.#ackSent, cursor);
       this.#postAttempt = 0;
+      if (carry) this.#onCarried(answer);
       return null;
     } catch (error) {
       if (epoch !== this.#epoch) return null;
@@ -753,6 +757,19 @@ export class Client {
       clearTimeout(timer);
       this.#postController = null;
     }
+  }
+
+  /**
+   * Takes the kernel frames a POST answer carried back. If that answer is lost, the POST is
+   * sent again with the same cursor and they come back again, so they are never lost.
+   *
+   * @param {{frames?: unknown}} answer
+   */
+  #onCarried(answer) {
+    if (!Array.isArray(answer.frames)) {
+      throw new TransportError('retry', 'the answer to a POST has no frames array');
+    }
+    for (const frame of answer.frames) this.#onFrame(frame);
   }
 
   #applyAck(answer, lastSent) {

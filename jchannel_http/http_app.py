@@ -36,7 +36,7 @@ PUBLIC = {'/client.js', '/openapi.json', '/page', '/favicon.ico'}  # static cont
 ALLOWED_HEADERS = ('Authorization, Content-Type, Last-Event-ID, ngrok-skip-browser-warning, '
                    'X-XSRFToken, Stream-Offset, Stream-End, Stream-Total')
 FROM_PAGE = (Call, Echo, Pipe, Result, Error)
-POST_FIELDS = {'client', 'session', 'ack', 'messages'}
+POST_FIELDS = {'client', 'session', 'ack', 'messages', 'carry'}
 SEQUENCE_NUMBER = re.compile(r'[0-9]{1,16}')  # JavaScript counts exactly up to 2**53
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -232,7 +232,7 @@ async def poll(request: web.Request) -> web.Response:
     return await transports.long_poll(request, request.app[SERVER], cursor)
 
 
-def _parse_post(body: Any) -> tuple[str, str, int, list]:
+def _parse_post(body: Any) -> tuple[str, str, int, list, bool]:
     if not isinstance(body, dict):
         raise ProtocolError('the body must be a JSON object')
     unknown = set(body) - POST_FIELDS
@@ -248,13 +248,17 @@ def _parse_post(body: Any) -> tuple[str, str, int, list]:
     messages = body.get('messages', [])
     if not isinstance(messages, list):
         raise ProtocolError("field 'messages' must be a JSON array")
-    return client, session, ack, messages
+    carry = body.get('carry', False)
+    if not isinstance(carry, bool):
+        raise ProtocolError("field 'carry' must be true or false")
+    return client, session, ack, messages, carry
 
 
 async def messages(request: web.Request) -> web.Response:
-    """POST /messages: frames and acknowledgements from the page."""
+    """POST /messages: frames and acknowledgements from the page; with ``carry``, the answer
+    also carries kernel frames after ``ack`` (see transports.carry)."""
     server = request.app[SERVER]
-    client, session, ack, raw = _parse_post(await read_json(request))
+    client, session, ack, raw, carry = _parse_post(await read_json(request))
     frames = [decode(item) for item in raw]
     for _, frame in frames:
         if not isinstance(frame, FROM_PAGE):
@@ -269,7 +273,10 @@ async def messages(request: web.Request) -> web.Response:
     for frame in link.receive(frames):
         rpc.handle(frame)
     server.gate.touch(client, time.monotonic())
-    return json_response({'ack': link.session.inbox.cursor})
+    answer = {'ack': link.session.inbox.cursor}
+    if not carry:
+        return json_response(answer)
+    return transports.frames_response(answer, await transports.carry(server, link.session, ack))
 
 
 async def release(request: web.Request) -> web.Response:

@@ -28,6 +28,9 @@ class Link:
         self.session = self._make_session()
         self.stopped = False
         self.stream_generation = 0
+        self.carried = 0
+        """The last frame of the session carried back in the answer to a POST (see
+        ``transports.carry``): a poll hands out only frames after it."""
         self._changed = asyncio.Event()
         self._room = asyncio.Event()
 
@@ -38,6 +41,7 @@ class Link:
     def renew(self) -> Session:
         """Start a new session (a new page took over); streams of the old one end."""
         self.session = self._make_session()
+        self.carried = 0
         self._wake()
         return self.session
 

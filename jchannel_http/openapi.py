@@ -230,12 +230,18 @@ def describe(url: str) -> dict[str, Any]:
                         'session': {'type': 'string'},
                         'ack': {'type': 'integer', 'minimum': 0},
                         'messages': {'type': 'array', 'items': FRAME},
+                        'carry': {'type': 'boolean', 'default': False,
+                                  'description': 'Carry kernel frames after ack back in the '
+                                                 'answer, waiting at most poll_linger for one '
+                                                 '(what a long-poll page sends).'},
                     },
                 }}}},
                 'responses': {
                     '200': _json({'type': 'object', 'required': ['ack'],
-                                  'properties': {'ack': {'type': 'integer'}}},
-                                 'The kernel inbox cursor.'),
+                                  'properties': {'ack': {'type': 'integer'},
+                                                 'frames': {'type': 'array', 'items': FRAME}}},
+                                 'The kernel inbox cursor; with carry, the kernel frames '
+                                 'after ack (up to poll_bytes).'),
                     **_errors(400, 401, 409, 410, 413),
                 },
             }},

@@ -47,6 +47,11 @@ class Options:
     """Most bytes of frames in one long-poll answer (at least one frame goes): an answer is
     all or nothing, so a proxy that cuts large transfers must still let one through."""
 
+    poll_linger: float = 0.005
+    """Most seconds a ``POST /messages`` of a long-poll page waits for kernel frames to carry
+    back in its answer, when none wait yet (a handler's result, the kernel's next call): the
+    answer then serves as the next poll, so a call costs one request rather than two."""
+
     stream_max_age: float = 300.0
     """Seconds after which the server ends an event stream with a ``retry:`` hint; the page
     reconnects at once and resumes (proxies that hold or time out long requests let go)."""
@@ -103,6 +108,8 @@ class Options:
             raise ValueError('stream_response_bytes must be None (no cap) or a positive integer')
         if self.stream_padding < 0:
             raise ValueError('stream_padding cannot be negative')
+        if not self.poll_linger >= 0:
+            raise ValueError('poll_linger must be a non-negative number of seconds')
         for name in ('poll_hold', 'stream_max_age', 'first_event_deadline'):
             if not getattr(self, name) > 0:
                 raise ValueError(f'{name} must be a positive number of seconds')

@@ -9,7 +9,9 @@ to it) and hands over the frames after it:
   hint (the page reconnects at once, resuming from its cursor).
 - ``poll``: ``GET /poll`` answers one JSON object with the hello fields and the frames after
   the cursor (all of them, up to ``poll_bytes``), at once when some are waiting, else as soon as
-  one is sent, or empty after ``poll_hold`` seconds.
+  one is sent, or empty after ``poll_hold`` seconds. A long-poll page's ``POST /messages`` asks
+  for frames too (``"carry": true``); its answer carries those after the page's cursor, waiting
+  at most ``poll_linger`` for one, so that a call and its answer take one request, not two.
 
 The aiohttp routing, the token check and CORS stay in ``http_app.py``.
 """
@@ -125,10 +127,16 @@ def first_entries(entries: list[Entry], limit: int) -> list[Entry]:
     return entries
 
 
-def poll_body(fields: dict, entries: list[Entry], hold: float) -> bytes:
-    """The JSON answer of a poll: the hello fields, ``hold``, and the frames, unchanged."""
-    head = dumps({**fields, 'hold': hold})
+def with_frames(fields: dict, entries: list[Entry]) -> bytes:
+    """A JSON object of ``fields`` and ``frames``, the entries' frames as they were encoded."""
+    head = dumps(fields)
     return head[:-1] + b',"frames":[' + b','.join(e.data for e in entries) + b']}'
+
+
+def frames_response(fields: dict, entries: list[Entry]) -> web.Response:
+    """The answer of a poll, or of a POST that carries frames back (never cached)."""
+    return web.Response(body=with_frames(fields, entries), content_type='application/json',
+                        headers={'Cache-Control': 'no-store, no-transform'})
 
 
 async def long_poll(request: web.Request, server: Server, cursor: int) -> web.Response:
@@ -136,7 +144,8 @@ async def long_poll(request: web.Request, server: Server, cursor: int) -> web.Re
     wait, else as soon as one is sent within the hold.
 
     A poll without ``session`` (the page's first) is answered at once, so the page learns its
-    session; ``hold`` (seconds) may shorten the server's ``poll_hold`` for this request.
+    session; ``hold`` (seconds) may shorten the server's ``poll_hold`` for this request. Frames
+    already carried back to the page in a POST answer (see ``carry``) are left out.
     """
     options = server.options
     wanted = query_seconds(request.query.get('hold'), 'hold')
@@ -146,14 +155,43 @@ async def long_poll(request: web.Request, server: Server, cursor: int) -> web.Re
     session = link.session
     generation = link.new_stream()
     server.gate.stream_opened(client, 'poll')
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + hold
+    entries = [entry for entry in entries if entry.seq > link.carried]
     try:
-        if not entries and 'session' in request.query and hold > 0:
-            entries = await link.wait_after(session, cursor, generation, hold) or []
+        while not entries and 'session' in request.query:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            waited = await link.wait_after(session, max(cursor, link.carried), generation,
+                                           remaining)
+            if waited is None:
+                break
+            # A POST waiting for the same frames (see carry) was woken too: let it take them
+            # first, so that they travel once.
+            await asyncio.sleep(0)
+            entries = [entry for entry in waited if entry.seq > link.carried]
     finally:
         server.gate.stream_closed(client, time.monotonic())
     if session is not link.session:
         raise ResyncError('the session is over (another page took over); start a new one')
-    entries = first_entries(entries, options.poll_bytes)
-    body = poll_body(hello_fields(server, session, cursor), entries, options.poll_hold)
-    return web.Response(body=body, content_type='application/json',
-                        headers={'Cache-Control': 'no-store, no-transform'})
+    fields = {**hello_fields(server, session, cursor), 'hold': options.poll_hold}
+    return frames_response(fields, first_entries(entries, options.poll_bytes))
+
+
+async def carry(server: Server, session: Session, cursor: int) -> list[Entry]:
+    """The frames to carry back in the answer to a long-poll page's ``POST /messages``: those
+    after the page's ``cursor`` (up to ``poll_bytes``), else the first sent within
+    ``poll_linger`` seconds (a handler's result, the kernel's next call).
+
+    The answer then does the work of the next poll, and the held poll leaves these frames out.
+    An answer that is lost costs nothing: the page posts again with the same cursor, and the
+    frames after it come back again.
+    """
+    link = server.link
+    entries = await link.wait_after(session, cursor, None, server.options.poll_linger)
+    if not entries or session is not link.session:
+        return []
+    entries = first_entries(entries, server.options.poll_bytes)
+    link.carried = max(link.carried, entries[-1].seq)
+    return entries

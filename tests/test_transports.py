@@ -132,6 +132,108 @@ async def test_a_poll_returns_every_waiting_frame_and_its_cursor_acknowledges(se
         task.cancel()
 
 
+async def held(server: jchannel_http.Server, http, **query) -> asyncio.Future:
+    """A poll, once the server holds it."""
+    task = asyncio.ensure_future(poll(http, server, **query))
+    for _ in range(100):
+        if server.gate.streams:
+            break
+        await asyncio.sleep(0.01)
+    assert server.gate.streams == 1 and not task.done()
+    return task
+
+
+async def test_a_carrying_post_answers_with_the_frames_after_its_ack(server, http) -> None:
+    _, hello = await poll(http, server)
+    session = hello['session']
+    channel = opened_channel(server)
+    calls = [channel.call('f', i, timeout=10) for i in range(3)]
+    await queued(server, 3)
+    body = {'client': CLIENT, 'session': session, 'ack': 1, 'messages': [], 'carry': True}
+    async with http.post(f'{server.url}/messages', data=orjson.dumps(body)) as response:
+        assert response.status == 200
+        assert response.headers['Cache-Control'] == 'no-store, no-transform'
+        raw = await response.read()
+    key = channel.key
+    assert raw == (b'{"ack":0,"frames":['
+                   b'{"seq":2,"type":"call","call":2,"channel":%d,"name":"f","args":[1]},'
+                   b'{"seq":3,"type":"call","call":3,"channel":%d,"name":"f","args":[2]}]}'
+                   % (key, key))
+    # An answer that was lost: the same ack again brings the same frames again.
+    _, again = await post(http, server, body)
+    assert [frame['seq'] for frame in again['frames']] == [2, 3]
+    assert server.status()['acked'] == 1
+    for task in calls:
+        task.cancel()
+
+
+async def test_a_carrying_post_waits_at_most_poll_linger_for_a_frame(http) -> None:
+    async with serving(poll_linger=2) as server:
+        _, hello = await poll(http, server)
+        channel = opened_channel(server)
+        body = {'client': CLIENT, 'session': hello['session'], 'ack': 0, 'carry': True}
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        posting = asyncio.ensure_future(post(http, server, body))
+        await asyncio.sleep(0.2)
+        assert not posting.done()
+        calling = channel.call('f', 'late', timeout=10)
+        status, answer = await posting
+        assert status == 200 and [frame['args'] for frame in answer['frames']] == [['late']]
+        assert loop.time() - started < 1.5
+        # Nothing comes: the answer has no frames, after the linger.
+        started = loop.time()
+        _, empty = await post(http, server, {**body, 'ack': 1})
+        assert empty == {'ack': 0, 'frames': []} and 1.9 < loop.time() - started < 4
+        calling.cancel()
+
+
+async def test_a_held_poll_leaves_out_what_a_post_carried(server, http) -> None:
+    _, hello = await poll(http, server)
+    session = hello['session']
+    channel = opened_channel(server)
+    first = channel.call('f', 'first', timeout=10)
+    await queued(server, 1)
+    body = {'client': CLIENT, 'session': session, 'ack': 0, 'carry': True}
+    _, carried = await post(http, server, body)
+    assert [frame['args'] for frame in carried['frames']] == [['first']]
+    # The poll comes with a cursor from before that answer: it waits for what comes next.
+    waiting = await held(server, http, session=session, cursor=0)
+    await asyncio.sleep(0.1)
+    assert not waiting.done(), 'the poll answered with a frame the POST carried'
+    second = channel.call('f', 'second', timeout=10)
+    _, answer = await waiting
+    assert [frame['args'] for frame in answer['frames']] == [['second']]
+    for task in (first, second):
+        task.cancel()
+
+
+async def test_a_post_waiting_with_a_held_poll_takes_the_next_frame_alone(http) -> None:
+    async with serving(poll_linger=5) as server:
+        _, hello = await poll(http, server)
+        session = hello['session']
+        channel = opened_channel(server)
+        waiting = await held(server, http, session=session, cursor=0)
+        body = {'client': CLIENT, 'session': session, 'ack': 0, 'carry': True}
+        posting = asyncio.ensure_future(post(http, server, body))
+        await asyncio.sleep(0.2)
+        calling = channel.call('f', 'once', timeout=10)
+        _, carried = await posting
+        assert [frame['args'] for frame in carried['frames']] == [['once']]
+        await asyncio.sleep(0.1)
+        assert not waiting.done(), 'the frame went out twice'
+        waiting.cancel()
+        calling.cancel()
+
+
+@pytest.mark.parametrize('carry', [1, 'yes', None])
+async def test_carry_must_be_a_boolean(server, http, carry) -> None:
+    _, hello = await poll(http, server)
+    status, answer = await post(http, server, {'client': CLIENT, 'session': hello['session'],
+                                               'carry': carry})
+    assert status == 400 and answer['message'] == "field 'carry' must be true or false"
+
+
 async def test_a_poll_answer_holds_at_most_poll_bytes_of_frames_but_at_least_one(http) -> None:
     async with serving(poll_bytes=1200) as server:
         _, hello = await poll(http, server)
@@ -247,6 +349,7 @@ async def test_the_page_carries_the_servers_client_options(http) -> None:
     ({'transport': 'websocket'}, 'transport must be one of'),
     ({'poll_hold': 0}, 'poll_hold must be a positive number of seconds'),
     ({'poll_bytes': 0}, 'poll_bytes must be a positive integer'),
+    ({'poll_linger': -0.1}, 'poll_linger must be a non-negative number of seconds'),
     ({'stream_max_age': -1}, 'stream_max_age must be a positive number of seconds'),
     ({'first_event_deadline': 0}, 'first_event_deadline must be a positive number of seconds'),
 ])

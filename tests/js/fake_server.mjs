@@ -133,6 +133,8 @@ export class FakeServer {
     /** @type {any[]} the page frames the kernel processed, in order */
     this.received = [];
     this.kernelInbox = new Inbox();
+    /** @type {any[]} kernel frames that a POST asking for them (`carry`) gets back, after its ack */
+    this.carryable = [];
     this.postsInFlight = 0;
     this.maxPostsInFlight = 0;
     /** @type {(stream: FakeStream, index: number) => Response | Promise<Response>} */
@@ -184,7 +186,9 @@ export class FakeServer {
    */
   processMessages(body) {
     for (const frame of body.messages) this.received.push(...this.kernelInbox.receive(frame.seq, frame));
-    return jsonResponse(200, { ack: this.kernelInbox.cursor });
+    if (!body.carry) return jsonResponse(200, { ack: this.kernelInbox.cursor });
+    const frames = this.carryable.filter((frame) => frame.seq > body.ack);
+    return jsonResponse(200, { ack: this.kernelInbox.cursor, frames });
   }
 
   /**

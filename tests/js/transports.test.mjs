@@ -128,6 +128,55 @@ test('frames that came by poll are acknowledged by the next poll, not by a POST 
   assert.equal(server.posts.length, posts + 1, 'no POST only to acknowledge');
 });
 
+test('by long-poll, POST answers carry kernel frames back, and each runs once', async () => {
+  const server = new FakeServer();
+  const client = makeClient(server, { transport: 'poll' });
+  await client.ready();
+  await waitUntil(() => server.polls.length === 2);
+  server.carryable = [{ seq: 1, type: 'open', call: 1, channel: 3, code: HIT }];
+  const calling = client.request({ key: 3 }, 'call', { name: 'f', args: [] });
+  await waitUntil(() => server.receivedOfType('result').length === 1);
+  assert.equal(server.posts[0].body.carry, true);
+  assert.deepEqual(server.receivedOfType('result')[0], { seq: 2, type: 'result', call: 1, value: null });
+  server.carryable.push({ seq: 2, type: 'call', call: 7, channel: 3, name: 'hit', args: ['once'] });
+  server.poll.answer([server.carryable[1]]); // the same frame by poll too: it runs once
+  await waitUntil(() => server.receivedOfType('result').length === 2);
+  server.carryable.push({ seq: 3, type: 'result', call: 1, value: 'done' });
+  client.request({ key: 3 }, 'echo', { args: [] }).catch(() => {}); // its POST's answer carries the result
+  assert.equal(await calling, 'done');
+  await waitUntil(() => server.posts.at(-1).body.ack === 3);
+  assert.deepEqual(globalThis.testHits, ['once']);
+});
+
+test('a carrying answer that is lost comes again: the POST goes again with the same ack', async () => {
+  const server = new FakeServer();
+  const client = makeClient(server, { transport: 'poll' });
+  await client.ready();
+  await waitUntil(() => server.polls.length === 2);
+  server.carryable = [{ seq: 1, type: 'open', call: 1, channel: 3, code: HIT },
+    { seq: 2, type: 'call', call: 2, channel: 3, name: 'hit', args: ['x'] }];
+  let lost = 0;
+  server.onMessages = (body) => {
+    const answer = server.processMessages(body);
+    if (lost++ === 0) throw new TypeError('Failed to fetch'); // processed, the answer lost
+    return answer;
+  };
+  client.request({ key: 3 }, 'echo', { args: [] }).catch(() => {});
+  await waitUntil(() => server.receivedOfType('result').length === 2);
+  assert.deepEqual(server.posts.slice(0, 2).map((post) => post.body.ack), [0, 0]);
+  assert.deepEqual(globalThis.testHits, ['x']);
+});
+
+test('an event-stream client does not ask POST answers to carry frames', async () => {
+  const server = new FakeServer();
+  const client = makeClient(server);
+  await client.ready();
+  client.request({ key: 3 }, 'echo', { args: [] }).catch(() => {});
+  await waitUntil(() => server.posts.length === 1);
+  assert.equal(client.transport, 'sse-get');
+  assert.equal('carry' in server.posts[0].body, false);
+});
+
 test('the choice lasts: a failing poll is retried as a poll, never as a stream again', async () => {
   const server = bufferingServer('GET', 'POST');
   const client = makeClient(server);

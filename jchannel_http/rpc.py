@@ -47,6 +47,11 @@ async def invoke(handler: object, name: str, args: list) -> Any:
     return result
 
 
+def _expire(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_exception(asyncio.TimeoutError())
+
+
 class Rpc:
     """Outgoing calls waiting for replies, and incoming calls being answered."""
 
@@ -72,16 +77,28 @@ class Rpc:
         """Kernel calls waiting for the page."""
         return len(self._pending)
 
-    async def request(self, make: Callable[[int], Request]) -> Any:
-        """Send the request ``make(call_id)`` and wait for its reply."""
+    async def request(self, make: Callable[[int], Request], timeout: float | None = None) -> Any:
+        """Send the request ``make(call_id)`` and wait for its reply; ``asyncio.TimeoutError``
+        after ``timeout`` seconds (None: no limit)."""
         self._next_call += 1
         call = self._next_call
-        future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        future = loop.create_future()
         self._pending[call] = future
+        timer = None
         try:
-            await self._link.send(make(call))
+            frame = make(call)
+            if self._link.push(frame) is None:  # the outbox is full: wait for room, in time
+                remaining = None if deadline is None else max(0.0, deadline - loop.time())
+                await asyncio.wait_for(self._link.send(frame), remaining)
+            # A timer on the future rather than wait_for: no task more per call.
+            if deadline is not None:
+                timer = loop.call_at(deadline, _expire, future)
             return await future
         finally:
+            if timer is not None:
+                timer.cancel()
             self._pending.pop(call, None)
 
     def fail_all(self, error: Exception) -> None:

@@ -259,7 +259,7 @@ class Server:
             raise StateError('the server is not running: await server.start() first'
                              if not self._stopped else 'the server was stopped')
         try:
-            return await asyncio.wait_for(self._rpc.request(make), timeout)
+            return await self._rpc.request(make, timeout)
         except asyncio.TimeoutError:
             if not self._gate.is_live(time.monotonic()):
                 raise StateError(

@@ -356,3 +356,25 @@ async def test_the_page_carries_the_servers_client_options(http) -> None:
 def test_transport_options_are_checked(options, message) -> None:
     with pytest.raises(ValueError, match=message):
         jchannel_http.Server(**options)
+
+
+async def test_a_call_the_connected_page_does_not_answer_times_out(server, http) -> None:
+    await poll(http, server)
+    channel = opened_channel(server)
+    with pytest.raises(TimeoutError, match=r"the page did not answer call 'f' within 0.2 s"):
+        await channel.call('f', timeout=0.2)
+    assert server.rpc.pending == 0
+    assert server.status()['outbox']['messages'] == 1  # sent, never answered: kept for the page
+
+
+async def test_a_call_waiting_for_room_in_a_full_outbox_times_out_unsent(http) -> None:
+    async with serving(heartbeat=1, outbox_messages=2) as server:
+        await poll(http, server)
+        channel = opened_channel(server)
+        waiting = [channel.call('f', i, timeout=10) for i in range(2)]
+        await queued(server, 2)
+        with pytest.raises(TimeoutError, match='did not answer'):
+            await channel.call('f', 'late', timeout=0.2)
+        assert server.status()['outbox']['messages'] == 2 and server.rpc.pending == 2
+        for task in waiting:
+            task.cancel()

@@ -724,12 +724,11 @@ export class Client {
     const cursor = this.#inbox.cursor;
     const messages = this.#outbox.batch(this.#maxBody - ENVELOPE_BYTES);
     const lastSent = this.#outbox.acked + messages.length;
-    // By long-poll, the answer carries back the kernel frames after `cursor` (waiting briefly
-    // for a handler's result or the kernel's next call): one request per call, not two.
-    const carry = this.transport === 'poll';
+    // The answer carries back the kernel frames after `cursor` (waiting briefly for a
+    // handler's result or the kernel's next call): a call and its answer take one request.
     const body =
       `{"client":${JSON.stringify(this.id)},"session":${JSON.stringify(this.session)},` +
-      `"ack":${cursor},"messages":[${messages.join(',')}]${carry ? ',"carry":true' : ''}}`;
+      `"ack":${cursor},"messages":[${messages.join(',')}],"carry":true}`;
     const controller = new AbortController();
     const seconds = this.#postTimeout;
     const timeout = new TransportError('retry', `no answer to a POST within ${seconds} s`);
@@ -748,7 +747,7 @@ export class Client {
       this.#applyAck(answer, lastSent);
       this.#ackSent = Math.max(this.#ackSent, cursor);
       this.#postAttempt = 0;
-      if (carry) this.#onCarried(answer);
+      this.#onCarried(answer);
       return null;
     } catch (error) {
       if (epoch !== this.#epoch) return null;

@@ -28,9 +28,12 @@ class Link:
         self.session = self._make_session()
         self.stopped = False
         self.stream_generation = 0
-        self.carried = 0
-        """The last frame of the session carried back in the answer to a POST (see
-        ``transports.carry``): a poll hands out only frames after it."""
+        self.carried: set[int] = set()
+        """Frames of the session carried back in answers to POSTs and not yet acknowledged:
+        a POST sends them again (its answer may have been lost); streams and polls skip them."""
+        self.streamed = 0
+        """The last frame of the session that a stream or a poll handed out: the page gets
+        those again by resuming, so a POST carries only later ones."""
         self._changed = asyncio.Event()
         self._room = asyncio.Event()
 
@@ -41,7 +44,8 @@ class Link:
     def renew(self) -> Session:
         """Start a new session (a new page took over); streams of the old one end."""
         self.session = self._make_session()
-        self.carried = 0
+        self.carried = set()
+        self.streamed = 0
         self._wake()
         return self.session
 
@@ -83,6 +87,8 @@ class Link:
         """The page processed every frame up to ``upto``."""
         if self.session.outbox.ack(upto):
             self._room.set()
+        if self.carried:
+            self.carried = {seq for seq in self.carried if seq > upto}
 
     def receive(self, frames: list[tuple[int, Frame]]) -> list[Frame]:
         """Take frames posted by the page; return those now due, in order, each once."""
@@ -93,6 +99,26 @@ class Link:
         self.stream_generation += 1
         self._changed.set()
         return self.stream_generation
+
+    def stream_share(self, entries: list[Entry]) -> list[Entry]:
+        """Of ``entries``, those a stream or a poll hands out: the ones no POST carried."""
+        return [entry for entry in entries if entry.seq not in self.carried]
+
+    def post_share(self, entries: list[Entry]) -> list[Entry]:
+        """Of ``entries``, those a POST's answer carries: the ones it carried before (that
+        answer may have been lost) and the ones no stream or poll handed out yet."""
+        return [entry for entry in entries
+                if entry.seq > self.streamed or entry.seq in self.carried]
+
+    def handed_out(self, entries: list[Entry], by_post: bool) -> None:
+        """``entries`` are on their way to the page, in a POST's answer or else by a stream or
+        a poll. Call it before awaiting anything, so the other way does not take them too."""
+        if not entries:
+            return
+        if by_post:
+            self.carried.update(entry.seq for entry in entries)
+        else:
+            self.streamed = max(self.streamed, entries[-1].seq)
 
     def entries_after(self, sent: int) -> list[Entry]:
         """Held frames numbered after ``sent`` (never before the acknowledged ones)."""

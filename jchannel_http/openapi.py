@@ -233,7 +233,7 @@ def describe(url: str) -> dict[str, Any]:
                         'carry': {'type': 'boolean', 'default': False,
                                   'description': 'Carry kernel frames after ack back in the '
                                                  'answer, waiting at most poll_linger for one '
-                                                 '(what a long-poll page sends).'},
+                                                 '(the page always asks).'},
                     },
                 }}}},
                 'responses': {

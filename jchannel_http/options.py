@@ -48,9 +48,9 @@ class Options:
     all or nothing, so a proxy that cuts large transfers must still let one through."""
 
     poll_linger: float = 0.005
-    """Most seconds a ``POST /messages`` of a long-poll page waits for kernel frames to carry
-    back in its answer, when none wait yet (a handler's result, the kernel's next call): the
-    answer then serves as the next poll, so a call costs one request rather than two."""
+    """Most seconds a page's ``POST /messages`` waits for kernel frames to carry back in its
+    answer, when none wait yet (a handler's result, the kernel's next call), so that a call and
+    its answer take one request."""
 
     stream_max_age: float = 300.0
     """Seconds after which the server ends an event stream with a ``retry:`` hint; the page

@@ -9,9 +9,12 @@ to it) and hands over the frames after it:
   hint (the page reconnects at once, resuming from its cursor).
 - ``poll``: ``GET /poll`` answers one JSON object with the hello fields and the frames after
   the cursor (all of them, up to ``poll_bytes``), at once when some are waiting, else as soon as
-  one is sent, or empty after ``poll_hold`` seconds. A long-poll page's ``POST /messages`` asks
-  for frames too (``"carry": true``); its answer carries those after the page's cursor, waiting
-  at most ``poll_linger`` for one, so that a call and its answer take one request, not two.
+  one is sent, or empty after ``poll_hold`` seconds.
+
+Whatever the transport, the page's ``POST /messages`` asks for frames too (``"carry": true``):
+its answer carries those after the page's cursor, waiting at most ``poll_linger`` for one (a
+handler's result, the kernel's next call), and streams and polls leave them out. A call and its
+answer then take one request, and a page waits for one answer rather than two.
 
 The aiohttp routing, the token check and CORS stay in ``http_app.py``.
 """
@@ -96,19 +99,28 @@ async def event_stream(request: web.Request, server: Server, cursor: int,
         hello = dumps(hello_fields(server, session, cursor))
         padding = b':' + b' ' * options.stream_padding + b'\n\n' if options.stream_padding else b''
         first = b'event: hello\nid: %d\ndata: %b\n\n' % (cursor, hello)
-        await response.write(first + padding + b''.join(sse_event(e.seq, e.data) for e in entries))
         sent = entries[-1].seq if entries else cursor
+        entries = link.stream_share(entries)
+        link.handed_out(entries, by_post=False)
+        await response.write(first + padding + b''.join(sse_event(e.seq, e.data) for e in entries))
         while True:
             remaining = ends_at - loop.time()
             if remaining <= 0:
                 await response.write(RECONNECT_HINT)
                 break
-            entries = await link.wait_after(session, sent, generation, remaining)
-            if entries is None:
+            waited = await link.wait_after(session, sent, generation, remaining)
+            if waited is None:
                 break
+            if not waited:
+                continue
+            # A POST waiting for the same frames (see carry) was woken too: let it take them
+            # first, so that they travel once.
+            await asyncio.sleep(0)
+            sent = waited[-1].seq
+            entries = link.stream_share(waited)
+            link.handed_out(entries, by_post=False)
             if entries:
                 await response.write(b''.join(sse_event(e.seq, e.data) for e in entries))
-                sent = entries[-1].seq
     except (ConnectionError, RuntimeError):
         pass  # the page went away; it resumes from its cursor on the next stream
     finally:
@@ -145,7 +157,7 @@ async def long_poll(request: web.Request, server: Server, cursor: int) -> web.Re
 
     A poll without ``session`` (the page's first) is answered at once, so the page learns its
     session; ``hold`` (seconds) may shorten the server's ``poll_hold`` for this request. Frames
-    already carried back to the page in a POST answer (see ``carry``) are left out.
+    carried back to the page in a POST's answer (see ``carry``) are left out.
     """
     options = server.options
     wanted = query_seconds(request.query.get('hold'), 'hold')
@@ -157,41 +169,52 @@ async def long_poll(request: web.Request, server: Server, cursor: int) -> web.Re
     server.gate.stream_opened(client, 'poll')
     loop = asyncio.get_running_loop()
     deadline = loop.time() + hold
-    entries = [entry for entry in entries if entry.seq > link.carried]
+    after = entries[-1].seq if entries else cursor
+    entries = link.stream_share(entries)
     try:
         while not entries and 'session' in request.query:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
-            waited = await link.wait_after(session, max(cursor, link.carried), generation,
-                                           remaining)
+            waited = await link.wait_after(session, after, generation, remaining)
             if waited is None:
                 break
-            # A POST waiting for the same frames (see carry) was woken too: let it take them
-            # first, so that they travel once.
-            await asyncio.sleep(0)
-            entries = [entry for entry in waited if entry.seq > link.carried]
+            if waited:
+                await asyncio.sleep(0)  # as in event_stream: a waiting POST takes them first
+                after = waited[-1].seq
+                entries = link.stream_share(waited)
     finally:
         server.gate.stream_closed(client, time.monotonic())
     if session is not link.session:
         raise ResyncError('the session is over (another page took over); start a new one')
+    entries = first_entries(entries, options.poll_bytes)
+    link.handed_out(entries, by_post=False)
     fields = {**hello_fields(server, session, cursor), 'hold': options.poll_hold}
-    return frames_response(fields, first_entries(entries, options.poll_bytes))
+    return frames_response(fields, entries)
 
 
 async def carry(server: Server, session: Session, cursor: int) -> list[Entry]:
-    """The frames to carry back in the answer to a long-poll page's ``POST /messages``: those
-    after the page's ``cursor`` (up to ``poll_bytes``), else the first sent within
-    ``poll_linger`` seconds (a handler's result, the kernel's next call).
+    """The frames to carry back in the answer to a page's ``POST /messages``: those after the
+    page's ``cursor`` that no stream or poll handed out (up to ``poll_bytes``), else the first
+    sent within ``poll_linger`` seconds (a handler's result, the kernel's next call).
 
-    The answer then does the work of the next poll, and the held poll leaves these frames out.
-    An answer that is lost costs nothing: the page posts again with the same cursor, and the
-    frames after it come back again.
+    Each frame has one way to the page, the first that hands it out, and that way delivers it
+    again if it was lost: a stream or a poll by resuming from the page's cursor, a POST by
+    carrying it again when the page, whose answer was lost, posts again with the same cursor.
     """
     link = server.link
-    entries = await link.wait_after(session, cursor, None, server.options.poll_linger)
-    if not entries or session is not link.session:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + server.options.poll_linger
+    entries = link.post_share(link.entries_after(cursor))
+    after = max(cursor, link.streamed)
+    while not entries:
+        waited = await link.wait_after(session, after, None, deadline - loop.time())
+        if not waited:
+            return []  # the linger passed, or the session is over
+        after = waited[-1].seq
+        entries = link.post_share(waited)
+    if session is not link.session:
         return []
     entries = first_entries(entries, server.options.poll_bytes)
-    link.carried = max(link.carried, entries[-1].seq)
+    link.handed_out(entries, by_post=True)
     return entries

@@ -378,3 +378,49 @@ async def test_a_call_waiting_for_room_in_a_full_outbox_times_out_unsent(http) -
         assert server.status()['outbox']['messages'] == 2 and server.rpc.pending == 2
         for task in waiting:
             task.cancel()
+
+
+async def test_each_frame_has_one_way_and_that_way_delivers_it_again(server, http) -> None:
+    _, hello = await poll(http, server)
+    session = hello['session']
+    channel = opened_channel(server)
+    calls = [channel.call('f', 'by poll', timeout=10)]
+    await queued(server, 1)
+    _, lost = await poll(http, server, session=session, cursor=0, hold=0)
+    assert [frame['seq'] for frame in lost['frames']] == [1]  # say this answer was lost
+    calls.append(channel.call('f', 'by post', timeout=10))
+    await queued(server, 2)
+    body = {'client': CLIENT, 'session': session, 'ack': 0, 'carry': True}
+    _, carried = await post(http, server, body)
+    assert [frame['seq'] for frame in carried['frames']] == [2]  # frame 1 belongs to polls
+    _, again = await poll(http, server, session=session, cursor=0, hold=0)
+    assert [frame['seq'] for frame in again['frames']] == [1]  # frame 2 belongs to POSTs
+    _, carried_again = await post(http, server, body)
+    assert [frame['seq'] for frame in carried_again['frames']] == [2]
+    await post(http, server, {**body, 'ack': 2})
+    assert server.status()['outbox']['messages'] == 0 and server.link.carried == set()
+    for task in calls:
+        task.cancel()
+
+
+async def test_a_stream_and_a_post_never_send_the_same_frame(http) -> None:
+    async with serving(poll_linger=2) as server, http.get(
+            f'{server.url}/events', params={'client': CLIENT},
+            headers={'Accept': 'text/event-stream'}) as response:
+        reader = EventReader(response)
+        await reader.block()
+        await reader.block()  # the padding
+        body = {'client': CLIENT, 'session': server.link.session.id, 'ack': 0, 'carry': True}
+        channel = opened_channel(server)
+        streamed = channel.call('f', 'streamed', timeout=10)
+        assert (await reader.block()).startswith(b'id: 1\ndata: {"seq":1,"type":"call"')
+        posting = asyncio.ensure_future(post(http, server, body))
+        await asyncio.sleep(0.2)  # the POST waits for a frame: not the one the stream sent
+        assert not posting.done()
+        carried = channel.call('f', 'carried', timeout=10)
+        _, answer = await posting
+        assert [frame['args'] for frame in answer['frames']] == [['carried']]
+        with pytest.raises(asyncio.TimeoutError):  # the stream leaves it out
+            await reader.block(timeout=0.5)
+        streamed.cancel()
+        carried.cancel()

@@ -91,7 +91,7 @@ test('open and call frames are dispatched and their results POSTed with the righ
   const first = server.posts[0];
   assert.deepEqual(
     { ...first.body, messages: undefined },
-    { client: client.id, session: 's1', ack: 1, messages: undefined },
+    { client: client.id, session: 's1', ack: 1, messages: undefined, carry: true },
   );
   assert.equal(first.init.method, 'POST');
   assert.deepEqual(first.init.headers, {
@@ -106,7 +106,7 @@ test('open and call frames are dispatched and their results POSTed with the righ
   assert.equal(
     server.posts.at(-1).init.body,
     `{"client":"${client.id}","session":"s1","ack":2,` +
-      '"messages":[{"seq":2,"type":"result","call":2,"value":5}]}',
+      '"messages":[{"seq":2,"type":"result","call":2,"value":5}],"carry":true}',
   );
   assert.deepEqual(client.stats.outbox, { messages: 0, bytes: 0 });
 });

@@ -128,7 +128,7 @@ test('frames that came by poll are acknowledged by the next poll, not by a POST 
   assert.equal(server.posts.length, posts + 1, 'no POST only to acknowledge');
 });
 
-test('by long-poll, POST answers carry kernel frames back, and each runs once', async () => {
+test('POST answers carry kernel frames back (here by long-poll), and each runs once', async () => {
   const server = new FakeServer();
   const client = makeClient(server, { transport: 'poll' });
   await client.ready();
@@ -167,14 +167,21 @@ test('a carrying answer that is lost comes again: the POST goes again with the s
   assert.deepEqual(globalThis.testHits, ['x']);
 });
 
-test('an event-stream client does not ask POST answers to carry frames', async () => {
+test('an event-stream client takes frames carried by POST answers too, each once', async () => {
   const server = new FakeServer();
   const client = makeClient(server);
   await client.ready();
+  const open = { seq: 1, type: 'open', call: 1, channel: 3, code: HIT };
+  const call = { seq: 2, type: 'call', call: 2, channel: 3, name: 'hit', args: ['streamed or carried'] };
+  server.stream.frame(open);
+  await waitUntil(() => server.receivedOfType('result').length === 1);
+  server.carryable = [call];
+  server.stream.frame(call); // by both ways: it runs once
   client.request({ key: 3 }, 'echo', { args: [] }).catch(() => {});
-  await waitUntil(() => server.posts.length === 1);
+  await waitUntil(() => server.receivedOfType('result').length === 2);
   assert.equal(client.transport, 'sse-get');
-  assert.equal('carry' in server.posts[0].body, false);
+  assert.ok(server.posts.every((post) => post.body.carry === true));
+  assert.deepEqual(globalThis.testHits, ['streamed or carried']);
 });
 
 test('the choice lasts: a failing poll is retried as a poll, never as a stream again', async () => {

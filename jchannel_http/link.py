@@ -102,6 +102,8 @@ class Link:
 
     def stream_share(self, entries: list[Entry]) -> list[Entry]:
         """Of ``entries``, those a stream or a poll hands out: the ones no POST carried."""
+        if not self.carried:
+            return entries
         return [entry for entry in entries if entry.seq not in self.carried]
 
     def post_share(self, entries: list[Entry]) -> list[Entry]:

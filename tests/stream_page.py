@@ -108,6 +108,16 @@ def seeded_digest(size: int, seed: int, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+async def size_and_digest(stream) -> tuple[int, str]:
+    """The size and SHA-256 (hex) of a received stream, read to its end."""
+    digest = hashlib.sha256()
+    size = 0
+    async for chunk in stream:
+        digest.update(chunk)
+        size += len(chunk)
+    return size, digest.hexdigest()
+
+
 class KernelSide:
     """Kernel handler methods the page calls with streams."""
 
@@ -116,12 +126,8 @@ class KernelSide:
         self.cancelled = asyncio.Event()
 
     async def digest(self, stream) -> list:
-        digest = hashlib.sha256()
-        size = 0
-        async for chunk in stream:
-            digest.update(chunk)
-            size += len(chunk)
-        return [size, digest.hexdigest(), stream.received, stream.total]
+        size, digest = await size_and_digest(stream)
+        return [size, digest, stream.received, stream.total]
 
     async def limits(self, stream, limit: int) -> list[str]:
         return [piece.decode() async for piece in stream.by_limit(limit)]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import hashlib
 import os
 import random
 
@@ -16,7 +15,7 @@ import jchannel_http
 
 from nginx_proxy import Nginx, free_port
 from proxies import ChaosProxy, HoldingProxy
-from stream_page import seeded_digest, seeded_stream
+from stream_page import seeded_digest, seeded_stream, size_and_digest
 from test_tunnels_browser import JUPYTER_TOKEN, PREFIX, jupyter  # noqa: F401 (a fixture)
 
 TOKEN = 'proxy-test-token-0123456789'
@@ -68,13 +67,7 @@ class KernelSide:
         return len(text)
 
     async def digest(self, stream) -> list:
-        digest = hashlib.sha256()
-        size = 0
-        async for chunk in stream:
-            digest.update(chunk)
-            size += len(chunk)
-        return [size, digest.hexdigest()]
-
+        return list(await size_and_digest(stream))
 
 
 async def connect(page: Page, server: jchannel_http.Server,

@@ -65,6 +65,17 @@ async def queued(server: jchannel_http.Server, count: int) -> None:
     assert len(server.link.session.outbox) >= count
 
 
+async def held(server: jchannel_http.Server, http, **query) -> asyncio.Future:
+    """A poll, once the server holds it."""
+    task = asyncio.ensure_future(poll(http, server, **query))
+    for _ in range(100):
+        if server.gate.streams:
+            break
+        await asyncio.sleep(0.01)
+    assert server.gate.streams == 1 and not task.done()
+    return task
+
+
 async def test_a_post_event_stream_is_the_same_stream(server, http) -> None:
     async with http.post(f'{server.url}/events', params={'client': CLIENT},
                          headers={'Accept': 'text/event-stream'}) as response:
@@ -99,14 +110,9 @@ async def test_a_poll_is_held_until_a_frame_is_sent_then_answers_with_it(server,
     _, hello = await poll(http, server)
     session = hello['session']
     channel = opened_channel(server)
-    held = asyncio.ensure_future(poll(http, server, session=session))
-    for _ in range(100):  # until the poll is held by the server
-        if server.gate.streams:
-            break
-        await asyncio.sleep(0.01)
-    assert server.gate.streams == 1 and not held.done()
+    waiting = await held(server, http, session=session)
     calling = channel.call('f', 'x', timeout=10)
-    status, answer = await held
+    status, answer = await waiting
     assert status == 200
     assert answer['frames'] == [{'seq': 1, 'type': 'call', 'call': 1, 'channel': channel.key,
                                  'name': 'f', 'args': ['x']}]
@@ -130,17 +136,6 @@ async def test_a_poll_returns_every_waiting_frame_and_its_cursor_acknowledges(se
     assert last['frames'] == [] and server.status()['outbox']['messages'] == 0
     for task in calls:
         task.cancel()
-
-
-async def held(server: jchannel_http.Server, http, **query) -> asyncio.Future:
-    """A poll, once the server holds it."""
-    task = asyncio.ensure_future(poll(http, server, **query))
-    for _ in range(100):
-        if server.gate.streams:
-            break
-        await asyncio.sleep(0.01)
-    assert server.gate.streams == 1 and not task.done()
-    return task
 
 
 async def test_a_carrying_post_answers_with_the_frames_after_its_ack(server, http) -> None:

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { createParser } from '../../client_js/sse_parser.js';
-import { randomInt, seededRandom } from './helpers.mjs';
+import { parseChunks, randomInt, randomSplit, seededRandom } from './helpers.mjs';
 
 const STREAM =
   '\uFEFF: leading comment\r\n' +
@@ -41,52 +41,28 @@ const EXPECTED = {
   retries: [2500],
 };
 
-function collect(chunks, options) {
-  const seen = { events: [], comments: [], retries: [] };
-  const parser = createParser(
-    {
-      onEvent: (event) => seen.events.push(event),
-      onComment: (text) => seen.comments.push(text),
-      onRetry: (ms) => seen.retries.push(ms),
-    },
-    options,
-  );
-  for (const chunk of chunks) parser.feed(chunk);
-  return seen;
-}
-
-function randomChunks(text, random, maxChunk) {
-  const chunks = [];
-  for (let start = 0; start < text.length; ) {
-    const size = randomInt(random, maxChunk + 1);
-    chunks.push(text.slice(start, start + size));
-    start += size;
-  }
-  return chunks;
-}
-
 test('parses the reference stream in one chunk', () => {
-  assert.deepEqual(collect([STREAM]), EXPECTED);
+  assert.deepEqual(parseChunks([STREAM]), EXPECTED);
 });
 
 test('gives the same result for every split point', () => {
   for (let i = 0; i <= STREAM.length; i += 1) {
-    assert.deepEqual(collect([STREAM.slice(0, i), STREAM.slice(i)]), EXPECTED, `split at ${i}`);
+    assert.deepEqual(parseChunks([STREAM.slice(0, i), STREAM.slice(i)]), EXPECTED, `split at ${i}`);
   }
 });
 
 test('gives the same result one character at a time, with empty chunks between', () => {
   const chunks = [...STREAM].flatMap((char) => [char, '']);
-  assert.deepEqual(collect(chunks), EXPECTED);
+  assert.deepEqual(parseChunks(chunks), EXPECTED);
 });
 
 test('a \\r ending one chunk and a \\n starting the next are one line end', () => {
-  const seen = collect(['data: a\r', '\ndata: b\r', '\n\r', '\n']);
+  const seen = parseChunks(['data: a\r', '\ndata: b\r', '\n\r', '\n']);
   assert.deepEqual(seen.events, [{ type: 'message', data: 'a\nb', id: '' }]);
 });
 
 test('a BOM is ignored only at the very start', () => {
-  const seen = collect(['\uFEFFdata: x\n\n\uFEFFdata: y\n\n']);
+  const seen = parseChunks(['\uFEFFdata: x\n\n\uFEFFdata: y\n\n']);
   assert.deepEqual(
     seen.events.map((event) => event.data),
     ['x'],
@@ -108,15 +84,15 @@ test('random garbage never throws and chunking never changes the result', () => 
   for (let round = 0; round < 200; round += 1) {
     let text = '';
     for (let i = 0; i < 300; i += 1) text += pieces[randomInt(random, pieces.length)];
-    const whole = collect([text]);
-    assert.deepEqual(collect(randomChunks(text, random, 7)), whole);
+    const whole = parseChunks([text]);
+    assert.deepEqual(parseChunks(randomSplit(text, random, 7)), whole);
   }
 });
 
 test('throws when the unparsed text exceeds maxBuffer', () => {
   const options = { maxBuffer: 100 };
-  assert.throws(() => collect(['x'.repeat(101)], options), /more than 100 characters/);
-  assert.throws(() => collect(['data: ' + 'x'.repeat(60) + '\n', 'data: ' + 'x'.repeat(60)], options));
+  assert.throws(() => parseChunks(['x'.repeat(101)], options), /more than 100 characters/);
+  assert.throws(() => parseChunks(['data: ' + 'x'.repeat(60) + '\n', 'data: ' + 'x'.repeat(60)], options));
   const many = `data: ${'x'.repeat(60)}\n\n`.repeat(1000);
-  assert.equal(collect(randomChunks(many, seededRandom(1), 50), options).events.length, 1000);
+  assert.equal(parseChunks(randomSplit(many, seededRandom(1), 50), options).events.length, 1000);
 });

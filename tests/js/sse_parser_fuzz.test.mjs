@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { createParser } from '../../client_js/sse_parser.js';
-import { randomInt, seededRandom } from './helpers.mjs';
+import { parseChunks, randomInt, randomSplit, seededRandom } from './helpers.mjs';
 
 /**
  * A whole-text parser written straight from the WHATWG event-stream rules, as the oracle:
@@ -36,30 +36,6 @@ function referenceParse(text) {
     else if (field === 'retry' && /^[0-9]+$/.test(value)) seen.retries.push(Number(value));
   }
   return seen;
-}
-
-function parseChunks(chunks, options) {
-  const seen = { events: [], comments: [], retries: [] };
-  const parser = createParser(
-    {
-      onEvent: (event) => seen.events.push(event),
-      onComment: (text) => seen.comments.push(text),
-      onRetry: (ms) => seen.retries.push(ms),
-    },
-    options,
-  );
-  for (const chunk of chunks) parser.feed(chunk);
-  return seen;
-}
-
-function randomSplit(sequence, random, maxChunk) {
-  const chunks = [];
-  for (let start = 0; start < sequence.length; ) {
-    const size = randomInt(random, maxChunk + 1);
-    chunks.push(sequence.slice(start, start + size));
-    start += size;
-  }
-  return chunks;
 }
 
 const PIECES = [

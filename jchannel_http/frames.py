@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, Union
 
-import orjson
-
 from .errors import ProtocolError
+from .values import encode_checked
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,17 +123,13 @@ _OPTIONAL: dict[type, frozenset[str]] = {
 }
 
 
-def dumps(value: Any) -> bytes:
-    """Encode ``value`` as JSON, translating orjson's refusal into a clear TypeError."""
-    try:
-        return orjson.dumps(value)
-    except TypeError as exc:
-        raise TypeError(f'cannot send this value as JSON: {exc}') from exc
-
-
 def to_dict(seq: int, frame: Frame) -> dict[str, Any]:
     """The JSON object of ``frame`` numbered ``seq``."""
-    data: dict[str, Any] = {'seq': seq, 'type': NAMES[type(frame)]}
+    return {'seq': seq, **_body(frame)}
+
+
+def _body(frame: Frame) -> dict[str, Any]:
+    data: dict[str, Any] = {'type': NAMES[type(frame)]}
     optional = _OPTIONAL[type(frame)]
     for name in _FIELDS[type(frame)]:
         value = getattr(frame, name)
@@ -143,9 +138,29 @@ def to_dict(seq: int, frame: Frame) -> dict[str, Any]:
     return data
 
 
+def _user_values(frame: Frame) -> dict[str, Any]:
+    """The values of ``frame`` that came from user code, by the name errors give them."""
+    if isinstance(frame, (Call, Echo)):
+        return {'args': frame.args}
+    if isinstance(frame, Result):
+        return {'result': frame.value}
+    return {}
+
+
+def encode_rest(frame: Frame) -> bytes:
+    """The JSON bytes of ``frame`` after ``{"seq":N,``: a frame waiting for room in the outbox
+    is encoded once, whatever number it gets. TypeError names a value that cannot be sent."""
+    return encode_checked(_body(frame), _user_values(frame))[1:]
+
+
+def with_seq(seq: int, rest: bytes) -> bytes:
+    """The JSON bytes of a frame numbered ``seq`` whose ``encode_rest`` is ``rest``."""
+    return b'{"seq":%d,%b' % (seq, rest)
+
+
 def encode(seq: int, frame: Frame) -> bytes:
     """JSON bytes of ``frame`` numbered ``seq`` (one line: orjson never writes newlines)."""
-    return dumps(to_dict(seq, frame))
+    return with_seq(seq, encode_rest(frame))
 
 
 def _is_integer(value: Any) -> bool:
@@ -159,6 +174,40 @@ def _check(name: str, value: Any) -> None:
             raise ProtocolError(f'field {name!r} must be a positive integer')
     elif not isinstance(value, expected):
         raise ProtocolError(f'field {name!r} must be a JSON {expected.__name__}')
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    """Not a frame: an item of a page's batch that has a sequence number but is not a valid
+    frame. It takes its place in the sequence, so the rest of the batch goes on, and the call it
+    belongs to (when ``call`` could be read) fails on the side that made it."""
+
+    call: int | None
+    kind: str | None
+    """The item's ``type``, when it is a string."""
+    reason: str
+
+
+def decode_item(data: Any, allowed: tuple[type, ...] | None = None) -> tuple[int, Frame | Invalid]:
+    """Like ``decode``, but an item with a valid ``seq`` that is not a valid frame (or not one of
+    ``allowed``) gives an ``Invalid`` in its place; ProtocolError only when ``seq`` is unusable."""
+    if not isinstance(data, dict):
+        raise ProtocolError('a frame must be a JSON object')
+    seq = data.get('seq')
+    if not _is_integer(seq) or seq < 1:
+        raise ProtocolError("field 'seq' must be a positive integer")
+    kind = data.get('type')
+    call = data.get('call')
+    try:
+        _, frame = decode(data)
+    except ProtocolError as exc:
+        return seq, Invalid(call if _is_integer(call) and call > 0 else None,
+                            kind if isinstance(kind, str) else None, str(exc))
+    if allowed is not None and not isinstance(frame, allowed):
+        names = ', '.join(NAMES[cls] for cls in allowed)
+        return seq, Invalid(getattr(frame, 'call', None), kind,
+                            f'a {kind!r} frame cannot be sent this way (only {names})')
+    return seq, frame
 
 
 def decode(data: Any) -> tuple[int, Frame]:

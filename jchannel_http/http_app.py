@@ -22,7 +22,8 @@ from . import openapi, transports
 from .bundle import client_script
 from .clients import ClientConflict, check_client_id
 from .errors import ProtocolError, ResyncError, StateError
-from .frames import Call, Echo, Error, Pipe, Result, decode, dumps
+from .frames import Call, Echo, Error, Pipe, Result, decode_item
+from .values import dumps
 from .page import page_html
 from .probe import websocket_probe
 from .rpc import MissingMethod, invoke

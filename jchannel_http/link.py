@@ -12,7 +12,7 @@ import secrets
 from .errors import StateError
 from .frames import Frame
 from .options import Options
-from .session import Entry, OutboxFull, Session
+from .session import Entry, OutboxFull, Prepared, Session
 
 
 def new_session_id() -> str:
@@ -58,7 +58,7 @@ class Link:
         self._changed.set()
         self._room.set()
 
-    def push(self, frame: Frame) -> Entry | None:
+    def push(self, frame: Frame | Prepared) -> Entry | None:
         """Send ``frame`` now if the outbox has room; return None if it has not."""
         if self.stopped:
             raise StateError('the server is stopped')
@@ -69,18 +69,21 @@ class Link:
         self._changed.set()
         return entry
 
-    async def send(self, frame: Frame) -> Entry:
-        """Send ``frame``, waiting while the outbox is full (backpressure, never a drop)."""
+    async def send(self, frame: Frame | Prepared) -> Entry:
+        """Send ``frame``, waiting while the outbox is full (backpressure, never a drop).
+
+        The frame is encoded once, before any wait (TypeError for a value that cannot be sent);
+        each acknowledgement that frees room wakes the waiting senders to try again.
+        """
+        prepared = frame if isinstance(frame, Prepared) else Prepared.of(frame)
         session = self.session
         while True:
             if session is not self.session:
                 raise StateError('the page client was replaced before this message could be sent')
-            entry = self.push(frame)
+            entry = self.push(prepared)
             if entry is not None:
                 return entry
-            self._room.clear()
-            if self.session.outbox.has_room():
-                continue
+            self._room.clear()  # nothing runs between the refusal above and this wait
             await self._room.wait()
 
     def acknowledge(self, upto: int) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from .errors import FrontendError, StateError
 from .frames import Call, Echo, Error, Frame, Pipe, Request, Result
 from .progress import is_stream
+from .session import Prepared
 
 if TYPE_CHECKING:
     from .channel import Channel
@@ -88,7 +89,7 @@ class Rpc:
         self._pending[call] = future
         timer = None
         try:
-            frame = make(call)
+            frame = Prepared.of(make(call))  # TypeError here: nothing was sent
             if self._link.push(frame) is None:  # the outbox is full: wait for room, in time
                 remaining = None if deadline is None else max(0.0, deadline - loop.time())
                 await asyncio.wait_for(self._link.send(frame), remaining)

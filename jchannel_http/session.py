@@ -13,11 +13,24 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from .errors import ProtocolError, ResyncError
-from .frames import Frame, encode
+from .frames import Frame, encode_rest, with_seq
 
 
 class OutboxFull(Exception):
     """Raised by ``Outbox.push`` when the outbox has no room; the sender must wait for acks."""
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A frame encoded but not yet numbered (see ``frames.encode_rest``)."""
+
+    frame: Frame
+    rest: bytes
+
+    @classmethod
+    def of(cls, frame: Frame) -> 'Prepared':
+        """Encode ``frame``; TypeError names a value that cannot be sent."""
+        return cls(frame, encode_rest(frame))
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,13 +73,18 @@ class Outbox:
             return True
         return len(self._entries) < self.max_messages and self._bytes + size <= self.max_bytes
 
-    def push(self, frame: Frame) -> Entry:
-        """Number ``frame``, keep it until acknowledged and return its entry."""
-        data = encode(self.last_seq + 1, frame)
+    def push(self, frame: Frame | Prepared) -> Entry:
+        """Number ``frame``, keep it until acknowledged and return its entry.
+
+        OutboxFull when it does not fit; a ``Prepared`` frame can be pushed again later without
+        being encoded again.
+        """
+        prepared = frame if isinstance(frame, Prepared) else Prepared.of(frame)
+        data = with_seq(self.last_seq + 1, prepared.rest)
         if not self.has_room(len(data)):
             raise OutboxFull(f'outbox full ({len(self)} messages, {self._bytes} bytes)')
         self.last_seq += 1
-        entry = Entry(self.last_seq, frame, data)
+        entry = Entry(self.last_seq, prepared.frame, data)
         self._entries[entry.seq] = entry
         self._bytes += len(data)
         return entry

@@ -16,7 +16,7 @@ import orjson
 from aiohttp import web
 
 from .errors import FrontendError, ProtocolError, ResyncError
-from .frames import dumps
+from .values import dumps
 from .server import Server
 from .transfers import Download, Upload
 

@@ -31,7 +31,7 @@ from aiohttp_sse import EventSourceResponse
 
 from .clients import check_client_id
 from .errors import ProtocolError, ResyncError
-from .frames import dumps
+from .values import dumps
 from .server import Server
 from .session import Entry, Session
 

@@ -70,7 +70,7 @@ class Channel:
         return asyncio.create_task(self._open_in_page(timeout))
 
     def close(self, timeout: float | None = 3) -> asyncio.Task:
-        """Make the page forget this channel."""
+        """Make the page forget this channel; the kernel forgets it too (its name is free)."""
         return asyncio.create_task(self._close(timeout))
 
     def echo(self, *args: Any, timeout: float | None = 3) -> asyncio.Task:
@@ -120,6 +120,7 @@ class Channel:
         await self._close(self.context_timeout)
 
     async def _open_in_page(self, timeout: float | None) -> Any:
+        self._server._register(self)  # again, if it was closed: a closed channel is released
         await self._server._await_page(timeout, 'opening the channel')
         session = self._server._link.session.id
         result = await self._server._request(
@@ -129,10 +130,15 @@ class Channel:
         return result
 
     async def _close(self, timeout: float | None) -> None:
+        """Make the page forget the channel, and release it on the kernel: its name is free
+        again and ``/status`` no longer lists it (``open()`` registers it again)."""
         was_open, self._open = self._open, False
-        if was_open and self._opened_in == self._server._link.session.id:
-            await self._server._request(lambda call: Close(call, self.key), timeout,
-                                        'closing the channel')
+        try:
+            if was_open and self._opened_in == self._server._link.session.id:
+                await self._server._request(lambda call: Close(call, self.key), timeout,
+                                            'closing the channel')
+        finally:
+            self._server._unregister(self)
 
     async def _ready(self, timeout: float | None) -> None:
         if not self._open:

@@ -206,7 +206,7 @@ def decode_item(data: Any, allowed: tuple[type, ...] | None = None) -> tuple[int
     if allowed is not None and not isinstance(frame, allowed):
         names = ', '.join(NAMES[cls] for cls in allowed)
         return seq, Invalid(getattr(frame, 'call', None), kind,
-                            f'a {kind!r} frame cannot be sent this way (only {names})')
+                            f'{kind!r} frames cannot be sent this way (only {names})')
     return seq, frame
 
 

@@ -6,6 +6,7 @@ the protocol itself lives in ``session.py``, ``link.py`` and ``rpc.py``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -23,7 +24,7 @@ from .bundle import client_script
 from .clients import ClientConflict, check_client_id
 from .errors import ProtocolError, ResyncError, StateError
 from .frames import Call, Echo, Error, Pipe, Result, decode_item
-from .values import dumps
+from .values import dumps, encode_checked, loads
 from .page import page_html
 from .probe import websocket_probe
 from .rpc import MissingMethod, invoke
@@ -205,7 +206,7 @@ async def read_json(request: web.Request, empty: Any = None) -> Any:
     if not body and empty is not None:
         return empty
     try:
-        return orjson.loads(body)
+        return loads(body)
     except orjson.JSONDecodeError as exc:
         raise HttpError(400, 'bad_request', f'the body is not valid JSON: {exc}') from exc
 
@@ -260,10 +261,9 @@ async def messages(request: web.Request) -> web.Response:
     also carries kernel frames after ``ack`` (see transports.carry)."""
     server = request.app[SERVER]
     client, session, ack, raw, carry = _parse_post(await read_json(request))
-    frames = [decode(item) for item in raw]
-    for _, frame in frames:
-        if not isinstance(frame, FROM_PAGE):
-            raise ProtocolError('a page may send only echo, call, pipe, result and error frames')
+    # An item that is not a valid frame keeps its place in the sequence and fails only its own
+    # call (rpc.py); only an item without a usable sequence number refuses the whole batch.
+    frames = [decode_item(item, FROM_PAGE) for item in raw]
     server.admit(client)
     link = server.link
     if session != link.session.id:
@@ -295,12 +295,19 @@ async def direct_call(request: web.Request) -> web.Response:
     args = await read_json(request, empty=[])
     if not isinstance(args, list):
         raise HttpError(400, 'bad_request', 'the body must be a JSON array of arguments')
+    method = request.match_info['method']
     try:
-        result = await invoke(channel.handler, request.match_info['method'], args)
-        return web.Response(body=dumps({'result': result}), content_type='application/json')
+        result = await invoke(channel.handler, method, args)
+        return web.Response(body=encode_checked({'result': result}, {'result': result}),
+                            content_type='application/json')
     except MissingMethod as exc:
         raise HttpError(404, 'not_found', str(exc)) from exc
-    except Exception as exc:
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:  # KeyboardInterrupt and SystemExit end only this call
+        if not isinstance(exc, TypeError):
+            log.warning('handler method %r of channel %s raised %s (called over HTTP)', method,
+                        channel.name or channel.key, type(exc).__name__, exc_info=exc)
         error = server.rpc.error_frame(0, exc)
         raise HttpError(422, 'handler_error', error.message, name=error.name) from exc
 

@@ -11,8 +11,8 @@ import logging
 import traceback
 from typing import TYPE_CHECKING, Any, Callable
 
-from .errors import FrontendError, StateError
-from .frames import Call, Echo, Error, Frame, Pipe, Request, Result
+from .errors import FrontendError, ProtocolError, StateError
+from .frames import Call, Echo, Error, Frame, Invalid, Pipe, Request, Result
 from .progress import is_stream
 from .session import Prepared
 
@@ -48,6 +48,15 @@ async def invoke(handler: object, name: str, args: list) -> Any:
     return result
 
 
+def describe(exc: BaseException) -> str:
+    """``str(exc)``, or a description of ``exc`` when its ``__str__`` fails."""
+    try:
+        return str(exc)
+    except Exception as failure:  # an exception must never keep its call from an answer
+        return (f'<{type(exc).__name__} could not describe itself: its __str__ raised '
+                f'{type(failure).__name__}>')
+
+
 def _expire(future: asyncio.Future) -> None:
     if not future.done():
         future.set_exception(asyncio.TimeoutError())
@@ -71,6 +80,7 @@ class Rpc:
             Call: self._on_request,
             Echo: self._on_request,
             Pipe: self._on_request,
+            Invalid: self._on_invalid,
         }
 
     @property
@@ -109,7 +119,7 @@ class Rpc:
                 future.set_exception(error)
         self._pending.clear()
 
-    def handle(self, frame: Frame) -> None:
+    def handle(self, frame: Frame | Invalid) -> None:
         """Process one frame from the page."""
         self._handlers[type(frame)](frame)
 
@@ -135,9 +145,24 @@ class Rpc:
         self._settle(frame.call, lambda future: future.set_exception(error))
 
     def _on_request(self, frame: Call | Echo | Pipe) -> None:
-        task = asyncio.create_task(self._answer(frame))
+        self._spawn(self._answer(frame))
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _on_invalid(self, frame: Invalid) -> None:
+        """An item of the page's batch that is not a valid frame: fail the call it belongs to."""
+        if frame.call is not None and frame.kind not in ('result', 'error'):
+            log.warning('refused a page call: %s', frame.reason)
+            error = Error(frame.call, 'ProtocolError', f'the kernel refused the call: {frame.reason}')
+            self._spawn(self._send_reply(self._link.session, error))
+        elif frame.call is not None and frame.kind in ('result', 'error'):
+            error = ProtocolError(f'the page answered with a frame the kernel refused: {frame.reason}')
+            self._settle(frame.call, lambda future: future.set_exception(error))
+        else:
+            log.warning('ignored an item of a page batch that is not a frame: %s', frame.reason)
 
     async def _answer(self, frame: Call | Echo | Pipe) -> None:
         session = self._link.session
@@ -150,8 +175,20 @@ class Rpc:
             await self._send_reply(session, reply)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # the page gets every handler error, as in a local call
+        except BaseException as exc:  # the page gets every handler error, as in a local call;
+            # KeyboardInterrupt (the notebook's stop button) and SystemExit end only this call
+            self._log_failure(frame, exc)
             await self._send_reply(session, self.error_frame(frame.call, exc))
+
+    def _log_failure(self, frame: Call | Echo | Pipe, exc: BaseException) -> None:
+        """One WARNING per failed page call, with the traceback when a handler raised."""
+        what = f'call {frame.name!r}' if isinstance(frame, Call) else f'{type(frame).__name__.lower()}'
+        if isinstance(exc, (MissingMethod, StateError)):
+            log.warning('the page\'s %s of channel %d failed: %s', what, frame.channel,
+                        describe(exc))
+        else:
+            log.warning('the page\'s %s of channel %d raised %s', what, frame.channel,
+                        type(exc).__name__, exc_info=exc)
 
     async def _run(self, frame: Call | Echo | Pipe) -> Any:
         channel = self._channels.get(frame.channel)
@@ -171,15 +208,17 @@ class Rpc:
             log.debug('dropping the reply to call %d: its page is gone', reply.call)
             return
         try:
-            await self._link.send(reply)
-        except TypeError as exc:  # a result JSON cannot carry
-            await self._link.send(self.error_frame(reply.call, exc))
+            try:
+                await self._link.send(reply)
+            except TypeError as exc:  # a result JSON cannot carry
+                log.warning('the result of call %d cannot be sent: %s', reply.call, exc)
+                await self._link.send(self.error_frame(reply.call, exc))
         except StateError:
             log.debug('dropping the reply to call %d: its page is gone', reply.call)
 
     def error_frame(self, call: int, exc: BaseException) -> Error:
         """The error frame for ``exc``: class name and message, a traceback only in debug."""
-        message = str(exc)
+        message = describe(exc)
         if self._debug:
             message += '\n' + ''.join(traceback.format_exception(exc))
         return Error(call, type(exc).__name__, message)

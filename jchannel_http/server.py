@@ -214,6 +214,8 @@ class Server:
         return self._channels.get(int(key)) if _CHANNEL_KEY.fullmatch(key) else None
 
     def _register(self, channel: Channel) -> None:
+        if self._channels.get(channel.key) is channel:
+            return
         if channel.name is not None:
             if channel.name in self._names:
                 raise ValueError(f'a channel named {channel.name!r} exists already')
@@ -327,6 +329,13 @@ class Server:
         elif session != current.id:
             raise ResyncError('the session is over (the kernel server was restarted or another '
                               'page took over); start a new one')
+        elif cursor < current.outbox.acked and client == self._gate.current:
+            # The session's own page acknowledged more than this: the request is an old one
+            # sent again (a browser retries a request whose connection was cut, cursor and all),
+            # not a page that lost its state. Serve it from what the page has not acknowledged.
+            log.debug('request from cursor %d after frames up to %d were acknowledged: a replay',
+                      cursor, current.outbox.acked)
+            cursor = current.outbox.acked
         try:
             return self.link.session.resume(cursor)
         except ResyncError as exc:

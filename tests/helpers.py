@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import aiohttp
-import orjson
 
 import jchannel_http
+from jchannel_http.values import loads
 
 CHROMIUM = '/usr/bin/chromium'
 """Debian's chromium, which tests/run_all.sh installs."""
@@ -45,14 +46,15 @@ class EventReader:
             for line in block.decode().splitlines():
                 name, _, value = line.partition(': ')
                 fields[name] = value
-            fields['data'] = orjson.loads(fields['data'])
+            fields['data'] = loads(fields['data'])
             return fields
 
 
 async def post(http: aiohttp.ClientSession, server: jchannel_http.Server, body: dict) -> tuple:
-    async with http.post(f'{server.url}/messages', data=orjson.dumps(body),
+    """POST ``body`` to /messages as the page would (JSON.stringify escapes lone surrogates)."""
+    async with http.post(f'{server.url}/messages', data=json.dumps(body),
                          headers={'Content-Type': 'application/json'}) as response:
-        return response.status, await response.json()
+        return response.status, await response.json(loads=loads)
 
 
 class CutProxy:

@@ -125,6 +125,60 @@ async def test_page_calls_reach_the_handler_once_even_when_posted_twice(server, 
         response.close()
 
 
+async def test_a_refused_frame_fails_only_its_own_call_and_the_batch_goes_on(server, http,
+                                                                           caplog) -> None:
+    channel = jchannel_http.Channel(server, 'c')
+    channel.handler = Handler()
+    channel._open = True  # pretend it was opened in this session
+    channel._opened_in = server.link.session.id
+    kernel_call = channel.call('f', timeout=10)
+    response, reader, session = await connect(http, server)
+    try:
+        assert (await reader.event())['data']['call'] == 1
+        key = channel.key
+        batch = {'client': CLIENT, 'session': session, 'ack': 1, 'messages': [
+            {'seq': 1, 'type': 'call', 'call': 1, 'channel': key, 'name': 'multiply', 'args': [2, 3]},
+            {'seq': 2, 'type': 'call', 'call': 2, 'channel': key, 'name': 'multiply', 'args': 'x'},
+            {'seq': 3, 'type': 'open', 'call': 3, 'channel': key, 'code': ''},
+            {'seq': 4, 'type': 'result', 'call': 1},  # the answer to the kernel's call, broken
+            {'seq': 5, 'type': 'mystery'},
+            {'seq': 6, 'type': 'echo', 'call': 6, 'channel': key, 'args': ['\ud83d', '\ude00!']},
+        ]}
+        assert await post(http, server, batch) == (200, {'ack': 6})
+        replies = {}
+        for _ in range(4):
+            event = await reader.event()
+            replies[event['data']['call']] = event['data']
+        assert replies[1]['value'] == 6
+        assert replies[2]['name'] == 'ProtocolError' and "'args'" in replies[2]['message']
+        assert replies[3]['name'] == 'ProtocolError' and 'open' in replies[3]['message']
+        assert replies[6]['value'] == ['\ud83d', '\ude00!']  # lone surrogates, unchanged
+        with pytest.raises(jchannel_http.ProtocolError, match="needs the field 'value'"):
+            await kernel_call
+        assert 'mystery' in caplog.text
+        assert await post(http, server, {'client': CLIENT, 'session': session, 'ack': 5}) == (
+            200, {'ack': 6})  # and the session goes on
+    finally:
+        response.close()
+
+
+async def test_a_batch_with_a_lone_surrogate_in_raw_json_reaches_the_handler(server, http) -> None:
+    channel = jchannel_http.Channel(server, 'c')
+    received = []
+    channel.handler = type('H', (), {'take': lambda self, text: received.append(text) or text})()
+    response, reader, session = await connect(http, server)
+    try:
+        body = ('{"client":"%s","session":"%s","ack":0,"messages":[{"seq":1,"type":"call",'
+                '"call":1,"channel":%d,"name":"take","args":["cut \\ud83d"]}]}'
+                % (CLIENT, session, channel.key)).encode()
+        async with http.post(f'{server.url}/messages', data=body) as answer:
+            assert answer.status == 200
+        event = await reader.event()
+        assert received == ['cut \ud83d'] and event['data']['value'] == 'cut \ud83d'
+    finally:
+        response.close()
+
+
 async def test_reconnect_replays_what_was_not_acknowledged(server, http) -> None:
     channel = jchannel_http.Channel(server, 'c')
     channel._open = True  # pretend it was opened in this session
@@ -166,14 +220,44 @@ async def test_last_event_id_header_wins_over_cursor(server, http) -> None:
         opening.cancel()
 
 
-async def test_resync_when_the_cursor_is_no_longer_held(server, http) -> None:
+async def test_an_old_cursor_from_the_sessions_own_page_is_a_replay_not_a_loss(server,
+                                                                             http) -> None:
+    """A browser sends a request again, old cursor and all, when its connection was cut (a held
+    poll behind a buffering proxy), after the page acknowledged newer frames in a POST."""
+    channel = jchannel_http.Channel(server, 'c')
+    opening = channel.open(timeout=10)
+    calling = None
+    response, reader, session = await connect(http, server)
+    try:
+        await reader.event()  # the open frame, seq 1
+        await post(http, server, {'client': CLIENT, 'session': session, 'ack': 1, 'messages': [
+            {'seq': 1, 'type': 'result', 'call': 1, 'value': None}]})
+        await opening
+        calling = channel.call('later', timeout=10)  # seq 2, not yet acknowledged
+        assert (await reader.event())['id'] == '2'
+    finally:
+        response.close()
+    response, reader = await open_stream(http, server, session=session, cursor=0)
+    try:
+        assert response.status == 200
+        hello = await reader.event()
+        assert hello['data']['session'] == session
+        assert (await reader.event())['id'] == '2'  # what the page has not acknowledged, again
+        await post(http, server, {'client': CLIENT, 'session': session, 'ack': 2, 'messages': [
+            {'seq': 2, 'type': 'result', 'call': 2, 'value': 'done'}]})
+        assert await calling == 'done'
+        assert server.link.session.id == session
+    finally:
+        response.close()
+
+
+async def test_resync_when_the_cursor_cannot_be_served(server, http) -> None:
     channel = jchannel_http.Channel(server, 'c')
     opening = channel.open(timeout=10)
     response, reader, session = await connect(http, server)
     await reader.event()
-    await post(http, server, {'client': CLIENT, 'session': session, 'ack': 1, 'messages': []})
     response.close()
-    response, _ = await open_stream(http, server, session=session, cursor=0)
+    response, _ = await open_stream(http, server, session=session, cursor=5)  # never sent
     assert response.status == 410
     assert (await response.json())['error'] == 'resync'
     with pytest.raises(StateError, match='resync'):
@@ -183,6 +267,23 @@ async def test_resync_when_the_cursor_is_no_longer_held(server, http) -> None:
     response, reader = await open_stream(http, server)  # a fresh start works
     assert response.status == 200
     assert (await reader.event())['data']['session'] != session
+    response.close()
+
+
+async def test_an_old_cursor_from_another_page_still_resyncs(server, http) -> None:
+    channel = jchannel_http.Channel(server, 'c')
+    opening = channel.open(timeout=10)
+    response, reader, session = await connect(http, server)
+    await reader.event()
+    await post(http, server, {'client': CLIENT, 'session': session, 'ack': 1, 'messages': []})
+    response.close()
+    async with http.post(f'{server.url}/release', params={'client': CLIENT}):
+        pass
+    response, _ = await open_stream(http, server, client='other-client', session=session,
+                                    cursor=0)
+    assert response.status == 410
+    with pytest.raises(StateError):
+        await opening
     response.close()
 
 
@@ -310,8 +411,8 @@ async def test_direct_call_from_curl(server, http) -> None:
     (b'[]', 400, 'JSON object'),
     (b'{"client": "bad"}', 400, 'client must be'),
     (b'{"client": "test-client-1", "session": "s", "ack": 0, "extra": 1}', 400, 'unknown field'),
-    (b'{"client": "test-client-1", "session": "s", "messages": [{"seq": 1, "type": "open",'
-     b' "call": 1, "channel": 1, "code": ""}]}', 400, 'only echo, call'),
+    (b'{"client": "test-client-1", "session": "s", "messages": [{"type": "echo"}]}', 400,
+     "'seq' must be"),
 ])
 async def test_bad_posts_get_a_json_error(server, http, body, status, fragment) -> None:
     async with http.post(f'{server.url}/messages', data=body) as response:

@@ -104,7 +104,7 @@ class Server:
         if self._runner is not None or self._stopped:
             raise StateError('a server can be started only once')
         self._link = Link(self.options)
-        self._streams = StreamHub(self.options)
+        self._streams = StreamHub(self.options, lambda: self._gate.is_live(time.monotonic()))
         self._rpc = Rpc(self._link, self._channels, self.options.debug, self._streams)
         runner = GuardedRunner(make_app(self), self.connections, access_log=None,
                                handler_cancellation=True, shutdown_timeout=1.0,

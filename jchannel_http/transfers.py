@@ -77,12 +77,28 @@ class Budget:
             self.freed.notify()
 
 
+class PageWatch:
+    """Whether the page is still there, for consumers waiting for its bytes.
+
+    ``alive()`` turns False once the page has been silent for the liveness window (two
+    heartbeats) or released the server; a consumer waiting for bytes checks it every ``every``
+    seconds and then fails with StateError instead of waiting forever.
+    """
+
+    def __init__(self, alive: Callable[[], bool], liveness: float) -> None:
+        self.alive = alive
+        self.every = min(1.0, liveness / 4)
+        self.gone_message = (f'the page went away (silent for {liveness:g} s, or closed) before '
+                             'it sent the whole stream')
+
+
 class Upload:
     """The kernel's end of a page -> kernel stream; the ChunkSource of a MetaGenerator."""
 
     def __init__(self, key: int, window: int, on_end: Callable[['Upload', str], None],
-                 budget: Budget | None = None) -> None:
+                 budget: Budget | None = None, watch: 'PageWatch | None' = None) -> None:
         self.key = key
+        self._watch = watch
         self.core = Reassembly(window)
         self.total: int | None = None
         self.error: Exception | None = None
@@ -149,7 +165,12 @@ class Upload:
                     self.state = 'done'
                     self._on_end(self, 'done')
                 return None
-            await self._signal.wait()
+            watch = self._watch
+            if watch is None:
+                await self._signal.wait()
+            elif not await self._signal.wait(watch.every) and not watch.alive():
+                self.error = StateError(watch.gone_message)
+                self.cancel()  # the page, if it comes back, stops sending this stream
 
     @property
     def answer_state(self) -> str:
@@ -288,8 +309,10 @@ class StreamHub:
     each direction 1, 2, 3, ... within a session; a new session starts over.
     """
 
-    def __init__(self, options: Options) -> None:
+    def __init__(self, options: Options, alive: Callable[[], bool] | None = None) -> None:
         self.options = options
+        self.watch = None if alive is None else PageWatch(alive, options.liveness)
+        """How a consumer of a page -> kernel stream learns that the page is gone."""
         self.uploads: dict[int, Upload] = {}
         self.downloads: dict[int, Download] = {}
         self._ended_uploads: dict[int, str] = {}
@@ -347,7 +370,7 @@ class StreamHub:
             if key < 1:
                 raise ProtocolError('stream ids are positive integers')
             stream = Upload(key, self.options.stream_buffer, self._upload_ended,
-                            self.upload_budget)
+                            self.upload_budget, self.watch)
             if key in self._ended_uploads:
                 stream.state = self._ended_uploads[key]
             elif self._stopped:

@@ -145,3 +145,49 @@ async def test_a_page_uploading_several_streams_at_once_stays_within_streams_buf
         assert 0 < most <= limit + 4 * chunk_size  # one chunk over for each waiting consumer
         assert server.streams.upload_budget.held == 0
         assert page.errors == []
+
+
+class Reader:
+    """Reads a page -> kernel stream until it fails, noting when and how."""
+
+    def __init__(self) -> None:
+        self.reading = asyncio.Event()
+        self.failed = asyncio.Event()
+        self.error: BaseException | None = None
+        self.failed_at = 0.0
+
+    async def read(self, stream) -> int:
+        size = 0
+        try:
+            async for data in stream:
+                size += len(data)
+                self.reading.set()
+        except BaseException as exc:
+            self.error = exc
+            self.failed_at = asyncio.get_running_loop().time()
+            self.failed.set()
+            raise
+        return size
+
+
+async def test_a_handler_reading_an_upload_fails_once_the_tab_closed(browser) -> None:
+    from stream_page import PAGE_SIDE
+
+    async with jchannel_http.Server(token=TOKEN, heartbeat=1) as server:
+        tab = await browser.new_page()
+        await tab.goto(server.page_url)
+        channel = await server.open(PAGE_SIDE, timeout=10)
+        channel.handler = Reader()
+        await tab.evaluate('''() => { window.upload = channel.callWithStream('read', (async function* () {
+            for (;;) { yield new Uint8Array(64 << 10); await new Promise((r) => setTimeout(r, 20)); }
+        })()); }''')
+        await asyncio.wait_for(channel.handler.reading.wait(), 10)
+        loop = asyncio.get_running_loop()
+        closed_at = loop.time()
+        await tab.close()
+        await asyncio.wait_for(channel.handler.failed.wait(), server.options.liveness + 3)
+        assert isinstance(channel.handler.error, jchannel_http.StateError)
+        assert 'page went away' in str(channel.handler.error)
+        assert channel.handler.failed_at - closed_at < server.options.liveness + 2
+        assert server.streams.status()['uploads'] == 0
+        assert server.streams.upload_budget.held == 0

@@ -22,6 +22,7 @@ from yarl import URL
 from . import openapi, transports
 from .bundle import client_script
 from .clients import ClientConflict, check_client_id
+from .connections import BodyTimeout, within_body_deadline
 from .errors import ProtocolError, ResyncError, StateError
 from .frames import Call, Echo, Error, Pipe, Result, decode_item
 from .values import dumps, encode_checked, loads
@@ -107,6 +108,8 @@ def _error_for(exc: Exception) -> HttpError:
         return exc
     if isinstance(exc, ClientConflict):
         return HttpError(409, 'client_conflict', str(exc))
+    if isinstance(exc, BodyTimeout):
+        return HttpError(408, 'request_timeout', str(exc), headers={'Connection': 'close'})
     if isinstance(exc, ResyncError):
         return HttpError(410, 'resync', str(exc))
     if isinstance(exc, ProtocolError):
@@ -170,20 +173,28 @@ async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse
     if not _authorized(request):
         raise HttpError(401, 'unauthorized',
                         'a valid token is needed: Authorization: Bearer <token> or ?token=')
+    server = request.app[SERVER]
+    server.connections.authenticate(request.protocol)
     with request.app[IN_FLIGHT].slot():
-        return await handler(request)
+        return await within_body_deadline(request, handler, server.options.body_timeout)
 
 
 @web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """CORS, origins, the token, the in-flight limit and JSON errors for every request."""
+    """CORS, origins, the token, the in-flight limit, the body deadline and JSON errors for
+    every request; the connection guard learns when the request starts and ends."""
+    connections = request.app[SERVER].connections
+    connections.begin(request.protocol)
     try:
-        response = await _guarded(request, handler)
-    except Exception as exc:
-        error = _error_for(exc)
-        response = json_response(error.body, error.status, error.headers)
-    _cors(request, response)
-    return response
+        try:
+            response = await _guarded(request, handler)
+        except Exception as exc:
+            error = _error_for(exc)
+            response = json_response(error.body, error.status, error.headers)
+        _cors(request, response)
+        return response
+    finally:
+        connections.end(request.protocol)
 
 
 def preflight(request: web.Request) -> web.Response:

@@ -75,12 +75,40 @@ class Options:
     """Most bytes one stream holds in the kernel: chunks received and not yet consumed, or
     bytes produced and not yet acknowledged by the page. A full buffer pauses the sender."""
 
+    streams_buffer: int = 32 * MiB
+    """Most bytes all page -> kernel streams together hold in the kernel (received and not yet
+    consumed). A chunk beyond it is paused and refused like one beyond a full ``stream_buffer``,
+    and the page sends it again; a stream whose consumer took everything may always store one
+    chunk, so no stream waits for others forever."""
+
     stream_response_bytes: int | None = None
     """Most bytes of a kernel -> page stream sent in one GET response (for proxies that cut
     large responses); the page continues with the next range. ``None``: no cap."""
 
     max_requests: int = 64
     """Most authenticated requests handled at once, event streams included (429 beyond)."""
+
+    head_timeout: float = 10.0
+    """Seconds a connection may take to send a complete request head, from when it opened or
+    from its first byte after the previous answer; it is closed beyond them."""
+
+    keepalive_timeout: float = 75.0
+    """Seconds an idle keep-alive connection stays open (aiohttp's default is an hour). Longer
+    than the 60 s after which common proxies (nginx, cloud load balancers) drop idle upstream
+    connections, so that a proxy, not the server, closes a connection it may be reusing."""
+
+    max_unauthenticated: int = 128
+    """Most open connections that have not shown the token; beyond it the oldest idle ones are
+    closed (a page's new connection shows the token in its first request, so a flood of idle
+    connections cannot crowd it out)."""
+
+    fd_headroom: int = 64
+    """File descriptors the server leaves to the rest of the kernel: a connection accepted with
+    fewer left makes the server close idle connections (or that connection)."""
+
+    body_timeout: float = 60.0
+    """Seconds a request's body may take to arrive once its head did; a body still incomplete
+    then is answered 408 and its ``max_requests`` slot is freed."""
 
     allow_origins: tuple[str, ...] | None = None
     """Origins whose pages may call the server; ``None`` allows any (the token is still needed)."""
@@ -101,7 +129,8 @@ class Options:
                      'max_requests'):
             if getattr(self, name) < 1:
                 raise ValueError(f'{name} must be a positive integer')
-        for name in ('chunk_size', 'chunks_in_flight', 'stream_buffer'):
+        for name in ('chunk_size', 'chunks_in_flight', 'stream_buffer', 'streams_buffer',
+                     'max_unauthenticated'):
             if getattr(self, name) < 1:
                 raise ValueError(f'{name} must be a positive integer')
         if self.stream_response_bytes is not None and self.stream_response_bytes < 1:
@@ -110,7 +139,10 @@ class Options:
             raise ValueError('stream_padding cannot be negative')
         if not self.poll_linger >= 0:
             raise ValueError('poll_linger must be a non-negative number of seconds')
-        for name in ('poll_hold', 'stream_max_age', 'first_event_deadline'):
+        if self.fd_headroom < 0:
+            raise ValueError('fd_headroom cannot be negative')
+        for name in ('poll_hold', 'stream_max_age', 'first_event_deadline', 'head_timeout',
+                     'keepalive_timeout', 'body_timeout'):
             if not getattr(self, name) > 0:
                 raise ValueError(f'{name} must be a positive number of seconds')
         if self.transport not in TRANSPORTS:

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from .channel import Channel
 from .clients import Admission, ClientGate
+from .connections import ConnectionGuard, GuardedRunner, runner_options
 from .errors import ResyncError, StateError
 from .frontend import NotebookOutput, in_notebook
 from .frames import Request, Stop
@@ -72,6 +73,8 @@ class Server:
         self._rpc: Rpc | None = None
         self._streams: StreamHub | None = None
         self._gate = ClientGate(self.options.liveness)
+        self.connections = ConnectionGuard(self.options)
+        """Bounds on the TCP connections (see ``connections.py``)."""
         self._runner: web.AppRunner | None = None
         self._started_at = 0.0
         self._stopped = False
@@ -101,10 +104,11 @@ class Server:
         if self._runner is not None or self._stopped:
             raise StateError('a server can be started only once')
         self._link = Link(self.options)
-        self._streams = StreamHub(self.options)
+        self._streams = StreamHub(self.options, lambda: self._gate.is_live(time.monotonic()))
         self._rpc = Rpc(self._link, self._channels, self.options.debug, self._streams)
-        runner = web.AppRunner(make_app(self), access_log=None, handler_cancellation=True,
-                               shutdown_timeout=1.0, logger=PROTOCOL_LOG)
+        runner = GuardedRunner(make_app(self), self.connections, access_log=None,
+                               handler_cancellation=True, shutdown_timeout=1.0,
+                               logger=PROTOCOL_LOG, **runner_options(self.options))
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)
         try:
@@ -113,12 +117,14 @@ class Server:
             await runner.cleanup()
             raise StateError(f'cannot listen on {self.host}:{self.port}: {exc.strerror}') from exc
         self._runner = runner
+        self.connections.start()
         self.port = runner.addresses[0][1]
         if self.tunnel is not None:
             try:
                 self._url = await open_tunnel(self.tunnel, self.port)
             except BaseException:
                 self._runner = None
+                await self.connections.stop()
                 await runner.cleanup()
                 raise
             self._tunnel_open = True
@@ -152,6 +158,7 @@ class Server:
         if self._streams is not None:
             await self._streams.stop()
         try:
+            await self.connections.stop()
             if self._runner is not None:
                 await self._runner.cleanup()
         finally:

@@ -3,9 +3,10 @@
 A stream carries bytes one way, each byte identified by its offset from the start.
 
 * ``Reassembly`` is the receiving end of a page -> kernel stream: chunks arrive as separate
-  requests, possibly repeated, reordered or re-split; it hands every byte to the consumer once,
-  in order, and admits a chunk only inside a window past what the consumer took, so memory
-  stays bounded whatever the stream's size.
+  requests, possibly repeated, reordered, re-split or overlapping; it hands every byte to the
+  consumer once, in order, keeps each byte once (an overlapping chunk is trimmed to the bytes
+  not held yet), and admits a chunk only inside a window past what the consumer took, so memory
+  stays bounded whatever the stream's size and however the chunks overlap.
 * ``Backlog`` is the sending end of a kernel -> page stream: what the producer made and the
   page has not acknowledged, so that a response cut in the middle can be resumed from any
   offset the page names; the producer may add only while the backlog is under its window.
@@ -15,6 +16,7 @@ The asyncio adapters are ``transfers.py`` (kernel) and ``client_js/streams.js`` 
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import deque
 
 from .errors import ProtocolError
@@ -40,11 +42,41 @@ class Reassembly:
         self.duplicates = 0
         self._ready: deque[bytes] = deque()
         self._ahead: dict[int, bytes] = {}
+        """Bytes past a gap, by offset: pieces that never overlap."""
+        self._starts: list[int] = []
+        """The offsets of ``_ahead``, sorted."""
+        self._ahead_bytes = 0
 
     @property
     def held(self) -> int:
-        """Bytes stored and not yet taken by the consumer (in order or ahead of a gap)."""
-        return self.received - self.consumed + sum(len(data) for data in self._ahead.values())
+        """Bytes stored and not yet taken by the consumer (in order or ahead of a gap); each
+        byte counts once, so this stays within the window (plus one chunk, see ``fits``)."""
+        return self.received - self.consumed + self._ahead_bytes
+
+    def new_bytes(self, offset: int, size: int) -> int:
+        """How many bytes of a chunk of ``size`` bytes at ``offset`` are not held yet."""
+        end = offset + size
+        start = max(offset, self.received)
+        if start >= end:
+            return 0
+        new = end - start
+        for piece_start, piece_end in self._overlapping(start, end):
+            new -= min(piece_end, end) - max(piece_start, start)
+        return new
+
+    def _overlapping(self, start: int, end: int) -> list[tuple[int, int]]:
+        """The held pieces ahead of the gap that overlap ``[start, end)``, in order."""
+        found = []
+        index = max(bisect_right(self._starts, start) - 1, 0)
+        while index < len(self._starts):
+            piece_start = self._starts[index]
+            if piece_start >= end:
+                break
+            piece_end = piece_start + len(self._ahead[piece_start])
+            if piece_end > start:
+                found.append((piece_start, piece_end))
+            index += 1
+        return found
 
     @property
     def complete(self) -> bool:
@@ -89,19 +121,36 @@ class Reassembly:
             self.duplicates += 1 if data else 0
             return True
         if offset > self.received:
-            kept = self._ahead.get(offset)
-            if kept is None or len(kept) < len(data):
-                self._ahead[offset] = data
+            self._keep_ahead(offset, data)
             return True
         self._append(offset, data)
         self._drain_ahead()
         return True
 
+    def _keep_ahead(self, offset: int, data: bytes) -> None:
+        """Keep the bytes of a chunk past the gap that no held piece has already."""
+        end = offset + len(data)
+        cursor = offset
+        gaps = []
+        for piece_start, piece_end in self._overlapping(offset, end):
+            if piece_start > cursor:
+                gaps.append((cursor, piece_start))
+            cursor = max(cursor, piece_end)
+        if cursor < end:
+            gaps.append((cursor, end))
+        if not gaps:
+            self.duplicates += 1 if data else 0
+        for start, stop in gaps:
+            piece = data if (start, stop) == (offset, end) else data[start - offset:stop - offset]
+            self._ahead[start] = piece
+            self._starts.insert(bisect_right(self._starts, start), start)
+            self._ahead_bytes += len(piece)
+
     def _finish(self, total: int) -> None:
         if self.total is not None and self.total != total:
             raise ProtocolError(f'the stream end moved from {self.total} to {total}')
-        if self.received > total or any(start + len(data) > total
-                                         for start, data in self._ahead.items()):
+        last = self._starts[-1] if self._starts else None
+        if self.received > total or (last is not None and last + len(self._ahead[last]) > total):
             raise ProtocolError(f'bytes were sent after the end of the stream ({total})')
         self.total = total
 
@@ -112,11 +161,13 @@ class Reassembly:
             self.received += len(piece)
 
     def _drain_ahead(self) -> None:
-        while self._ahead:
-            start = min(self._ahead)
+        while self._starts:
+            start = self._starts[0]
             if start > self.received:
                 return
+            del self._starts[0]
             data = self._ahead.pop(start)
+            self._ahead_bytes -= len(data)
             if start + len(data) > self.received:
                 self._append(start, data)
             else:
@@ -134,6 +185,8 @@ class Reassembly:
         """Drop everything held (the consumer stopped or the stream failed)."""
         self._ready.clear()
         self._ahead.clear()
+        self._starts.clear()
+        self._ahead_bytes = 0
         self.consumed = self.received
 
 

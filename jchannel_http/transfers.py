@@ -49,28 +49,81 @@ class Signal:
         return True
 
 
+class Budget:
+    """The bytes all streams of one direction hold together, and a bound on them.
+
+    A stream may add bytes while the total stays within ``limit``, or whatever the total when
+    its consumer waits for exactly these bytes (it took everything in order and the bytes
+    continue there): so streams never wait for each other forever, and the total stays within
+    ``limit`` plus one chunk per stream whose consumer waits.
+    ``freed`` wakes the senders waiting for room whenever bytes are freed.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self.freed = Signal()
+
+    def allows(self, size: int, awaited: bool) -> bool:
+        """Whether a stream may add ``size`` bytes now; ``awaited``: its consumer waits for them."""
+        return awaited or self.held + size <= self.limit
+
+    def add(self, size: int) -> None:
+        self.held += size
+
+    def free(self, size: int) -> None:
+        if size:
+            self.held -= size
+            self.freed.notify()
+
+
+class PageWatch:
+    """Whether the page is still there, for consumers waiting for its bytes.
+
+    ``alive()`` turns False once the page has been silent for the liveness window (two
+    heartbeats) or released the server; a consumer waiting for bytes checks it every ``every``
+    seconds and then fails with StateError instead of waiting forever.
+    """
+
+    def __init__(self, alive: Callable[[], bool], liveness: float) -> None:
+        self.alive = alive
+        self.every = min(1.0, liveness / 4)
+        self.gone_message = (f'the page went away (silent for {liveness:g} s, or closed) before '
+                             'it sent the whole stream')
+
+
 class Upload:
     """The kernel's end of a page -> kernel stream; the ChunkSource of a MetaGenerator."""
 
-    def __init__(self, key: int, window: int, on_end: Callable[['Upload', str], None]) -> None:
+    def __init__(self, key: int, window: int, on_end: Callable[['Upload', str], None],
+                 budget: Budget | None = None, watch: 'PageWatch | None' = None) -> None:
         self.key = key
+        self._watch = watch
         self.core = Reassembly(window)
         self.total: int | None = None
         self.error: Exception | None = None
         self.state = 'open'
         self._on_end = on_end
         self._signal = Signal()
+        self._budget = budget or Budget(window)
 
     async def put(self, offset: int, data: bytes, last: bool, hold: float) -> bool:
-        """Store a chunk, waiting up to ``hold`` seconds for room; False if it did not fit."""
+        """Store a chunk, waiting up to ``hold`` seconds for room in this stream's window and in
+        the budget of all streams; False if it did not fit."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + hold
+        budget = self._budget
         while self.state == 'open' and self.error is None:
-            if self.core.put(offset, data, last):
+            core = self.core
+            held = core.held
+            awaited = offset <= core.received == core.consumed
+            if budget.allows(core.new_bytes(offset, len(data)), awaited) \
+                    and core.put(offset, data, last):
+                budget.add(self.core.held - held)
                 self._signal.notify()
                 return True
             remaining = deadline - loop.time()
-            if remaining <= 0 or not await self._signal.wait(remaining):
+            if remaining <= 0 or not await budget.freed.wait(remaining):
                 return False
         return False
 
@@ -79,19 +132,28 @@ class Upload:
         if self.state == 'open' and self.error is None:
             self.error = error
             self._signal.notify()
+            self._budget.freed.notify()
 
     def cancel(self) -> None:
         """The consumer stopped: drop what is held; the page is told at its next chunk."""
         if self.state == 'open':
             self.state = 'cancelled'
-            self.core.clear()
+            self.release()
             self._signal.notify()
             self._on_end(self, 'cancelled')
+
+    def release(self) -> None:
+        """Drop what is held and give it back to the budget."""
+        held = self.core.held
+        self.core.clear()
+        self._budget.free(held)
+        self._budget.freed.notify()
 
     async def next_chunk(self) -> bytes | None:
         while True:
             data = self.core.take()
             if data is not None:
+                self._budget.free(len(data))
                 self._signal.notify()
                 return data
             if self.error is not None:
@@ -103,7 +165,12 @@ class Upload:
                     self.state = 'done'
                     self._on_end(self, 'done')
                 return None
-            await self._signal.wait()
+            watch = self._watch
+            if watch is None:
+                await self._signal.wait()
+            elif not await self._signal.wait(watch.every) and not watch.alive():
+                self.error = StateError(watch.gone_message)
+                self.cancel()  # the page, if it comes back, stops sending this stream
 
     @property
     def answer_state(self) -> str:
@@ -117,9 +184,10 @@ class Download:
     """The kernel's end of a kernel -> page stream: a producer pump and a resumable backlog."""
 
     def __init__(self, key: int, source: Source, window: int,
-                 on_end: Callable[['Download'], None]) -> None:
+                 on_end: Callable[['Download'], None], budget: Budget | None = None) -> None:
         self.key = key
         self.backlog = Backlog(window)
+        self._budget = budget or Budget(window)
         self.total = source.total
         self.finished = False
         self.error: BaseException | None = None
@@ -133,8 +201,8 @@ class Download:
         iterator = stream.__aiter__()
         try:
             while True:
-                while not self.backlog.has_room() and not self.cancelled:
-                    await self._signal.wait()
+                while not self._has_room() and not self.cancelled:
+                    await self._budget.freed.wait()
                 if self.cancelled:
                     return
                 try:
@@ -145,7 +213,9 @@ class Download:
                 if not isinstance(chunk, (bytes, bytearray, memoryview)):
                     raise TypeError(f'a stream must yield bytes-like objects, not '
                                     f'{type(chunk).__name__}')
+                before = self.backlog.produced
                 self.backlog.append(chunk)
+                self._budget.add(self.backlog.produced - before)
                 self._signal.notify()
         except asyncio.CancelledError:
             self.cancelled = True
@@ -162,6 +232,11 @@ class Download:
                               exc_info=True)
             self._check_end()
 
+    def _has_room(self) -> bool:
+        """Whether the producer may add a chunk: room in the window, and in the budget of all
+        streams unless the page has every byte made so far (it waits for the next ones)."""
+        return self.backlog.has_room() and self._budget.allows(1, self.backlog.held == 0)
+
     @property
     def ended(self) -> bool:
         """Whether the producer will add nothing more (finished, failed or cancelled)."""
@@ -174,7 +249,9 @@ class Download:
 
     def ack(self, offset: int) -> None:
         """The page has every byte before ``offset``."""
-        if self.backlog.ack(offset):
+        freed = self.backlog.ack(offset)
+        if freed:
+            self._budget.free(freed)
             self._signal.notify()
         self._check_end()
 
@@ -193,7 +270,10 @@ class Download:
         """The consumer stopped (or the session ended): stop the producer, drop the backlog."""
         if not self.cancelled:
             self.cancelled = True
+            held = self.backlog.held
             self.backlog.clear()
+            self._budget.free(held)
+            self._budget.freed.notify()
             self._task.cancel()
             self._signal.notify()
             self._on_end(self)
@@ -229,13 +309,21 @@ class StreamHub:
     each direction 1, 2, 3, ... within a session; a new session starts over.
     """
 
-    def __init__(self, options: Options) -> None:
+    def __init__(self, options: Options, alive: Callable[[], bool] | None = None) -> None:
         self.options = options
+        self.watch = None if alive is None else PageWatch(alive, options.liveness)
+        """How a consumer of a page -> kernel stream learns that the page is gone."""
         self.uploads: dict[int, Upload] = {}
         self.downloads: dict[int, Download] = {}
         self._ended_uploads: dict[int, str] = {}
         self._next_download = 0
         self._stopped = False
+        self._new_budgets()
+
+    def _new_budgets(self) -> None:
+        """One budget per direction and session (``streams_buffer`` bytes each)."""
+        self.upload_budget = Budget(self.options.streams_buffer)
+        self.download_budget = Budget(self.options.streams_buffer)
 
     # -- the kernel sends ----------------------------------------------------------------
 
@@ -247,7 +335,7 @@ class StreamHub:
         self._next_download += 1
         key = self._next_download
         self.downloads[key] = Download(key, source, self.options.stream_buffer,
-                                       self._forget_download)
+                                       self._forget_download, self.download_budget)
         return key
 
     def download(self, key: int) -> Download:
@@ -281,7 +369,8 @@ class StreamHub:
         if stream is None:
             if key < 1:
                 raise ProtocolError('stream ids are positive integers')
-            stream = Upload(key, self.options.stream_buffer, self._upload_ended)
+            stream = Upload(key, self.options.stream_buffer, self._upload_ended,
+                            self.upload_budget, self.watch)
             if key in self._ended_uploads:
                 stream.state = self._ended_uploads[key]
             elif self._stopped:
@@ -323,6 +412,7 @@ class StreamHub:
         self.downloads.clear()
         self._ended_uploads.clear()
         self._next_download = 0
+        self._new_budgets()
 
     async def stop(self) -> None:
         """The server stops: fail and cancel everything, and wait for the producers to stop."""

@@ -1,7 +1,8 @@
 import { backoffDelay } from './backoff.js';
 import { Channel } from './channel.js';
-import { KernelError, StateError } from './errors.js';
+import { KernelError, StateError, describeThrown } from './errors.js';
 import { isAsyncIterable } from './meta_generator.js';
+import { checkSendable } from './sendable.js';
 import { Inbox, Outbox } from './session.js';
 import { StreamHub } from './streams.js';
 import { TRANSPORTS, transportCandidates } from './transports.js';
@@ -17,9 +18,15 @@ const HOLD_CUT_SECONDS = 2;
 const HOLD_SHRINK = 0.75;
 const MIN_HOLD_SECONDS = 1;
 const ENVELOPE_BYTES = 1024;
+const MAX_ERROR_TEXT = 16 * 1024;
 const INACTIVE_STATES = new Set(['stopped', 'failed']);
 
+// Every status here either changes what the next request says or ends the retries: a status
+// retried with the same request (the default, for transient ones: 429, 5xx, ...) must be one
+// that can pass by itself. A 400 is not: the kernel refused the request as it is (a frame it
+// cannot parse), and sending it again would be refused again, forever.
 const STATUS_RULES = {
+  400: ['resync', 'the server refused a request (400 bad_request), so the session starts over'],
   401: ['fail', 'the server refused the token (401): check the token given to start()'],
   409: ['retry', 'another page is connected (409), retrying until it leaves'],
   410: ['resync', 'the server no longer holds this session (410 resync)'],
@@ -281,6 +288,11 @@ export class Client {
    */
   request(channel, type, fields, stream = undefined) {
     if (!this.#active) return Promise.reject(new StateError(`the client is ${this.state}`));
+    try {
+      if (fields.args !== undefined) checkSendable(fields.args, 'args');
+    } catch (error) {
+      return Promise.reject(error); // refused before anything is enqueued
+    }
     const call = this.#nextCall++;
     const frame = { type, call, channel: channel.key, ...fields };
     try {
@@ -937,22 +949,36 @@ function findMethod(handler, name) {
   return method;
 }
 
+/**
+ * @param {number} call
+ * @param {unknown} value a handler's result; `undefined` becomes null
+ * @returns {Record<string, unknown>} the result frame
+ * @throws {TypeError} when JSON cannot carry `value` faithfully (see sendable.js)
+ */
 function resultFrame(call, value) {
+  checkSendable(value, 'result');
   return { type: 'result', call, value: value === undefined ? null : value };
 }
 
+/**
+ * @param {number} call
+ * @param {unknown} error whatever was thrown
+ * @returns {Record<string, unknown>} the error frame; never throws
+ */
 function errorFrame(call, error) {
-  const name = (error !== null && error !== undefined && error.name) || typeof error;
-  const message = (error !== null && error !== undefined && error.message) || safeString(error);
-  return { type: 'error', call, name: safeString(name), message: safeString(message) };
+  const { name, message } = describeThrown(error);
+  return { type: 'error', call, name: clip(name), message: clip(message) };
 }
 
-function safeString(value) {
-  try {
-    return String(value);
-  } catch {
-    return Object.prototype.toString.call(value);
-  }
+/**
+ * @param {string} text
+ * @returns {string} `text`, cut after MAX_ERROR_TEXT characters (so that an error frame always
+ *   fits in a POST)
+ */
+function clip(text) {
+  if (text.length <= MAX_ERROR_TEXT) return text;
+  const end = /[\ud800-\udbff]/.test(text[MAX_ERROR_TEXT - 1]) ? MAX_ERROR_TEXT - 1 : MAX_ERROR_TEXT;
+  return `${text.slice(0, end)}... (${text.length - end} more characters)`;
 }
 
 function reportCallbackError(error) {

@@ -36,6 +36,9 @@ const STATUS_RULES = {
   409: ['retry', 'another page is connected (409), retrying until it leaves'],
   410: ['resync', 'the server no longer holds this session (410 resync)'],
   413: ['fail', "a message is larger than the server's max_body (413)"],
+  // the kernel server's own answer to a bug it hit handling the request: the same request would
+  // hit it again (a 500 from a proxy, without this code, is retried)
+  '500 internal_error': ['resync', 'the server failed on a request (500 internal_error), so the session starts over'],
 };
 
 const RECEIVE_STATUS_RULES = {
@@ -320,6 +323,9 @@ export class Client {
   request(channel, type, fields, stream = undefined) {
     if (!this.#active) return Promise.reject(new StateError(`the client is ${this.state}`));
     try {
+      if (fields.name !== undefined && typeof fields.name !== 'string') {
+        throw new TypeError(`a method name must be a string, not ${typeof fields.name}`);
+      }
       if (fields.args !== undefined) checkSendable(fields.args, 'args');
     } catch (error) {
       return Promise.reject(error); // refused before anything is enqueued
@@ -1003,7 +1009,8 @@ function toTransportError(error) {
  * @param {Response} response
  * @param {string} expected the content type a success must have
  * @param {string} baseUrl the server's URL, named in errors
- * @param {Record<number, [string, string]>} [rules] action and explanation by error status
+ * @param {Record<string, [string, string]>} [rules] action and explanation by error status, or by
+ *   status and JSON error code (`"500 internal_error"`), which wins
  * @param {'retry' | 'advance'} [mismatch] the action when a success has another content type
  * @returns {Promise<void>} rejected with a TransportError unless `response` is a success of type
  *   `expected`
@@ -1020,8 +1027,8 @@ async function checkResponse(response, expected, baseUrl, rules = STATUS_RULES, 
     const different = `expected ${expected} but got '${contentType}'`;
     throw new TransportError(mismatch, different, response.status);
   }
-  const detail = await errorDetail(response);
-  const [action, explanation] = rules[response.status] ?? [
+  const { detail, code } = await errorDetail(response);
+  const [action, explanation] = rules[`${response.status} ${code}`] ?? rules[response.status] ?? [
     'retry',
     `the server answered ${response.status}`,
   ];
@@ -1061,18 +1068,22 @@ function sameOriginXsrfToken(url) {
   return match === null ? null : match[1];
 }
 
+/**
+ * @param {Response} response an error answer
+ * @returns {Promise<{detail: string, code: string | null}>} its explanation (the `message` of a
+ *   JSON error, else the start of the text) and its JSON `error` code, if any
+ */
 async function errorDetail(response) {
   const text = await response.text().catch(() => '');
-  return errorMessageOf(text) ?? text.slice(0, 200);
-}
-
-function errorMessageOf(text) {
+  let parsed = null;
   try {
-    const parsed = JSON.parse(text);
-    return typeof parsed?.message === 'string' ? parsed.message : null;
+    parsed = JSON.parse(text);
   } catch {
-    return null;
+    // not JSON: a proxy's answer
   }
+  const message = typeof parsed?.message === 'string' ? parsed.message : null;
+  const code = typeof parsed?.error === 'string' ? parsed.error : null;
+  return { detail: message ?? text.slice(0, 200), code };
 }
 
 async function discardBody(response) {

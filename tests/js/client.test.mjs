@@ -616,3 +616,28 @@ test('a POST answered 400 is not sent again: the session starts over and the pag
   server.stream.frame({ seq: 1, type: 'result', call: 2, value: 'recovered' });
   assert.equal(await next, 'recovered');
 });
+
+test('a POST the kernel server fails on (500 internal_error) starts a new session; a proxy 500 is retried', async () => {
+  const server = new FakeServer();
+  const { client, channel } = await connectWithChannel(server);
+  let failures = 0;
+  server.onMessages = (body) => {
+    if (body.messages.some((frame) => frame.name === 'proxy') && failures++ < 2) {
+      return new Response('upstream hiccup', { status: 500, headers: { 'content-type': 'text/plain' } });
+    }
+    if (body.messages.some((frame) => frame.name === 'bug')) {
+      server.session = 's2';
+      server.kernelInbox.reset();
+      return jsonResponse(500, { error: 'internal_error', message: 'unexpected KeyError; see the kernel log' });
+    }
+    return server.processMessages(body);
+  };
+  const throughProxy = channel.call('proxy');
+  await waitUntil(() => server.received.some((frame) => frame.name === 'proxy'));
+  assert.equal(failures, 3, 'retried with the same frames until it passed');
+  server.stream.frame({ seq: 2, type: 'result', call: 1, value: 'passed' });
+  assert.equal(await throughProxy, 'passed');
+  await assert.rejects(channel.call('bug'), (error) => error instanceof StateError && /500 internal_error.*KeyError/.test(error.message));
+  await waitUntil(() => client.session === 's2' && client.state === 'connected');
+  await assert.rejects(channel.call(42), { name: 'TypeError', message: 'a method name must be a string, not number' });
+});

@@ -61,6 +61,7 @@ const RECEIVE_STATUS_RULES = {
  * @property {number} [postTimeout] seconds after which an unanswered POST is abandoned and retried
  * @property {'sse-get' | 'sse-post' | 'poll' | null} [transport] use only this transport; by
  *   default each is tried in turn ('sse-get', 'sse-post', 'poll') and the first that works is kept
+ *   (until upgradeInterval, when the better ones are tried again)
  * @property {number} [firstEventDeadline] seconds within which an event stream's first event
  *   should arrive; past it the client asks the server for its `/status`: when that is answered
  *   and the first event is still missing, a proxy buffers the stream and the client tries the next
@@ -547,7 +548,7 @@ export class Client {
   }
 
   /**
-   * Moves on to the next transport, for the rest of the page's life.
+   * Moves on to the next transport (the better ones are tried again after upgradeInterval).
    *
    * @param {TransportError} failure why the current one does not work
    * @returns {boolean} false when there is no next transport

@@ -1,7 +1,8 @@
 import { backoffDelay } from './backoff.js';
 import { Channel } from './channel.js';
-import { KernelError, StateError } from './errors.js';
+import { KernelError, StateError, describeThrown } from './errors.js';
 import { isAsyncIterable } from './meta_generator.js';
+import { checkSendable } from './sendable.js';
 import { Inbox, Outbox } from './session.js';
 import { StreamHub } from './streams.js';
 import { TRANSPORTS, transportCandidates } from './transports.js';
@@ -13,17 +14,31 @@ const DEFAULT_HEARTBEAT_GRACE = 2;
 const DEFAULT_POST_TIMEOUT_SECONDS = 60;
 const DEFAULT_FIRST_EVENT_DEADLINE_SECONDS = 3;
 const DEFAULT_POLL_HOLD_SECONDS = 25;
+const DEFAULT_UPGRADE_INTERVAL_SECONDS = 300;
+/** Silences after a hello, each while the server answered a probe, after which a stream moves on. */
+const SILENCES_BEFORE_ADVANCE = 2;
+/** The most milliseconds a first event may trail the answer to a probe sent after it. */
+const MAX_PROBE_GRACE_MS = 1000;
 const HOLD_CUT_SECONDS = 2;
 const HOLD_SHRINK = 0.75;
 const MIN_HOLD_SECONDS = 1;
 const ENVELOPE_BYTES = 1024;
+const MAX_ERROR_TEXT = 16 * 1024;
 const INACTIVE_STATES = new Set(['stopped', 'failed']);
 
+// Every status here either changes what the next request says or ends the retries: a status
+// retried with the same request (the default, for transient ones: 429, 5xx, ...) must be one
+// that can pass by itself. A 400 is not: the kernel refused the request as it is (a frame it
+// cannot parse), and sending it again would be refused again, forever.
 const STATUS_RULES = {
+  400: ['resync', 'the server refused a request (400 bad_request), so the session starts over'],
   401: ['fail', 'the server refused the token (401): check the token given to start()'],
   409: ['retry', 'another page is connected (409), retrying until it leaves'],
   410: ['resync', 'the server no longer holds this session (410 resync)'],
   413: ['fail', "a message is larger than the server's max_body (413)"],
+  // the kernel server's own answer to a bug it hit handling the request: the same request would
+  // hit it again (a 500 from a proxy, without this code, is retried)
+  '500 internal_error': ['resync', 'the server failed on a request (500 internal_error), so the session starts over'],
 };
 
 const RECEIVE_STATUS_RULES = {
@@ -46,8 +61,14 @@ const RECEIVE_STATUS_RULES = {
  * @property {number} [postTimeout] seconds after which an unanswered POST is abandoned and retried
  * @property {'sse-get' | 'sse-post' | 'poll' | null} [transport] use only this transport; by
  *   default each is tried in turn ('sse-get', 'sse-post', 'poll') and the first that works is kept
- * @property {number} [firstEventDeadline] seconds within which an event stream's first event must
- *   arrive; past it the client decides a proxy buffers the stream and tries the next transport
+ *   (until upgradeInterval, when the better ones are tried again)
+ * @property {number} [firstEventDeadline] seconds within which an event stream's first event
+ *   should arrive; past it the client asks the server for its `/status`: when that is answered
+ *   and the first event is still missing, a proxy buffers the stream and the client tries the next
+ *   transport; when it is not (the kernel is busy or unreachable), the client keeps waiting on
+ *   this transport
+ * @property {number} [upgradeInterval] seconds after which a client that moved down to a lesser
+ *   transport tries the better ones again (default 300); it moves back up when they work
  * @property {() => number} [now] the clock, in milliseconds (default: Date.now)
  * @property {() => number} [random] source of numbers in [0, 1) for the backoff jitter
  * @property {(milliseconds: number, signal: AbortSignal) => Promise<void>} [sleep] waits before a
@@ -70,11 +91,12 @@ const RECEIVE_STATUS_RULES = {
 
 /**
  * A failed request, with what to do about it: 'retry' later, 'resync' (start a new session),
- * 'advance' (try the next transport; retry when there is none) or 'fail' (give up).
+ * 'advance' (try the next transport; retry when there is none), 'upgrade' (a planned end: try
+ * the best transport again) or 'fail' (give up).
  */
 class TransportError extends Error {
   /**
-   * @param {'retry' | 'resync' | 'advance' | 'fail'} action
+   * @param {'retry' | 'resync' | 'advance' | 'upgrade' | 'fail'} action
    * @param {string} message
    * @param {number | null} [status] the HTTP status, when there was a response
    */
@@ -83,7 +105,18 @@ class TransportError extends Error {
     this.name = 'TransportError';
     this.action = action;
     this.status = status;
+    /** @type {boolean} whether an event stream fell silent after its hello */
+    this.silentAfterHello = false;
   }
+}
+
+/**
+ * @param {TransportError} error
+ * @returns {TransportError} `error`, marked as the silence of a stream after its hello
+ */
+function silentAfterHello(error) {
+  error.silentAfterHello = true;
+  return error;
 }
 
 /**
@@ -115,6 +148,7 @@ export class Client {
   #heartbeatGrace;
   #postTimeout;
   #firstEventDeadline;
+  #upgradeInterval;
   #now;
   /** @type {string[]} the transports this client may use, in order */
   #candidates;
@@ -123,6 +157,10 @@ export class Client {
   #pollHold = null;
   #serverHold = DEFAULT_POLL_HOLD_SECONDS;
   #helloSeen = false;
+  /** @type {string | null} the transport of the latest hello */
+  #helloTransport = null;
+  /** silences after a hello in a row, on this transport, while the server answered a probe */
+  #silences = 0;
   #outbox;
   #inbox;
   /** @type {StreamHub} */
@@ -154,6 +192,8 @@ export class Client {
   #flushTimer = undefined;
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   #firstEventTimer = undefined;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  #upgradeTimer = undefined;
   /** @type {(() => void) | null} */
   #pageHideListener = null;
 
@@ -170,6 +210,7 @@ export class Client {
       postTimeout = DEFAULT_POST_TIMEOUT_SECONDS,
       transport = null,
       firstEventDeadline = DEFAULT_FIRST_EVENT_DEADLINE_SECONDS,
+      upgradeInterval = DEFAULT_UPGRADE_INTERVAL_SECONDS,
       now = Date.now,
       random = Math.random,
       sleep = sleepFor,
@@ -201,6 +242,7 @@ export class Client {
     this.#heartbeatGrace = heartbeatGrace;
     this.#postTimeout = postTimeout;
     this.#firstEventDeadline = firstEventDeadline;
+    this.#upgradeInterval = upgradeInterval;
     this.#now = now;
     this.#outbox = new Outbox({ maxMessages, maxBytes });
     this.#inbox = new Inbox({ maxAhead });
@@ -281,6 +323,14 @@ export class Client {
    */
   request(channel, type, fields, stream = undefined) {
     if (!this.#active) return Promise.reject(new StateError(`the client is ${this.state}`));
+    try {
+      if (fields.name !== undefined && typeof fields.name !== 'string') {
+        throw new TypeError(`a method name must be a string, not ${typeof fields.name}`);
+      }
+      if (fields.args !== undefined) checkSendable(fields.args, 'args');
+    } catch (error) {
+      return Promise.reject(error); // refused before anything is enqueued
+    }
     const call = this.#nextCall++;
     const frame = { type, call, channel: channel.key, ...fields };
     try {
@@ -375,9 +425,11 @@ export class Client {
     clearTimeout(this.#watchdog);
     clearTimeout(this.#flushTimer);
     clearTimeout(this.#firstEventTimer);
+    clearTimeout(this.#upgradeTimer);
     this.#watchdog = undefined;
     this.#flushTimer = undefined;
     this.#firstEventTimer = undefined;
+    this.#upgradeTimer = undefined;
     this.#rejectPending(reason);
     this.#outbox.reset(reason);
     this.#streams.reset(reason);
@@ -411,13 +463,19 @@ export class Client {
 
   async #runStream() {
     while (this.#active) {
-      const { failure, reconnectAfter } = await this.#receiveOnce();
+      let { failure, reconnectAfter } = await this.#receiveOnce();
       if (!this.#active) return;
       if (failure === null) {
         if (reconnectAfter > 0) await this.#sleep(reconnectAfter, this.#stopController.signal);
         else await nextTask(); // so that a POST of what the answer caused goes out first
         continue;
       }
+      if (failure.action === 'upgrade') {
+        this.#upgradeTransport();
+        continue;
+      }
+      if (failure.silentAfterHello) failure = await this.#judgeSilence(failure);
+      if (!this.#active) return;
       if (failure.action === 'advance' && this.#advanceTransport(failure)) continue;
       this.#handleFailure(failure, this.state === 'connected' ? 'reconnecting' : this.state);
       if (!this.#active) return;
@@ -466,7 +524,10 @@ export class Client {
   #receiveLink(controller) {
     return {
       request: (path, init, expected, query = {}) => this.#receiveRequest(path, init, expected, query),
-      onBytes: () => this.#armWatchdog(controller),
+      onBytes: () => {
+        if (this.#helloSeen) this.#silences = 0; // bytes after the hello: nothing holds them
+        this.#armWatchdog(controller);
+      },
       onEvent: (event) => this.#onEvent(event, controller),
       onPoll: (answer) => this.#onPoll(answer, controller),
       hold: this.#pollHold,
@@ -487,7 +548,7 @@ export class Client {
   }
 
   /**
-   * Moves on to the next transport, for the rest of the page's life.
+   * Moves on to the next transport (the better ones are tried again after upgradeInterval).
    *
    * @param {TransportError} failure why the current one does not work
    * @returns {boolean} false when there is no next transport
@@ -495,11 +556,85 @@ export class Client {
   #advanceTransport(failure) {
     if (this.#candidate >= this.#candidates.length - 1) return false;
     this.#candidate += 1;
+    this.#silences = 0;
     const next = this.#candidates[this.#candidate];
     this.lastError = new TransportError('advance', `${failure.message}; trying ${next}`, failure.status);
     this.transport = next;
+    this.#armUpgrade();
     this.#setState(this.state === 'connected' ? 'reconnecting' : this.state);
     return true;
+  }
+
+  /**
+   * Once `upgradeInterval` has passed on a lesser transport, the current request is ended (the
+   * next resumes from the cursor: nothing is lost or repeated) and the best transport is tried
+   * again, with the usual rules: the client moves down again only on evidence of buffering.
+   */
+  #armUpgrade() {
+    if (this.#upgradeTimer !== undefined || this.#candidate === 0) return;
+    this.#upgradeTimer = setTimeout(() => {
+      this.#upgradeTimer = undefined;
+      if (!this.#active || this.#candidate === 0) return;
+      const upgrade = new TransportError('upgrade', `trying ${this.#candidates[0]} again`);
+      if (this.#streamController === null) this.#upgradeTransport();
+      else this.#streamController.abort(upgrade);
+    }, this.#upgradeInterval * 1000);
+  }
+
+  #upgradeTransport() {
+    this.#candidate = 0;
+    this.#silences = 0;
+    this.transport = this.#candidates[0];
+  }
+
+  /**
+   * A stream fell silent after its hello. A silent server (a kernel busy computing, or a network
+   * that dropped the connection) is no reason to leave the transport: the client retries it.
+   * Only when the server answers a probe, and this happens again on the next stream, does a
+   * proxy seem to hold what follows the first event: then the client moves on.
+   *
+   * @param {TransportError} failure
+   * @returns {Promise<TransportError>}
+   */
+  async #judgeSilence(failure) {
+    const answered = await this.#probeServer(this.#stopController.signal);
+    if (!answered) {
+      this.#silences = 0;
+      const busy = 'the server does not answer either (busy or unreachable)';
+      return new TransportError('retry', `${failure.message}; ${busy}: retrying ${this.transport}`);
+    }
+    this.#silences += 1;
+    if (this.#silences < SILENCES_BEFORE_ADVANCE) return failure;
+    const held = `${this.#silences} times in a row while the server answers: a proxy seems to hold the stream`;
+    return new TransportError('advance', `${failure.message}, ${held}`);
+  }
+
+  /**
+   * Asks for `GET <url>/status`, a small answer no buffering proxy holds back.
+   *
+   * @param {AbortSignal} signal
+   * @returns {Promise<boolean>} whether the kernel server answered within firstEventDeadline
+   */
+  async #probeServer(signal) {
+    const controller = new AbortController();
+    const abort = () => controller.abort();
+    signal.addEventListener('abort', abort, { once: true });
+    const timer = setTimeout(abort, this.#firstEventDeadline * 1000);
+    try {
+      const response = await this.#fetch(`${this.url}/status`, {
+        headers: this.#headers({ Accept: 'application/json' }),
+        cache: 'no-store',
+        signal: controller.signal,
+      });
+      const contentType = response.headers.get('content-type') ?? '';
+      await discardBody(response);
+      return response.ok && contentType.includes('application/json');
+    } catch {
+      return false;
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', abort);
+    }
   }
 
   /**
@@ -524,11 +659,36 @@ export class Client {
     this.#firstEventTimer = undefined;
     if (!transport.streaming || this.#candidate >= this.#candidates.length - 1) return;
     const seconds = this.#firstEventDeadline;
+    this.#firstEventTimer = setTimeout(() => this.#suspectBuffering(controller, transport), seconds * 1000);
+  }
+
+  /**
+   * The first event is late. Either a proxy holds the stream (then the server answers a probe
+   * while the event stays missing) or the kernel is busy or unreachable (then the probe is not
+   * answered either, and the client keeps waiting on this transport, within the watchdog).
+   *
+   * @param {AbortController} controller the stream's
+   * @param {{name: string}} transport
+   */
+  async #suspectBuffering(controller, transport) {
+    this.#firstEventTimer = undefined;
+    const answered = await this.#probeServer(controller.signal);
+    if (controller.signal.aborted || this.#helloSeen || this.#streamController !== controller) return;
+    const seconds = this.#firstEventDeadline;
+    if (!answered) {
+      this.#firstEventTimer = setTimeout(() => this.#suspectBuffering(controller, transport), seconds * 1000);
+      return;
+    }
     const buffered = new TransportError(
       'advance',
       `no first event over ${transport.name} within ${seconds} s: a proxy seems to buffer it`,
     );
-    this.#firstEventTimer = setTimeout(() => controller.abort(buffered), seconds * 1000);
+    // the event may have left the server just before the probe's answer: give it a moment
+    const grace = Math.min(MAX_PROBE_GRACE_MS, seconds * 1000);
+    this.#firstEventTimer = setTimeout(() => {
+      this.#firstEventTimer = undefined;
+      if (!this.#helloSeen) controller.abort(buffered);
+    }, grace);
   }
 
   #armWatchdog(controller) {
@@ -541,7 +701,7 @@ export class Client {
       return;
     }
     const silence = this.#helloSeen
-      ? new TransportError('advance', `no data from the server for ${grace} s: heartbeats stopped`)
+      ? silentAfterHello(new TransportError('retry', `no data from the server for ${grace} s: heartbeats stopped`))
       : new TransportError('retry', `no data from the server for ${grace} s`);
     this.#watchdog = setTimeout(() => controller.abort(silence), grace * 1000);
   }
@@ -575,8 +735,12 @@ export class Client {
     this.#attempt = 0;
     this.#helloSeen = true;
     clearTimeout(this.#firstEventTimer);
+    this.#firstEventTimer = undefined;
+    this.#armUpgrade();
     if (TRANSPORTS[this.transport].streaming) this.#armWatchdog(controller);
-    if (this.state === 'connected' && this.lastError === null) {
+    const moved = this.#helloTransport !== this.transport; // back up, after an upgrade
+    this.#helloTransport = this.transport;
+    if (this.state === 'connected' && this.lastError === null && !moved) {
       this.#scheduleFlush();
       return;
     }
@@ -846,7 +1010,8 @@ function toTransportError(error) {
  * @param {Response} response
  * @param {string} expected the content type a success must have
  * @param {string} baseUrl the server's URL, named in errors
- * @param {Record<number, [string, string]>} [rules] action and explanation by error status
+ * @param {Record<string, [string, string]>} [rules] action and explanation by error status, or by
+ *   status and JSON error code (`"500 internal_error"`), which wins
  * @param {'retry' | 'advance'} [mismatch] the action when a success has another content type
  * @returns {Promise<void>} rejected with a TransportError unless `response` is a success of type
  *   `expected`
@@ -863,8 +1028,8 @@ async function checkResponse(response, expected, baseUrl, rules = STATUS_RULES, 
     const different = `expected ${expected} but got '${contentType}'`;
     throw new TransportError(mismatch, different, response.status);
   }
-  const detail = await errorDetail(response);
-  const [action, explanation] = rules[response.status] ?? [
+  const { detail, code } = await errorDetail(response);
+  const [action, explanation] = rules[`${response.status} ${code}`] ?? rules[response.status] ?? [
     'retry',
     `the server answered ${response.status}`,
   ];
@@ -904,18 +1069,22 @@ function sameOriginXsrfToken(url) {
   return match === null ? null : match[1];
 }
 
+/**
+ * @param {Response} response an error answer
+ * @returns {Promise<{detail: string, code: string | null}>} its explanation (the `message` of a
+ *   JSON error, else the start of the text) and its JSON `error` code, if any
+ */
 async function errorDetail(response) {
   const text = await response.text().catch(() => '');
-  return errorMessageOf(text) ?? text.slice(0, 200);
-}
-
-function errorMessageOf(text) {
+  let parsed = null;
   try {
-    const parsed = JSON.parse(text);
-    return typeof parsed?.message === 'string' ? parsed.message : null;
+    parsed = JSON.parse(text);
   } catch {
-    return null;
+    // not JSON: a proxy's answer
   }
+  const message = typeof parsed?.message === 'string' ? parsed.message : null;
+  const code = typeof parsed?.error === 'string' ? parsed.error : null;
+  return { detail: message ?? text.slice(0, 200), code };
 }
 
 async function discardBody(response) {
@@ -937,22 +1106,36 @@ function findMethod(handler, name) {
   return method;
 }
 
+/**
+ * @param {number} call
+ * @param {unknown} value a handler's result; `undefined` becomes null
+ * @returns {Record<string, unknown>} the result frame
+ * @throws {TypeError} when JSON cannot carry `value` faithfully (see sendable.js)
+ */
 function resultFrame(call, value) {
+  checkSendable(value, 'result');
   return { type: 'result', call, value: value === undefined ? null : value };
 }
 
+/**
+ * @param {number} call
+ * @param {unknown} error whatever was thrown
+ * @returns {Record<string, unknown>} the error frame; never throws
+ */
 function errorFrame(call, error) {
-  const name = (error !== null && error !== undefined && error.name) || typeof error;
-  const message = (error !== null && error !== undefined && error.message) || safeString(error);
-  return { type: 'error', call, name: safeString(name), message: safeString(message) };
+  const { name, message } = describeThrown(error);
+  return { type: 'error', call, name: clip(name), message: clip(message) };
 }
 
-function safeString(value) {
-  try {
-    return String(value);
-  } catch {
-    return Object.prototype.toString.call(value);
-  }
+/**
+ * @param {string} text
+ * @returns {string} `text`, cut after MAX_ERROR_TEXT characters (so that an error frame always
+ *   fits in a POST)
+ */
+function clip(text) {
+  if (text.length <= MAX_ERROR_TEXT) return text;
+  const end = /[\ud800-\udbff]/.test(text[MAX_ERROR_TEXT - 1]) ? MAX_ERROR_TEXT - 1 : MAX_ERROR_TEXT;
+  return `${text.slice(0, end)}... (${text.length - end} more characters)`;
 }
 
 function reportCallbackError(error) {

@@ -274,6 +274,9 @@ def describe(url: str) -> dict[str, Any]:
             **_stream_paths(),
             '/status': {'get': {
                 'summary': 'Connection and outbox state',
+                'description': 'Also the page\'s probe: when an event stream\'s first event is '
+                               'late, or its heartbeats stop, an answer here says the server is '
+                               'alive (a proxy holds the stream); no answer says it is busy.',
                 'responses': {'200': _json({'type': 'object'}, 'State.'), **_errors(401)},
             }},
             '/page': {'get': {

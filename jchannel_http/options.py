@@ -57,8 +57,13 @@ class Options:
     reconnects at once and resumes (proxies that hold or time out long requests let go)."""
 
     first_event_deadline: float = 3.0
-    """Seconds the page waits for an event stream's first event before it decides a proxy is
-    buffering and moves on to the next transport."""
+    """Seconds the page waits for an event stream's first event before it asks the server for
+    ``/status``: answered while the event is still missing, a proxy is buffering and the page moves
+    on to the next transport; unanswered, the kernel is busy and the page keeps waiting."""
+
+    upgrade_interval: float = 300.0
+    """Seconds after which a page that moved down to a lesser transport tries the better ones
+    again, and moves back up when they work (the path stopped buffering)."""
 
     transport: str | None = None
     """Force the page's transport (``'sse-get'``, ``'sse-post'`` or ``'poll'``); ``None`` probes
@@ -141,8 +146,8 @@ class Options:
             raise ValueError('poll_linger must be a non-negative number of seconds')
         if self.fd_headroom < 0:
             raise ValueError('fd_headroom cannot be negative')
-        for name in ('poll_hold', 'stream_max_age', 'first_event_deadline', 'head_timeout',
-                     'keepalive_timeout', 'body_timeout'):
+        for name in ('poll_hold', 'stream_max_age', 'first_event_deadline', 'upgrade_interval',
+                     'head_timeout', 'keepalive_timeout', 'body_timeout'):
             if not getattr(self, name) > 0:
                 raise ValueError(f'{name} must be a positive number of seconds')
         if self.transport not in TRANSPORTS:

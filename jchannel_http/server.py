@@ -197,7 +197,8 @@ class Server:
 
     def client_options(self) -> dict[str, Any]:
         """The page client's options that follow the server's (``token`` aside)."""
-        options: dict[str, Any] = {'firstEventDeadline': self.options.first_event_deadline}
+        options: dict[str, Any] = {'firstEventDeadline': self.options.first_event_deadline,
+                                   'upgradeInterval': self.options.upgrade_interval}
         if self.options.transport is not None:
             options['transport'] = self.options.transport
         return options

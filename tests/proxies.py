@@ -1,7 +1,8 @@
 """Intermediaries for the transport tests, each on a free loopback port and stopped by the test.
 
 - ``HoldingProxy``: an HTTP proxy that holds every GET response until it ends (as cloudflared
-  quick tunnels do with event streams) but streams the answers to other methods.
+  quick tunnels do with event streams) but streams the answers to other methods; which methods it
+  holds can be changed while it runs.
 - ``ChaosProxy``: a TCP proxy that cuts some connections at a random byte offset and delays data.
 """
 
@@ -22,11 +23,14 @@ def _end_to_end(headers: 'aiohttp.typedefs.LooseHeaders') -> dict[str, str]:
 
 
 class HoldingProxy:
-    """Forwards to ``127.0.0.1:<target>``; a GET answer is passed on only once it is complete."""
+    """Forwards to ``127.0.0.1:<target>``; an answer to a method in ``holding`` (GET by default)
+    is passed on only once it is complete."""
 
-    def __init__(self, target: int, port: int = 0) -> None:
+    def __init__(self, target: int, port: int = 0, holding: tuple[str, ...] = ('GET',)) -> None:
         self.target = target
         self.port = port
+        self.holding: set[str] = set(holding)
+        """The methods whose answers are held; change it to switch the buffering on or off."""
         self.requests: list[tuple[str, str]] = []
         """(method, path) of every request forwarded."""
         self._runner: web.AppRunner | None = None
@@ -57,7 +61,7 @@ class HoldingProxy:
                 headers=_end_to_end(request.headers), data=body or None,
                 allow_redirects=False) as upstream:
             headers = _end_to_end(upstream.headers)
-            if request.method == 'GET':
+            if request.method in self.holding:
                 return web.Response(status=upstream.status, headers=headers,
                                     body=await upstream.read())
             response = web.StreamResponse(status=upstream.status, headers=headers)

@@ -509,3 +509,135 @@ test('in a browser, pagehide releases the server', async () => {
     delete globalThis.window;
   }
 });
+
+test('a result JSON cannot carry is answered with a TypeError error frame naming it', async () => {
+  const server = new FakeServer();
+  const handler = `{
+    fn: () => () => 1,
+    nan: () => ({ items: [0, 1, 2, NaN] }),
+    sym: () => Symbol('s'),
+    big: () => [1n],
+    fine: () => [undefined, { gone: undefined, kept: '\\ud800' }],
+  }`;
+  const { client } = await connectWithChannel(server, {}, handler);
+  const names = ['fn', 'nan', 'sym', 'big', 'fine'];
+  names.forEach((name, i) => server.stream.frame({ seq: i + 2, type: 'call', call: i + 2, channel: 3, name, args: [] }));
+  await waitUntil(() => server.received.length === 6);
+  const answers = Object.fromEntries(server.received.slice(1).map(({ call, type, name, message, value }) =>
+    [call, type === 'error' ? `${name}: ${message}` : value]));
+  assert.deepEqual(answers, {
+    2: 'TypeError: cannot send result: a function',
+    3: 'TypeError: cannot send result.items[3]: NaN',
+    4: 'TypeError: cannot send result: a symbol',
+    5: 'TypeError: cannot send result[0]: a BigInt',
+    6: [null, { kept: '\ud800' }],
+  });
+  assert.ok(server.posts.every((post) => !post.init.body.includes('"value":{}')));
+  assert.equal(client.state, 'connected');
+});
+
+test('a page call with an argument JSON cannot carry is rejected at once, nothing sent', async () => {
+  const server = new FakeServer();
+  const { client, channel } = await connectWithChannel(server);
+  const posts = server.posts.length;
+  const cyclic = {};
+  cyclic.self = cyclic;
+  await assert.rejects(channel.call('f', 1, 2, { x: () => 1 }), { name: 'TypeError', message: 'cannot send args[2].x: a function' });
+  await assert.rejects(channel.echo([NaN]), { name: 'TypeError', message: 'cannot send args[0][0]: NaN' });
+  await assert.rejects(channel.call('f', cyclic), /cannot send args\[0\]\.self: a cycle/);
+  await assert.rejects(channel.callWithStream('f', (async function* () {})(), Infinity), /cannot send args\[0\]: Infinity/);
+  assert.equal(client.stats.sent, 1, 'nothing was enqueued');
+  assert.equal(client.stats.pendingCalls, 0);
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.equal(server.posts.length, posts);
+  const fine = channel.call('g', [undefined], { a: undefined });
+  await waitUntil(() => server.received.length === 2);
+  assert.deepEqual(server.received[1], { seq: 2, type: 'call', call: 1, channel: 3, name: 'g', args: [[null], {}] });
+  server.stream.frame({ seq: 2, type: 'result', call: 1, value: 'ok' });
+  assert.equal(await fine, 'ok');
+});
+
+test('handlers and open code throwing values that cannot describe themselves still get one answer', async () => {
+  const server = new FakeServer();
+  const handler = `{
+    proxy: () => { throw new Proxy({}, { get() { throw new Error('trap'); } }); },
+    name: () => { throw { get name() { throw new Error('no name'); } }; },
+    text: () => { throw { toString() { throw new Error('no text'); } }; },
+    nothing: () => { throw null; },
+    undef: () => { throw undefined; },
+    number: () => { throw 7; },
+    huge: () => { throw new Error('x'.repeat(2000000)); },
+    hostileResult: () => new Proxy({}, { get() { throw new Proxy({}, { get() { throw 1; } }); } }),
+  }`;
+  const { client } = await connectWithChannel(server, {}, handler);
+  const names = ['proxy', 'name', 'text', 'nothing', 'undef', 'number', 'huge', 'hostileResult'];
+  names.forEach((name, i) => server.stream.frame({ seq: i + 2, type: 'call', call: i + 2, channel: 3, name, args: [] }));
+  const openCode = '() => { throw new Proxy({}, { get() { throw new Error("open trap"); } }); }';
+  server.stream.frame({ seq: 10, type: 'open', call: 10, channel: 4, code: openCode });
+  await waitUntil(() => server.received.length === 10);
+  const answers = server.received.slice(1).map(({ call, type, name, message }) => [call, type, name, message.slice(0, 120)]);
+  const undescribed = '<the thrown value could not be described: ';
+  assert.deepEqual(answers, [
+    [2, 'error', 'Error', `${undescribed}reading it threw Error: trap>`],
+    [3, 'error', 'Error', `${undescribed}reading it threw Error: no name>`],
+    [4, 'error', 'Error', `${undescribed}it has no message and no working toString>`],
+    [5, 'error', 'null', 'null'],
+    [6, 'error', 'undefined', 'undefined'],
+    [7, 'error', 'number', '7'],
+    [8, 'error', 'Error', 'x'.repeat(120)],
+    [9, 'error', 'Error', `${undescribed}reading it threw 1>`],
+    [10, 'error', 'Error', `${undescribed}reading it threw Error: open trap>`],
+  ]);
+  assert.match(server.received[7].message, /\.\.\. \(\d+ more characters\)$/);
+  assert.equal(client.stats.outbox.messages, 0);
+});
+
+test('a POST answered 400 is not sent again: the session starts over and the page hears why', async () => {
+  const server = new FakeServer();
+  const { client, channel } = await connectWithChannel(server);
+  let refused = 0;
+  server.onMessages = (body) => {
+    if (body.messages.some((frame) => frame.name === 'poison')) {
+      refused += 1;
+      server.session = 's2';
+      server.kernelInbox.reset();
+      return jsonResponse(400, { error: 'bad_request', message: "frame 2: field 'args' must be a JSON array" });
+    }
+    return server.processMessages(body);
+  };
+  const error = await channel.call('poison').then(() => assert.fail('it should be refused'), (reason) => reason);
+  assert.ok(error instanceof StateError);
+  assert.match(error.message, /resync.*400 bad_request.*field 'args' must be a JSON array/);
+  await waitUntil(() => client.session === 's2' && client.state === 'connected');
+  assert.equal(refused, 1, 'the refused batch went once');
+  assert.equal(server.stream.session, null);
+  const next = channel.call('after');
+  await waitUntil(() => server.received.some((frame) => frame.name === 'after'));
+  server.stream.frame({ seq: 1, type: 'result', call: 2, value: 'recovered' });
+  assert.equal(await next, 'recovered');
+});
+
+test('a POST the kernel server fails on (500 internal_error) starts a new session; a proxy 500 is retried', async () => {
+  const server = new FakeServer();
+  const { client, channel } = await connectWithChannel(server);
+  let failures = 0;
+  server.onMessages = (body) => {
+    if (body.messages.some((frame) => frame.name === 'proxy') && failures++ < 2) {
+      return new Response('upstream hiccup', { status: 500, headers: { 'content-type': 'text/plain' } });
+    }
+    if (body.messages.some((frame) => frame.name === 'bug')) {
+      server.session = 's2';
+      server.kernelInbox.reset();
+      return jsonResponse(500, { error: 'internal_error', message: 'unexpected KeyError; see the kernel log' });
+    }
+    return server.processMessages(body);
+  };
+  const throughProxy = channel.call('proxy');
+  await waitUntil(() => server.received.some((frame) => frame.name === 'proxy'));
+  assert.equal(failures, 3, 'retried with the same frames until it passed');
+  server.stream.frame({ seq: 2, type: 'result', call: 1, value: 'passed' });
+  assert.equal(await throughProxy, 'passed');
+  await assert.rejects(channel.call('bug'), (error) => error instanceof StateError && /500 internal_error.*KeyError/.test(error.message));
+  await waitUntil(() => client.session === 's2' && client.state === 'connected');
+  await assert.rejects(channel.call(42), { name: 'TypeError', message: 'a method name must be a string, not number' });
+});

@@ -143,6 +143,10 @@ export class FakeServer {
     this.onPoll = (poll) => this.holdPoll(poll);
     /** @type {(body: any, index: number) => Response | Promise<Response>} */
     this.onMessages = (body) => this.processMessages(body);
+    /** @type {{url: URL, init: RequestInit}[]} the probes (`GET /status`) the client sent */
+    this.statusRequests = [];
+    /** @type {(index: number) => Response | Promise<Response>} answers them; at once by default */
+    this.onStatus = () => jsonResponse(200, { connected: true, transport: null });
     this.fetch = (resource, init = {}) => this.#handle(new URL(resource), init);
   }
 
@@ -202,9 +206,15 @@ export class FakeServer {
   async #handle(url, init) {
     this.requests.push({ url, init });
     const path = url.pathname.split('/').pop();
-    if (path === 'events') return this.onEvents(new FakeStream(url, init), this.requests.length - 1);
+    if (path === 'events') {
+      return abortable(this.onEvents(new FakeStream(url, init), this.requests.length - 1), init.signal);
+    }
     if (path === 'poll') {
       return abortable(this.onPoll(new FakePoll(url, init), this.requests.length - 1), init.signal);
+    }
+    if (path === 'status') {
+      this.statusRequests.push({ url, init });
+      return abortable(this.onStatus(this.statusRequests.length - 1), init.signal);
     }
     if (path === 'release') {
       this.releases.push({ url, init });

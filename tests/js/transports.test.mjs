@@ -220,16 +220,153 @@ test('a forced transport is used alone, however long its first event takes', asy
   assert.equal(pollOnly.transport, 'poll');
 });
 
-test('heartbeats that stop after the hello move the client to the next transport', async () => {
+test('heartbeats that stop after the hello while the server answers: retried once, then moved on', async () => {
   const server = new FakeServer();
   server.helloFields = { heartbeat: 0.01 };
   const client = makeClient(server);
   await client.ready();
   assert.equal(client.transport, 'sse-get');
   await waitUntil(() => client.transport === 'sse-post' && client.state === 'connected');
-  assert.ok(client.errors.some((message) => /no data from the server for 0.02 s: heartbeats stopped; trying sse-post/.test(message)));
-  assert.equal(server.streams[1].init.method, 'POST');
-  assert.equal(server.streams[1].session, 's1');
+  assert.deepEqual(server.streams.map((stream) => stream.init.method), ['GET', 'GET', 'POST']);
+  assert.ok(server.statusRequests.length >= 2, 'each silence was checked with a probe');
+  assert.ok(client.errors.some((message) => /no data from the server for 0.02 s: heartbeats stopped, 2 times in a row while the server answers: a proxy seems to hold the stream; trying sse-post/.test(message)));
+  assert.equal(server.streams[2].session, 's1');
+});
+
+test('heartbeats after the hello clear the count of silences: one silence now and then never moves on', async () => {
+  const server = new FakeServer();
+  server.helloFields = { heartbeat: 0.02 };
+  const silent = new Set([0, 2, 4]); // every other stream falls silent after its hello
+  server.onEvents = (stream, index) => {
+    const response = server.openStream(stream);
+    if (!silent.has(server.streams.length - 1)) {
+      const ping = setInterval(() => (stream.closed ? clearInterval(ping) : stream.send(': ping\n\n')), 5);
+      setTimeout(() => stream.end(), 80);
+    }
+    return response;
+  };
+  const client = makeClient(server);
+  await client.ready();
+  await waitUntil(() => server.streams.length >= 6, 2500);
+  assert.ok(server.streams.every((stream) => stream.init.method === 'GET'));
+  assert.equal(client.transport, 'sse-get');
+});
+
+test('a kernel too busy to answer (a long cell) never moves the client off its transport', async () => {
+  const server = new FakeServer();
+  server.helloFields = { heartbeat: 0.01 };
+  let busy = false;
+  const waiting = [];
+  const hang = () => new Promise((resolve) => waiting.push(resolve));
+  const openStream = server.onEvents;
+  server.onEvents = (stream, index) => {
+    if (!busy) return openStream(stream, index);
+    server.streams.push(stream);
+    return hang(); // the request is not answered at all
+  };
+  server.onStatus = () => (busy ? hang() : jsonResponse(200, {}));
+  const client = makeClient(server);
+  await client.ready();
+  busy = true; // the stream falls silent, and every request waits
+  await waitUntil(() => server.streams.length >= 5 && server.statusRequests.length >= 5, 2500);
+  assert.ok(server.streams.every((stream) => stream.init.method === 'GET'));
+  assert.equal(client.transport, 'sse-get');
+  assert.ok(client.errors.some((message) => /heartbeats stopped; the server does not answer either \(busy or unreachable\): retrying sse-get/.test(message)));
+  busy = false; // the cell ends
+  await waitUntil(() => client.state === 'connected' && client.lastError === null, 2500);
+  assert.equal(client.transport, 'sse-get');
+  assert.equal(server.stream.init.method, 'GET');
+  assert.equal(server.stream.session, 's1');
+});
+
+test('a first event that is late while the server does not answer a probe either is awaited', async () => {
+  const server = new FakeServer({ autoHello: false });
+  const statuses = [];
+  server.onStatus = () => new Promise((resolve) => statuses.push(resolve));
+  const client = makeClient(server, { heartbeat: 10 });
+  await waitUntil(() => server.statusRequests.length >= 3, 1500); // a probe after each deadline
+  assert.equal(server.streams.length, 1);
+  assert.ok(!server.stream.closed);
+  assert.equal(client.transport, 'sse-get');
+  statuses.forEach((resolve) => resolve(jsonResponse(200, {}))); // the kernel is back: both arrive
+  server.stream.hello();
+  await client.ready();
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(client.transport, 'sse-get');
+  assert.equal(server.streams.length, 1);
+  assert.equal(client.state, 'connected');
+});
+
+test('a first event that comes just after the answer to the probe keeps the transport', async () => {
+  const server = new FakeServer({ autoHello: false });
+  server.onStatus = () => {
+    setTimeout(() => server.stream.hello(), 5); // sent before the answer, delivered after it
+    return jsonResponse(200, {});
+  };
+  const client = makeClient(server, { firstEventDeadline: 0.05 });
+  await client.ready();
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.equal(client.transport, 'sse-get');
+  assert.equal(server.streams.length, 1);
+});
+
+test('a client moved down tries the better transport after upgradeInterval and moves back up', async () => {
+  const buffered = new Set(['GET']);
+  const server = new FakeServer();
+  server.onEvents = (stream) => {
+    if (!buffered.has(stream.init.method ?? 'GET')) return server.openStream(stream);
+    server.streams.push(stream);
+    return new Response(stream.body, { headers: { 'content-type': 'text/event-stream' } });
+  };
+  const client = makeClient(server, { upgradeInterval: 0.15 });
+  const states = [];
+  await client.ready();
+  client.onstatechange = () => states.push(`${client.state} ${client.transport}`);
+  assert.equal(client.transport, 'sse-post');
+  server.stream.frame({ seq: 1, type: 'open', call: 1, channel: 3, code: HIT });
+  server.stream.frame({ seq: 2, type: 'call', call: 2, channel: 3, name: 'hit', args: ['before'] });
+  await waitUntil(() => server.receivedOfType('result').length === 2);
+  // still buffering at the first upgrade: back to sse-post, tried again later
+  await waitUntil(() => server.streams.filter((stream) => stream.init.method === 'GET').length === 2, 2000);
+  await waitUntil(() => client.transport === 'sse-post' && client.state === 'connected');
+  const posted = server.stream;
+  assert.equal(posted.cursor, 2, 'resumed from the cursor');
+  buffered.clear(); // the path stops buffering
+  await waitUntil(() => client.transport === 'sse-get' && server.stream.init.method === 'GET' && server.stream.cursor === 2, 2000);
+  await waitUntil(() => client.state === 'connected');
+  server.stream.frame({ seq: 2, type: 'call', call: 2, channel: 3, name: 'hit', args: ['before'] }); // a replay
+  server.stream.frame({ seq: 3, type: 'call', call: 3, channel: 3, name: 'hit', args: ['after'] });
+  await waitUntil(() => server.receivedOfType('result').length === 3);
+  assert.deepEqual(globalThis.testHits, ['before', 'after']);
+  assert.equal(states.at(-1), 'connected sse-get');
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.equal(client.transport, 'sse-get', 'at the best transport, no more upgrades');
+  assert.equal(server.stream.init.method, 'GET');
+  assert.ok(!server.stream.closed);
+});
+
+test('a client moved down to long-poll moves back up too, and a forced transport never does', async () => {
+  const buffered = new Set(['GET', 'POST']);
+  const server = new FakeServer();
+  server.onEvents = (stream) => {
+    if (!buffered.has(stream.init.method ?? 'GET')) return server.openStream(stream);
+    server.streams.push(stream);
+    return new Response(stream.body, { headers: { 'content-type': 'text/event-stream' } });
+  };
+  const client = makeClient(server, { upgradeInterval: 0.1 });
+  await client.ready();
+  assert.equal(client.transport, 'poll');
+  buffered.delete('POST');
+  await waitUntil(() => client.transport === 'sse-post' && client.state === 'connected', 2000);
+  buffered.clear();
+  await waitUntil(() => client.transport === 'sse-get' && client.state === 'connected', 2000);
+
+  const forcedServer = new FakeServer();
+  const forced = makeClient(forcedServer, { transport: 'poll', upgradeInterval: 0.05 });
+  await forced.ready();
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  assert.equal(forcedServer.streams.length, 0);
+  assert.equal(forced.transport, 'poll');
 });
 
 test('a stream that ends after a retry: hint is resumed at once, without a state change', async () => {

@@ -1,0 +1,124 @@
+"""The real client in headless Chromium chooses its transport on evidence: a kernel whose event
+loop is blocked (a long cell) never makes it move down, a buffering path does, and a page that
+moved down moves back up once the path stops buffering."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+
+from playwright.async_api import Page
+
+import jchannel_http
+from nginx_proxy import free_port
+from proxies import HoldingProxy
+
+TOKEN = 'transport-choice-token-0123456789'
+
+PAGE_SIDE = r'''(channel) => {
+  window.channel = channel;
+  window.seen = {};
+  channel.handler = {
+    count(id) { window.seen[id] = (window.seen[id] || 0) + 1; return id; },
+  };
+  return 'ready';
+}'''
+
+
+class KernelSide:
+    def __init__(self) -> None:
+        self.seen: collections.Counter = collections.Counter()
+
+    def count(self, call_id: int) -> int:
+        self.seen[call_id] += 1
+        return call_id
+
+
+async def connect(page: Page, server: jchannel_http.Server) -> jchannel_http.Channel:
+    await page.goto(server.page_url)
+    channel = await server.open(PAGE_SIDE, timeout=30)
+    channel.handler = KernelSide()
+    await page.wait_for_function('window.jchannelClient !== undefined', timeout=30_000)
+    await page.evaluate('''() => {
+        const client = window.jchannelClient, shown = client.onstatechange;
+        window.transports = [client.transport];
+        client.onstatechange = (c) => {
+            if (window.transports.at(-1) !== c.transport) window.transports.push(c.transport);
+            shown(c);
+        };
+    }''')
+    return channel
+
+
+async def calls_both_ways(page: Page, channel: jchannel_http.Channel, ids: range) -> None:
+    """Calls ``ids`` each way at once; each runs exactly once."""
+    kernel = asyncio.gather(*(channel.call('count', i, timeout=60) for i in ids))
+    from_page = page.evaluate('''([start, stop]) => Promise.all(
+        Array.from({length: stop - start}, (_, i) => channel.call('count', start + i)))''',
+                              [ids.start, ids.stop])
+    results, page_results = await asyncio.gather(kernel, from_page)
+    assert results == list(ids) and page_results == list(ids)
+
+
+async def check_each_ran_once(page: Page, channel: jchannel_http.Channel, count: int) -> None:
+    seen = await page.evaluate('window.seen')
+    assert len(seen) == count and set(seen.values()) == {1}
+    assert len(channel.handler.seen) == count and set(channel.handler.seen.values()) == {1}
+
+
+async def wait_for_transport(page: Page, transport: str, seconds: float) -> None:
+    await page.wait_for_function(
+        '(t) => window.jchannelClient.transport === t && window.jchannelClient.state === "connected"',
+        arg=transport, timeout=seconds * 1000)
+
+
+async def test_a_blocked_kernel_loop_keeps_the_page_on_its_get_event_stream(page) -> None:
+    async with jchannel_http.Server(token=TOKEN, heartbeat=1, first_event_deadline=1) as server:
+        channel = await connect(page, server)
+        assert server.status()['transport'] == 'sse-get'
+        await calls_both_ways(page, channel, range(0, 20))
+        # a cell computing synchronously: the server's event loop answers nothing for 8 s, many
+        # heartbeats and first-event deadlines
+        time.sleep(8)
+        await wait_for_transport(page, 'sse-get', 20)
+        for _ in range(100):
+            if server.status()['transport'] == 'sse-get':
+                break
+            await asyncio.sleep(0.05)
+        assert server.status()['transport'] == 'sse-get'
+        await calls_both_ways(page, channel, range(20, 60))
+        await check_each_ran_once(page, channel, 60)
+        assert await page.evaluate('window.transports') == ['sse-get']
+        assert await page.evaluate('window.jchannelClient.transport') == 'sse-get'
+        assert page.errors == []
+
+
+async def test_a_buffering_path_moves_the_page_down_and_back_up_once_it_stops(page) -> None:
+    proxy_port = free_port()
+    async with jchannel_http.Server(token=TOKEN, heartbeat=1, first_event_deadline=1,
+                                    upgrade_interval=3,
+                                    url=f'http://127.0.0.1:{proxy_port}') as server:
+        proxy = await HoldingProxy(server.port, proxy_port, holding=('GET', 'POST')).start()
+        try:
+            channel = await connect(page, server)
+            await wait_for_transport(page, 'poll', 30)
+            assert server.status()['transport'] == 'poll'
+            await calls_both_ways(page, channel, range(0, 50))
+            proxy.holding.clear()  # the path stops buffering
+            during = asyncio.ensure_future(calls_both_ways(page, channel, range(50, 250)))
+            await wait_for_transport(page, 'sse-get', 30)
+            await during
+            for _ in range(100):
+                if server.status()['transport'] == 'sse-get':
+                    break
+                await asyncio.sleep(0.05)
+            assert server.status()['transport'] == 'sse-get'
+            await calls_both_ways(page, channel, range(250, 300))
+            await check_each_ran_once(page, channel, 300)
+            transports = await page.evaluate('window.transports')
+            assert transports[0] == 'poll' and transports[-1] == 'sse-get'
+            assert ('GET', '/events') in proxy.requests and ('POST', '/events') in proxy.requests
+            assert page.errors == []
+        finally:
+            await proxy.stop()

@@ -135,15 +135,15 @@ async def test_a_post_the_kernel_refuses_starts_a_new_session_instead_of_a_retry
     channel = await connect(page, server)
     old_session = server.status()['session']
     refusals = []
-    real_decode = http_app.decode
+    real_decode = http_app.decode_item
 
-    def refusing_decode(item):  # the kernel finds a frame it cannot take (400)
+    def refusing_decode(item, allowed=None):  # a batch the kernel cannot take at all (400)
         if isinstance(item, dict) and item.get('args') == ['poison']:
             refusals.append(item)
             raise ProtocolError('this frame is poison')
-        return real_decode(item)
+        return real_decode(item, allowed)
 
-    monkeypatch.setattr(http_app, 'decode', refusing_decode)
+    monkeypatch.setattr(http_app, 'decode_item', refusing_decode)
     outcome = await page.evaluate('''channel.call('echo', 'poison').then(
         () => 'answered', (e) => [e.name, e.message])''')
     assert outcome[0] == 'StateError'
@@ -164,7 +164,7 @@ async def test_a_post_the_kernel_refuses_starts_a_new_session_instead_of_a_retry
 
 
 async def test_lone_surrogates_pass_both_ways_unchanged(server, page) -> None:
-    """Needs the kernel to accept ``\\udXXX`` escapes of lone surrogates (another change)."""
+    """The kernel takes ``\\udXXX`` escapes of lone surrogates and sends them back as such."""
     channel = await connect(page, server)
     assert await channel.call('loneSurrogate', timeout=5) == 'a\ud800b'
     assert await channel.call('same', 'x\udfffy', timeout=5) == 'x\udfffy'

@@ -241,7 +241,10 @@ def describe(url: str) -> dict[str, Any]:
                                   'properties': {'ack': {'type': 'integer'},
                                                  'frames': {'type': 'array', 'items': FRAME}}},
                                  'The kernel inbox cursor; with carry, the kernel frames '
-                                 'after ack (up to poll_bytes).'),
+                                 'after ack (up to poll_bytes). An item that is not a valid '
+                                 'frame is acknowledged too: its call fails with an error '
+                                 'frame (ProtocolError); only an item without a usable seq '
+                                 'refuses the whole batch (400).'),
                     **_errors(400, 401, 409, 410, 413),
                 },
             }},

@@ -188,14 +188,20 @@ class Invalid:
     reason: str
 
 
-def decode_item(data: Any, allowed: tuple[type, ...] | None = None) -> tuple[int, Frame | Invalid]:
-    """Like ``decode``, but an item with a valid ``seq`` that is not a valid frame (or not one of
-    ``allowed``) gives an ``Invalid`` in its place; ProtocolError only when ``seq`` is unusable."""
+def _seq_of(data: Any) -> int:
+    """The sequence number of a parsed frame; ProtocolError if it has none usable."""
     if not isinstance(data, dict):
         raise ProtocolError('a frame must be a JSON object')
     seq = data.get('seq')
     if not _is_integer(seq) or seq < 1:
         raise ProtocolError("field 'seq' must be a positive integer")
+    return seq
+
+
+def decode_item(data: Any, allowed: tuple[type, ...] | None = None) -> tuple[int, Frame | Invalid]:
+    """Like ``decode``, but an item with a valid ``seq`` that is not a valid frame (or not one of
+    ``allowed``) gives an ``Invalid`` in its place; ProtocolError only when ``seq`` is unusable."""
+    seq = _seq_of(data)
     kind = data.get('type')
     call = data.get('call')
     try:
@@ -212,11 +218,7 @@ def decode_item(data: Any, allowed: tuple[type, ...] | None = None) -> tuple[int
 
 def decode(data: Any) -> tuple[int, Frame]:
     """Validate a parsed JSON object and return ``(seq, frame)``; ProtocolError if invalid."""
-    if not isinstance(data, dict):
-        raise ProtocolError('a frame must be a JSON object')
-    seq = data.get('seq')
-    if not _is_integer(seq) or seq < 1:
-        raise ProtocolError("field 'seq' must be a positive integer")
+    seq = _seq_of(data)
     kind = data.get('type')
     cls = TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None:

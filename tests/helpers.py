@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 
 import aiohttp
@@ -107,3 +108,25 @@ class CutProxy:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+
+
+COUNTING_PAGE = '''(channel) => {
+  window.channel = channel;
+  window.seen = {};
+  channel.handler = {
+    count(id) { window.seen[id] = (window.seen[id] || 0) + 1; return id; },
+  };
+  return 'ready';
+}'''
+"""The page side of a channel whose ``count(id)`` counts, in ``window.seen``, each run per id."""
+
+
+class CountingKernel:
+    """The kernel side of the same: ``count(id)`` counts each run per id in ``seen``."""
+
+    def __init__(self) -> None:
+        self.seen: collections.Counter = collections.Counter()
+
+    def count(self, call_id: int) -> int:
+        self.seen[call_id] += 1
+        return call_id

@@ -5,34 +5,21 @@ moved down moves back up once the path stops buffering."""
 from __future__ import annotations
 
 import asyncio
-import collections
 import time
 
 from playwright.async_api import Page
 
 import jchannel_http
+from helpers import COUNTING_PAGE, CountingKernel
 from nginx_proxy import free_port
 from proxies import HoldingProxy
 
 TOKEN = 'transport-choice-token-0123456789'
 
-PAGE_SIDE = r'''(channel) => {
-  window.channel = channel;
-  window.seen = {};
-  channel.handler = {
-    count(id) { window.seen[id] = (window.seen[id] || 0) + 1; return id; },
-  };
-  return 'ready';
-}'''
+PAGE_SIDE = COUNTING_PAGE
 
 
-class KernelSide:
-    def __init__(self) -> None:
-        self.seen: collections.Counter = collections.Counter()
-
-    def count(self, call_id: int) -> int:
-        self.seen[call_id] += 1
-        return call_id
+KernelSide = CountingKernel
 
 
 async def connect(page: Page, server: jchannel_http.Server) -> jchannel_http.Channel:

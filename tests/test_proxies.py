@@ -4,7 +4,6 @@ transport that works by itself, and loses and repeats nothing when connections a
 from __future__ import annotations
 
 import asyncio
-import collections
 import os
 import random
 
@@ -13,6 +12,7 @@ from playwright.async_api import Page
 
 import jchannel_http
 
+from helpers import CountingKernel
 from nginx_proxy import Nginx, free_port
 from proxies import ChaosProxy, HoldingProxy
 from stream_page import seeded_digest, seeded_stream, size_and_digest
@@ -53,15 +53,8 @@ BUFFERING = '''            proxy_buffering on;
             proxy_read_timeout 20s;'''
 
 
-class KernelSide:
+class KernelSide(CountingKernel):
     """Kernel methods the page calls; every invocation is counted per call id."""
-
-    def __init__(self) -> None:
-        self.seen: collections.Counter = collections.Counter()
-
-    def count(self, call_id: int) -> int:
-        self.seen[call_id] += 1
-        return call_id
 
     def size(self, text: str) -> int:
         return len(text)

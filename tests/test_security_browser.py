@@ -14,27 +14,15 @@ from aiohttp import web
 from playwright.async_api import Browser, Page
 
 import jchannel_http
+from helpers import COUNTING_PAGE, CountingKernel
 
 
-PAGE_SIDE = '''(channel) => {
-  window.channel = channel;
-  window.seen = {};
-  channel.handler = {
-    count(id) { window.seen[id] = (window.seen[id] || 0) + 1; return id; },
-  };
-  return 'ready';
-}'''
+PAGE_SIDE = COUNTING_PAGE
 EVIL_ORIGIN = 'http://third-party.test'
 PWNED = '() => { window.pwned = true; return "pwned"; }'
 
 
-class KernelSide:
-    def __init__(self) -> None:
-        self.seen: collections.Counter = collections.Counter()
-
-    def count(self, call_id):
-        self.seen[call_id] += 1
-        return call_id
+KernelSide = CountingKernel
 
 
 

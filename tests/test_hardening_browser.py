@@ -14,7 +14,6 @@ import pytest
 from playwright.async_api import Page
 
 import jchannel_http
-from jchannel_http import FrontendError
 
 from conftest import TOKEN
 

@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 from aiohttp import web
 
+from . import cell_log
 from .channel import Channel
 from .clients import Admission, ClientGate
 from .connections import ConnectionGuard, GuardedRunner, runner_options
@@ -133,6 +134,7 @@ class Server:
 
     def _announce(self) -> None:
         if in_notebook():
+            cell_log.install(log)  # handler failures show in the notebook, not only the console
             self._notebook = NotebookOutput(self.url, self.token, self.client_options())
             self._notebook.show()
             return

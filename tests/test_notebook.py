@@ -126,7 +126,8 @@ print('channels', json.dumps([c['open'] for c in server.status()['channels']]))
 print('echo', json.dumps(await second.echo(1, 'two', None)))
 ''')
     assert 'closed the channel is not open' in output
-    assert 'channels [false, true]' in output and 'echo [1, "two", null]' in output
+    # a closed channel is released on the kernel: only the second one is left
+    assert 'channels [true]' in output and 'echo [1, "two", null]' in output
 
     saved = tab.save()
     html = saved_outputs_html(saved)
@@ -138,7 +139,7 @@ print('echo', json.dumps(await second.echo(1, 'two', None)))
     assert len(token) > 20 and token not in json.dumps(saved)
 
     # The page calls the kernel from a cell's output and shows the answers there.
-    tab.run('''
+    cell = tab.start_cell('''
 from IPython.display import HTML, display
 display(HTML("""<div id="answers">waiting</div><script>
   const node = document.getElementById('answers');
@@ -148,8 +149,15 @@ display(HTML("""<div id="answers">waiting</div><script>
   ]).then((answers) => { node.textContent = 'answers ' + answers.join(', '); });
 </script>"""))
 ''')
+    tab.wait_cell(cell)
     assert tab.wait_text('#answers', lambda text: text.startswith('answers'), 'answers') == \
         'answers 42, KernelError ZeroDivisionError division by zero'
+    # The notebook's author sees the handler's failure too, in the next cell run (the frontends
+    # drop output of a cell that has finished): one warning with its traceback.
+    shown = tab.run("print('next cell')")
+    assert "the page's call 'divide' of channel" in shown and 'Traceback' in shown, shown
+    assert shown.count('Traceback') == 1 and 'next cell' in shown
+    assert 'Traceback' not in tab.run("print('and the one after')")
 
 
 def test_reload_brings_the_client_back_and_fails_the_call_that_waited(tab: NotebookTab) -> None:

@@ -3,6 +3,10 @@
 - ``HoldingProxy``: an HTTP proxy that holds every GET response until it ends (as cloudflared
   quick tunnels do with event streams) but streams the answers to other methods; which methods it
   holds can be changed while it runs.
+- ``RetryingProxy``: a ``HoldingProxy`` that sends a held ``GET /poll`` upstream again, old
+  cursor and all, when no answer came within a timeout (as nginx does with
+  ``proxy_next_upstream timeout`` for idempotent requests, and as a browser does when the
+  connection of a request it sent was cut before the answer).
 - ``ChaosProxy``: a TCP proxy that cuts some connections at a random byte offset and delays data.
 """
 
@@ -76,6 +80,35 @@ class HoldingProxy:
             await self._runner.cleanup()
         if self._session is not None:
             await self._session.close()
+
+
+class RetryingProxy(HoldingProxy):
+    """Holds GET answers whole; a ``GET /poll`` not answered within ``retry_after`` seconds is
+    dropped upstream (its connection closed) and sent again once, unchanged."""
+
+    def __init__(self, target: int, port: int = 0, retry_after: float = 2.0) -> None:
+        super().__init__(target, port)
+        self.retry_after = retry_after
+        self.retries = 0
+
+    async def _forward(self, request: web.Request) -> web.StreamResponse:
+        if request.method != 'GET' or not request.path.endswith('/poll'):
+            return await super()._forward(request)
+        assert self._session is not None
+        self.requests.append((request.method, request.path))
+        url = f'http://127.0.0.1:{self.target}{request.path_qs}'
+
+        async def fetch() -> web.Response:
+            assert self._session is not None
+            async with self._session.get(url, headers=_end_to_end(request.headers)) as upstream:
+                return web.Response(status=upstream.status, headers=_end_to_end(upstream.headers),
+                                    body=await upstream.read())
+
+        try:
+            return await asyncio.wait_for(fetch(), self.retry_after)
+        except asyncio.TimeoutError:
+            self.retries += 1
+            return await fetch()
 
 
 class ChaosProxy:

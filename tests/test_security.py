@@ -123,22 +123,8 @@ BAD_INPUTS = [
      'must be a JSON object'),
     ('an unknown field', 'POST', '/messages', {'data': body([], extra=1)}, 400, 'bad_request',
      "unknown field(s) ['extra']"),
-    ('an unknown message type', 'POST', '/messages',
-     {'data': body([{'seq': 1, 'type': 'launch', 'call': 1}])}, 400, 'bad_request',
-     "unknown frame type 'launch'"),
-    ('an unknown frame field', 'POST', '/messages', {'data': body([frame_call(eval='x')])}, 400,
-     'bad_request', "unknown field(s) ['eval'] in a 'call' frame"),
-    ('a missing frame field', 'POST', '/messages',
-     {'data': body([{'seq': 1, 'type': 'call', 'call': 1, 'channel': 1, 'name': 'f'}])}, 400,
-     'bad_request', "needs the field 'args'"),
-    ('a field of the wrong type', 'POST', '/messages', {'data': body([frame_call(args='[]')])},
-     400, 'bad_request', "field 'args' must be a JSON list"),
     ('a boolean sequence number', 'POST', '/messages', {'data': body([frame_call(seq=True)])},
      400, 'bad_request', "field 'seq' must be a positive integer"),
-    ('an open frame from the page', 'POST', '/messages',
-     {'data': body([{'seq': 1, 'type': 'open', 'call': 1, 'channel': 1,
-                     'code': '() => { window.pwned = true; }'}])},
-     400, 'bad_request', 'a page may send only'),
     ('an integer beyond 64 bits', 'POST', '/messages',
      {'data': body([]).replace(b'"ack":0', b'"ack":123456789012345678901234567890')}, 400,
      'bad_request', "field 'ack' must be a non-negative integer"),
@@ -270,6 +256,38 @@ async def test_each_bad_input_gets_its_status_and_a_json_error_while_a_client_wo
     for key in ('session', 'client', 'sent', 'acked', 'received', 'connected'):
         assert after[key] == before[key], key
     assert channel.handler.calls == [('multiply', 2, 3)]
+    await page.round_trip(channel, 4, 5)
+
+
+# Items of a batch that are not valid frames: each fails only its own call, with an error frame
+# (what, the item, a fragment of the error's message)
+BAD_FRAMES = [
+    ('an unknown message type', {'type': 'launch'}, "unknown frame type 'launch'"),
+    ('an unknown frame field', frame_call(eval='x'), "unknown field(s) ['eval'] in a 'call' frame"),
+    ('a missing frame field', {'type': 'call', 'channel': 1, 'name': 'f'}, "needs the field 'args'"),
+    ('a field of the wrong type', frame_call(args='[]'), "field 'args' must be a JSON list"),
+    ('an open frame from the page',
+     {'type': 'open', 'channel': 1, 'code': '() => { window.pwned = true; }'},
+     "'open' frames cannot be sent"),
+]
+
+
+async def test_each_bad_frame_fails_only_its_own_call_and_reaches_no_handler(server,
+                                                                            page) -> None:
+    channel = jchannel_http.Channel(server, '(channel) => {}', name='math')
+    channel.handler = Handler()
+    await page.open(channel)
+    for what, item, fragment in BAD_FRAMES:
+        call = page.seq + 1000
+        frame = {**item, 'call': call}
+        frame.pop('seq', None)
+        status, answer = await page.send(frame)
+        assert (status, answer) == (200, {'ack': page.seq}), what
+        reply = await page.frame()
+        assert (reply['type'], reply['call'], reply['name']) == ('error', call, 'ProtocolError'), what
+        assert fragment in reply['message'], (what, reply['message'])
+        assert 'Traceback' not in reply['message']
+    assert channel.handler.calls == []
     await page.round_trip(channel, 4, 5)
 
 

@@ -238,7 +238,7 @@ class Server:
 
     @property
     def max_msg_size(self) -> Any:
-        """jupyter-jchannel's name of ``max_body``: the largest request body accepted. Set, it takes effect at the next ``start()``."""
+        """jupyter-jchannel's name of ``max_body``: the largest request body accepted. Set it before ``start()``."""
         return self.options.max_body
 
     @max_msg_size.setter
@@ -247,7 +247,7 @@ class Server:
 
     @property
     def keepalive_timeout(self) -> Any:
-        """Seconds an idle keep-alive connection stays open. Set, it takes effect at the next ``start()``."""
+        """Seconds an idle keep-alive connection stays open. Set it before ``start()``."""
         return self.options.keepalive_timeout
 
     @keepalive_timeout.setter
@@ -256,7 +256,7 @@ class Server:
 
     @property
     def shutdown_timeout(self) -> Any:
-        """Seconds ``stop()`` lets requests being handled finish. Set, it takes effect at the next ``start()``."""
+        """Seconds ``stop()`` lets requests being handled finish. Set it before ``start()``."""
         return self.options.shutdown_timeout
 
     @shutdown_timeout.setter
@@ -265,7 +265,7 @@ class Server:
 
     @property
     def send_timeout(self) -> Any:
-        """Accepted for jupyter-jchannel compatibility; no effect over HTTP. Set, it takes effect at the next ``start()``."""
+        """Accepted for jupyter-jchannel compatibility; no effect over HTTP. Set it before ``start()``."""
         return self.options.send_timeout
 
     @send_timeout.setter
@@ -274,7 +274,7 @@ class Server:
 
     @property
     def receive_timeout(self) -> Any:
-        """Accepted for jupyter-jchannel compatibility; no effect over HTTP. Set, it takes effect at the next ``start()``."""
+        """Accepted for jupyter-jchannel compatibility; no effect over HTTP. Set it before ``start()``."""
         return self.options.receive_timeout
 
     @receive_timeout.setter
@@ -283,7 +283,7 @@ class Server:
 
     @property
     def high_water_mark(self) -> Any:
-        """Accepted for jupyter-jchannel compatibility; no effect over HTTP. Set, it takes effect at the next ``start()``."""
+        """Accepted for jupyter-jchannel compatibility; no effect over HTTP. Set it before ``start()``."""
         return self.options.high_water_mark
 
     @high_water_mark.setter

@@ -201,6 +201,8 @@ async def test_9_the_predecessors_options_and_members(page, caplog) -> None:
         assert started.options.max_body == 12345
     finally:
         await started.stop()
+    with pytest.raises(ValueError, match='another name of max_body'):
+        Server(max_msg_size=1, max_body=2)
 
 
 async def test_10_the_page_starts_and_stops_the_client_as_for_the_predecessor(server,

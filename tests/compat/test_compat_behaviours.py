@@ -134,6 +134,8 @@ def test_7_the_predecessors_module_names_import() -> None:
     from jchannel_http import types
     assert (types.StateError, types.FrontendError, types.MetaGenerator) == (
         jchannel.StateError, jchannel.FrontendError, jchannel.MetaGenerator)
+    assert jchannel.types is types  # `import jchannel` gave jchannel.types as well
+    assert (jchannel.server.Server, jchannel.channel.Channel) == (Server, Channel)
 
 
 async def test_8_a_stopped_server_starts_again(page) -> None:

@@ -160,18 +160,18 @@ async def measure(args: argparse.Namespace) -> dict[str, dict[str, list[float]]]
             channel = await server.open(PAGE_SIDE, timeout=60)
             channel.handler = KernelSide()
             warm = slices[:8]
-            await channel.call_with_stream('readStream', chunks(warm), timeout=60)
-            await channel.call('bareDownload', f'{bare}/download', timeout=60)
-            await channel.call('sendStream', 8 * MiB, timeout=60)
-            await channel.call('bareUpload', f'{bare}/upload', 8 * MiB, timeout=60)
+            await channel.call_with_stream('readStream', chunks(warm), deadline=60)
+            await channel.call('bareDownload', f'{bare}/download', deadline=60)
+            await channel.call('sendStream', 8 * MiB, deadline=60)
+            await channel.call('bareUpload', f'{bare}/upload', 8 * MiB, deadline=60)
             for _ in range(args.runs):
-                got, ms = await channel.call_with_stream('readStream', chunks(slices), timeout=60)
+                got, ms = await channel.call_with_stream('readStream', chunks(slices), deadline=60)
                 figures['kernel -> page']['library'].append(mb_per_s(got, ms))
-                got, ms = await channel.call('bareDownload', f'{bare}/download', timeout=60)
+                got, ms = await channel.call('bareDownload', f'{bare}/download', deadline=60)
                 figures['kernel -> page']['bare'].append(mb_per_s(got, ms))
-                got, ms = await channel.call('sendStream', size, timeout=120)
+                got, ms = await channel.call('sendStream', size, deadline=120)
                 figures['page -> kernel']['library'].append(mb_per_s(got, ms))
-                got, ms = await channel.call('bareUpload', f'{bare}/upload', size, timeout=120)
+                got, ms = await channel.call('bareUpload', f'{bare}/upload', size, deadline=120)
                 figures['page -> kernel']['bare'].append(mb_per_s(got, ms))
     finally:
         if browser is not None:

@@ -167,6 +167,8 @@ export class Client {
   #streams;
   /** @type {Map<number, Channel>} */
   #channels = new Map();
+  /** @type {WeakMap<Channel, Promise<unknown>>} what each channel's open code returned */
+  #openings = new WeakMap();
   /** @type {Map<number, {resolve: (value: unknown) => void, reject: (error: Error) => void}>} */
   #pending = new Map();
   /** @type {{resolve: (client: Client) => void, reject: (error: Error) => void}[]} */
@@ -798,13 +800,21 @@ export class Client {
   }
 
   async #openChannel({ channel: key, code }) {
+    const current = this.#channels.get(key);
+    const earlier = current === undefined ? undefined : this.#openings.get(current);
+    // Opening a channel open on this page does not run its code again (as in
+    // jupyter-jchannel): the answer is what its first run returned.
+    if (earlier !== undefined) return await earlier;
     const open = evaluateFunction(code);
     const channel = new Channel(this, key);
-    this.#channels.get(key)?.detach();
+    current?.detach();
     this.#channels.set(key, channel);
+    const opening = (async () => open(channel))();
+    this.#openings.set(channel, opening);
     try {
-      return await open(channel);
+      return await opening;
     } catch (error) {
+      this.#openings.delete(channel);
       if (this.#channels.get(key) === channel) this.#channels.delete(key);
       channel.detach();
       throw error;
@@ -1091,8 +1101,24 @@ async function discardBody(response) {
   await response.body?.cancel().catch(ignoreError);
 }
 
+/**
+ * The function that the code of an open frame stands for. Code that is one expression (the
+ * usual `(channel) => {...}`) is its value; any other code is run as a script by the global
+ * (indirect) eval, as jupyter-jchannel does, and its completion value (the value of its last
+ * expression statement: statements may come before it, a `;` may end it) is the function.
+ *
+ * @param {string} code
+ * @returns {Function}
+ * @throws {TypeError} when the code's value is not a function; SyntaxError when it is no script
+ */
 function evaluateFunction(code) {
-  const value = new Function(`return (${code}\n);`)();
+  let expression = null;
+  try {
+    expression = new Function(`return (${code}\n);`);
+  } catch (error) {
+    if (!(error instanceof SyntaxError)) throw error;
+  }
+  const value = expression === null ? globalThis.eval(code) : expression();
   if (typeof value !== 'function') {
     throw new TypeError('the code of an open frame is not a function');
   }

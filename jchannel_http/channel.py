@@ -4,28 +4,44 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 from typing import TYPE_CHECKING, Any
 
-from .errors import StateError
 from .frames import Call, Close, Echo, Open, Pipe
 from .progress import ProgressCallback, as_source
-from .transfers import wait_reply
 
 if TYPE_CHECKING:
     from .server import Server
 
+log = logging.getLogger('jchannel_http')
 _keys = itertools.count(1)
+
+
+def _end(deadline: float | None) -> float | None:
+    """The loop time by which a call with ``deadline`` seconds must be over (None: never)."""
+    if deadline is None:
+        return None
+    if not deadline >= 0:
+        raise ValueError('deadline must be None or a non-negative number of seconds')
+    return asyncio.get_running_loop().time() + deadline
 
 
 class Channel:
     """A channel between kernel code and the page, set up by JavaScript ``code``.
 
-    ``code`` is the source of a JavaScript function ``(channel) => {...}``: the page evaluates
-    it and calls it with its own side of the channel (typically to set ``channel.handler``);
-    its awaited return value is the result of ``open``. ``name``, if given, lets HTTP clients
-    call this channel's handler at ``POST <url>/channels/<name>/call/<method>``.
+    ``code`` is the source of a JavaScript function ``(channel) => {...}`` (or a script whose
+    last expression is such a function): the page evaluates it and calls it with its own side
+    of the channel (typically to set ``channel.handler``); its awaited return value is the
+    result of ``open``. ``name``, if given, lets HTTP clients call this channel's handler at
+    ``POST <url>/channels/<name>/call/<method>``.
 
-    ``open``, ``close``, ``echo`` and ``call`` return asyncio Tasks.
+    ``open``, ``close``, ``echo``, ``call``, ``call_with_stream`` and ``pipe`` return asyncio
+    Tasks. As in jupyter-jchannel, their ``timeout`` bounds the wait for a connected page (and
+    for room in the outbox), not the page's work: a page method may take as long as it needs.
+    ``deadline`` (seconds, None by default) bounds the whole call: past it the task raises
+    ``TimeoutError``. A call sent to a page that goes away (it was closed, reloaded or crashed)
+    fails with ``StateError``. Calling a channel that is not open (never opened, or closed)
+    opens it first, with a warning in the log.
     """
 
     def __init__(self, server: 'Server', code: str, name: str | None = None) -> None:
@@ -51,13 +67,12 @@ class Channel:
 
     @property
     def handler(self) -> object:
-        """The object whose methods the page may call (sync or async methods)."""
+        """The object whose methods the page may call (sync or async methods); None (the
+        default) has none, so a page call fails as one of a missing method."""
         return self._handler
 
     @handler.setter
     def handler(self, value: object) -> None:
-        if value is None:
-            raise ValueError('handler cannot be None')
         self._handler = value
 
     @property
@@ -65,47 +80,57 @@ class Channel:
         """Whether ``open`` succeeded and ``close`` was not called since."""
         return self._open
 
-    def open(self, timeout: float | None = 3) -> asyncio.Task:
-        """Run the channel's code in the page; the task's result is what the code returned."""
-        return asyncio.create_task(self._open_in_page(timeout))
+    def open(self, timeout: float | None = 3, *, deadline: float | None = None) -> asyncio.Task:
+        """Run the channel's code in the page; the task's result is what the code returned.
 
-    def close(self, timeout: float | None = 3) -> asyncio.Task:
+        On a channel open in the connected page the code does not run again: the task gives
+        the result of its first run."""
+        return asyncio.create_task(self._open_in_page(timeout, _end(deadline)))
+
+    def close(self, timeout: float | None = 3, *, deadline: float | None = None) -> asyncio.Task:
         """Make the page forget this channel; the kernel forgets it too (its name is free)."""
-        return asyncio.create_task(self._close(timeout))
+        return asyncio.create_task(self._close(timeout, _end(deadline)))
 
-    def echo(self, *args: Any, timeout: float | None = 3) -> asyncio.Task:
+    def echo(self, *args: Any, timeout: float | None = 3,
+             deadline: float | None = None) -> asyncio.Task:
         """Send ``args`` through the page and back (a check of what JSON carries)."""
-        return asyncio.create_task(self._echo(args, timeout))
+        return asyncio.create_task(self._echo(args, timeout, _end(deadline)))
 
-    def call(self, name: str, *args: Any, timeout: float | None = 3) -> asyncio.Task:
-        """Call JavaScript method ``name`` of the page-side handler; the task gives its result."""
+    def call(self, name: str, *args: Any, timeout: float | None = 3,
+             deadline: float | None = None) -> asyncio.Task:
+        """Call JavaScript method ``name`` of the page-side handler; the task gives its result.
+
+        ``timeout``: seconds to wait for a connected page; ``deadline``: seconds for the
+        whole call (None: as long as the page method takes)."""
         if not isinstance(name, str):
             raise TypeError('the method name must be a string')
-        return asyncio.create_task(self._call(name, args, timeout))
+        return asyncio.create_task(self._call(name, args, timeout, _end(deadline)))
 
     def call_with_stream(self, name: str, stream: Any, *args: Any, timeout: float | None = 3,
-                         total: int | None = None,
-                         progress: ProgressCallback | None = None) -> asyncio.Task:
+                         total: int | None = None, progress: ProgressCallback | None = None,
+                         deadline: float | None = None) -> asyncio.Task:
         """Call JavaScript method ``name`` with byte stream ``stream`` as its first argument.
 
         ``stream`` is an async iterable of bytes-like objects (or a ``Source``); the page
-        method receives a MetaGenerator. ``timeout`` counts from the last bytes the page
-        confirmed, so a long transfer does not time out while it moves. ``total`` (the size,
-        if known) reaches the page; ``progress`` receives ``Progress`` snapshots.
+        method receives a MetaGenerator. ``timeout`` and ``deadline`` as in ``call`` (a
+        deadline covers the transfer too). ``total`` (the size, if known) reaches the page;
+        ``progress`` receives ``Progress`` snapshots.
         """
         if not isinstance(name, str):
             raise TypeError('the method name must be a string')
         source = as_source(stream, total, progress)
         return asyncio.create_task(self._with_stream(
             lambda call, key: Call(call, self.key, name, list(args), key), source, timeout,
-            f'call {name!r}'))
+            _end(deadline), f'call {name!r}'))
 
     def pipe(self, stream: Any, timeout: float | None = 3, total: int | None = None,
-             progress: ProgressCallback | None = None) -> asyncio.Task:
+             progress: ProgressCallback | None = None,
+             deadline: float | None = None) -> asyncio.Task:
         """Send a byte stream through the page and back; the task gives a MetaGenerator."""
         source = as_source(stream, total, progress)
         return asyncio.create_task(self._with_stream(
-            lambda call, key: Pipe(call, self.key, key), source, timeout, 'a pipe'))
+            lambda call, key: Pipe(call, self.key, key), source, timeout, _end(deadline),
+            'a pipe'))
 
     def destroy(self) -> None:
         """Forget this channel on the kernel (close it first to let the page forget it too)."""
@@ -119,56 +144,59 @@ class Channel:
     async def __aexit__(self, *exc_info: object) -> None:
         await self._close(self.context_timeout)
 
-    async def _open_in_page(self, timeout: float | None) -> Any:
+    async def _open_in_page(self, timeout: float | None, end: float | None = None) -> Any:
         self._server._register(self)  # again, if it was closed: a closed channel is released
-        await self._server._await_page(timeout, 'opening the channel')
+        await self._server._await_page(timeout, 'opening the channel', end)
         session = self._server._link.session.id
         result = await self._server._request(
-            lambda call: Open(call, self.key, self._code), timeout, 'opening the channel')
+            lambda call: Open(call, self.key, self._code), timeout, 'opening the channel', end)
         self._open = True
         self._opened_in = session
         return result
 
-    async def _close(self, timeout: float | None) -> None:
+    async def _close(self, timeout: float | None, end: float | None = None) -> None:
         """Make the page forget the channel, and release it on the kernel: its name is free
         again and ``/status`` no longer lists it (``open()`` registers it again)."""
         was_open, self._open = self._open, False
         try:
             if was_open and self._opened_in == self._server._link.session.id:
                 await self._server._request(lambda call: Close(call, self.key), timeout,
-                                            'closing the channel')
+                                            'closing the channel', end)
         finally:
             self._server._unregister(self)
 
-    async def _ready(self, timeout: float | None) -> None:
+    async def _ready(self, timeout: float | None, end: float | None) -> None:
         if not self._open:
-            raise StateError('the channel is not open: await channel.open() first')
-        await self._server._await_page(timeout, 'a page to call')
-        if self._opened_in == self._server._link.session.id:
-            return
-        # The page was replaced (a reload or a new tab): run the channel's code there again.
+            if self._reopening is None or self._reopening.done():
+                log.warning('channel %s is not open: opening it first', self.name or self.key)
+        else:
+            await self._server._await_page(timeout, 'a page to call', end)
+            if self._opened_in == self._server._link.session.id:
+                return
+        # Never opened, closed, or opened in a page since replaced (a reload or a new tab): run
+        # the channel's code there (once for every call waiting meanwhile).
         if self._reopening is None or self._reopening.done():
-            self._reopening = asyncio.create_task(self._open_in_page(timeout))
+            self._reopening = asyncio.create_task(self._open_in_page(timeout, end))
         await asyncio.shield(self._reopening)
 
-    async def _echo(self, args: tuple, timeout: float | None) -> list:
-        await self._ready(timeout)
+    async def _echo(self, args: tuple, timeout: float | None, end: float | None) -> list:
+        await self._ready(timeout, end)
         return await self._server._request(
-            lambda call: Echo(call, self.key, list(args)), timeout, 'an echo')
+            lambda call: Echo(call, self.key, list(args)), timeout, 'an echo', end)
 
-    async def _call(self, name: str, args: tuple, timeout: float | None) -> Any:
-        await self._ready(timeout)
+    async def _call(self, name: str, args: tuple, timeout: float | None,
+                    end: float | None) -> Any:
+        await self._ready(timeout, end)
         return await self._server._request(
-            lambda call: Call(call, self.key, name, list(args)), timeout, f'call {name!r}')
+            lambda call: Call(call, self.key, name, list(args)), timeout, f'call {name!r}', end)
 
     async def _with_stream(self, make: Any, source: Any, timeout: float | None,
-                           what: str) -> Any:
-        await self._ready(timeout)
+                           end: float | None, what: str) -> Any:
+        await self._ready(timeout, end)
         streams = self._server.streams
         key = streams.send(source)
-        request = self._server._request(lambda call: make(call, key), None, what)
         try:
-            return await wait_reply(request, lambda: streams.progress_of(key), timeout, what)
+            return await self._server._request(lambda call: make(call, key), timeout, what, end)
         except BaseException:
             streams.abandon(key)
             raise

@@ -84,6 +84,6 @@ async def run(host: str = '127.0.0.1', port: int = 8765, interval: float = 2.0) 
             method = 'indentLeft' if count % 2 else 'indentRight'
             try:
                 print(f'kernel called {method}:', repr(await channel.call(method, f'call {count}', 4,
-                                                                          timeout=30)), flush=True)
+                                                                          deadline=30)), flush=True)
             except (JChannelError, TimeoutError) as exc:
                 print(f'kernel call {count} failed: {exc}', flush=True)

@@ -3,7 +3,7 @@
 ::
 
     JChannelError                 base of everything below
-    ├── StateError                no page client, closed channel, stopped server
+    ├── StateError                no page client, a page gone, a stopped server
     │   └── ResyncError           a peer asked to resume from a point no longer held
     ├── FrontendError             a JavaScript exception raised in the page
     ├── ProtocolError             a peer sent something the protocol does not allow
@@ -23,8 +23,9 @@ class JChannelError(Exception):
 class StateError(JChannelError):
     """The operation cannot happen in the current state.
 
-    Raised when no page client is connected before a call times out, when a channel is
-    closed, when the server is stopped, or when the page that was running a call went away.
+    Raised when no page client is connected within a call's ``timeout``, when the server is
+    stopped, or when the page that was running a call went away (a call on a closed channel
+    opens it again instead, as in jupyter-jchannel).
     """
 
 

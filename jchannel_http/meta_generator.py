@@ -8,6 +8,7 @@ cancels the stream, which stops the producer in the page.
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import aclosing
 from typing import AsyncIterator, Protocol
 
@@ -30,18 +31,25 @@ class ChunkSource(Protocol):
 class MetaGenerator:
     """A received byte stream, read once.
 
-    ``async for chunk in stream`` gives the chunks as they arrive; ``join()`` the whole
-    stream; ``by_limit(limit)`` chunks of exactly ``limit`` bytes (the last may be shorter);
-    ``by_separator(separator)`` pieces that end with ``separator`` (the last may not).
-    ``received`` counts the bytes handed out, ``total`` is the size the sender declared (or
-    None), and ``on_progress`` may be set to a callback receiving ``Progress`` snapshots
-    (a ``ProgressFeed`` gives them as an async iterable).
+    ``async for chunk in stream`` gives the chunks as they arrive, and so does
+    ``await anext(stream)`` (a MetaGenerator has ``__anext__``, as in jupyter-jchannel);
+    ``join()`` the whole stream; ``by_limit(limit)`` chunks of exactly ``limit`` bytes (the
+    last may be shorter); ``by_separator(separator)`` pieces that end with ``separator`` (the
+    last may not). Every way of reading takes from the same bytes: once they are all read, a
+    new loop yields nothing. ``received`` counts the bytes handed out, ``total`` is the size
+    the sender declared (or None), and ``on_progress`` may be set to a callback receiving
+    ``Progress`` snapshots (a ``ProgressFeed`` gives them as an async iterable).
+
+    A loop left early (``break``, an exception) cancels the stream, which stops its producer;
+    reading a cancelled stream again raises StateError.
     """
 
     def __init__(self, source: ChunkSource) -> None:
         self._source = source
-        self._claimed = False
+        self._finished = False
+        self._cancelled = False
         self._reporter = ProgressReporter(None)
+        self._reading = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f'<MetaGenerator received={self.received} total={self.total}>'
@@ -69,34 +77,56 @@ class MetaGenerator:
 
     def cancel(self) -> None:
         """Stop reading: the producer is stopped and what is held is dropped."""
-        self._claimed = True
+        if self._finished or self._cancelled:
+            return
+        self._cancelled = True
         self._source.cancel()
+        self._reporter.advance(self._reporter.done, finished=True)
 
     async def aclose(self) -> None:
         """The same as ``cancel()``, as an awaitable."""
         self.cancel()
 
+    async def _next(self) -> bytes | None:
+        """The next chunk, None once every byte was read."""
+        async with self._reading:
+            if self._finished:
+                return None
+            if self._cancelled:
+                raise StateError('this stream was cancelled (a loop over it was left early, '
+                                 'or cancel() was called): its remaining bytes are gone')
+            try:
+                chunk = await self._source.next_chunk()
+            except BaseException:
+                self.cancel()
+                raise
+            self._reporter.total = self._source.total
+            if chunk is None:
+                self._finished = True
+                self._reporter.advance(self._reporter.done, finished=True)
+                return None
+            self._reporter.advance(self._reporter.done + len(chunk))
+            return chunk
+
     def __aiter__(self) -> AsyncIterator[bytes]:
+        # A generator per loop, so that a loop left early (its generator closed) cancels the
+        # stream; ``anext(stream)`` reads the same bytes through ``__anext__``.
         return self._chunks()
 
+    async def __anext__(self) -> bytes:
+        chunk = await self._next()
+        if chunk is None:
+            raise StopAsyncIteration
+        return chunk
+
     async def _chunks(self) -> AsyncIterator[bytes]:
-        if self._claimed:
-            raise StateError('this stream is being read or was read already: a stream can be '
-                             'read once (join() it to keep the bytes)')
-        self._claimed = True
-        finished = False
+        """The chunks, for the readers below: leaving early cancels the stream."""
         try:
-            while (chunk := await self._source.next_chunk()) is not None:
-                self._reporter.total = self._source.total
-                self._reporter.advance(self._reporter.done + len(chunk))
+            while (chunk := await self._next()) is not None:
                 yield chunk
-            finished = True
-            self._reporter.total = self._source.total
-            self._reporter.advance(self._reporter.done, finished=True)
         finally:
-            if not finished:
-                self._source.cancel()
-                self._reporter.advance(self._reporter.done, finished=True)
+            if not self._finished:
+                self.cancel()
 
     async def join(self) -> bytes:
         """Every byte of the stream, as one bytes object."""

@@ -61,7 +61,10 @@ FRAME = {
                  'enum': ['open', 'close', 'echo', 'call', 'pipe', 'result', 'error']},
         'call': {'type': 'integer', 'minimum': 1},
         'channel': {'type': 'integer', 'minimum': 1},
-        'code': {'type': 'string'},
+        'code': {'type': 'string',
+                 'description': 'open: JavaScript source of a function (channel) => ..., one '
+                                'expression or a script whose completion value is the function; '
+                                'not run again for a channel the page has open'},
         'name': {'type': 'string'},
         'args': {'type': 'array'},
         'value': {},

@@ -127,6 +127,23 @@ class Options:
     cloudflared_path: str | None = None
     """The cloudflared binary for ``tunnel='cloudflared'``; ``None`` looks for it on PATH."""
 
+    shutdown_timeout: float = 1.0
+    """Seconds ``stop()`` lets the requests being handled finish before it cancels them
+    (jupyter-jchannel's option of the same name, whose default is 60)."""
+
+    # jupyter-jchannel's WebSocket settings, accepted so that its code runs unchanged; over
+    # HTTP they mean nothing (its ``max_msg_size`` is ``max_body`` here, and its
+    # ``keepalive_timeout`` and ``heartbeat`` have counterparts of the same name above).
+    send_timeout: float | None = 3
+    """No effect (jupyter-jchannel: how long a page's stream upload waits for its socket)."""
+
+    receive_timeout: float | None = None
+    """No effect (jupyter-jchannel: aiohttp's WebSocket receive timeout)."""
+
+    high_water_mark: int = 1
+    """No effect (jupyter-jchannel: chunks of an upload queued in the kernel); here
+    ``stream_buffer`` and ``streams_buffer`` bound what a stream holds."""
+
     def __post_init__(self) -> None:
         if self.heartbeat <= 0:
             raise ValueError('heartbeat must be a positive number of seconds')
@@ -146,6 +163,8 @@ class Options:
             raise ValueError('poll_linger must be a non-negative number of seconds')
         if self.fd_headroom < 0:
             raise ValueError('fd_headroom cannot be negative')
+        if not self.shutdown_timeout >= 0:
+            raise ValueError('shutdown_timeout must be a non-negative number of seconds')
         for name in ('poll_hold', 'stream_max_age', 'first_event_deadline', 'upgrade_interval',
                      'head_timeout', 'keepalive_timeout', 'body_timeout'):
             if not getattr(self, name) > 0:
@@ -166,9 +185,14 @@ class Options:
     def from_kwargs(cls, **kwargs: Any) -> 'Options':
         """Build options from keyword arguments, refusing unknown names clearly."""
         known = {item.name for item in fields(cls)}
+        if 'max_msg_size' in kwargs:  # jupyter-jchannel's name for the same bound
+            size = kwargs.pop('max_msg_size')
+            if kwargs.setdefault('max_body', size) != size:
+                raise ValueError('max_msg_size is another name of max_body: give one of them')
         unknown = sorted(set(kwargs) - known)
         if unknown:
-            raise TypeError(f'unknown option(s) {unknown}; known options are {sorted(known)}')
+            raise TypeError(f'unknown option(s) {unknown}; known options are '
+                            f'{sorted(known | {"max_msg_size"})}')
         return cls(**kwargs)
 
 

@@ -57,6 +57,10 @@ def describe(exc: BaseException) -> str:
                 f'{type(failure).__name__}>')
 
 
+class Unsent(asyncio.TimeoutError):
+    """A request found the outbox full for longer than its timeout: it was not sent."""
+
+
 def _expire(future: asyncio.Future) -> None:
     if not future.done():
         future.set_exception(asyncio.TimeoutError())
@@ -88,24 +92,34 @@ class Rpc:
         """Kernel calls waiting for the page."""
         return len(self._pending)
 
-    async def request(self, make: Callable[[int], Request], timeout: float | None = None) -> Any:
-        """Send the request ``make(call_id)`` and wait for its reply; ``asyncio.TimeoutError``
-        after ``timeout`` seconds (None: no limit)."""
+    async def request(self, make: Callable[[int], Request], timeout: float | None = None,
+                      reply_by: float | None = None) -> Any:
+        """Send the request ``make(call_id)`` and wait for its reply.
+
+        ``timeout`` bounds the wait for room in a full outbox (``Unsent`` beyond it: nothing was
+        sent); ``reply_by`` is the loop time by which the whole request must be answered
+        (``asyncio.TimeoutError`` beyond it). None: no bound.
+        """
         self._next_call += 1
         call = self._next_call
         loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
         future = loop.create_future()
         self._pending[call] = future
         timer = None
         try:
             frame = Prepared.of(make(call))  # TypeError here: nothing was sent
             if self._link.push(frame) is None:  # the outbox is full: wait for room, in time
-                remaining = None if deadline is None else max(0.0, deadline - loop.time())
-                await asyncio.wait_for(self._link.send(frame), remaining)
+                bounds = [bound for bound in (
+                    None if timeout is None else loop.time() + timeout, reply_by)
+                    if bound is not None]
+                remaining = max(0.0, min(bounds) - loop.time()) if bounds else None
+                try:
+                    await asyncio.wait_for(self._link.send(frame), remaining)
+                except asyncio.TimeoutError:
+                    raise Unsent() from None
             # A timer on the future rather than wait_for: no task more per call.
-            if deadline is not None:
-                timer = loop.call_at(deadline, _expire, future)
+            if reply_by is not None:
+                timer = loop.call_at(reply_by, _expire, future)
             return await future
         finally:
             if timer is not None:
@@ -221,7 +235,9 @@ class Rpc:
         message = describe(exc)
         if self._debug:
             message += '\n' + ''.join(traceback.format_exception(exc))
-        return Error(call, type(exc).__name__, message)
+        # A missing method is an AttributeError, as in jupyter-jchannel (MissingMethod is ours)
+        name = 'AttributeError' if isinstance(exc, MissingMethod) else type(exc).__name__
+        return Error(call, name, message)
 
     async def stop(self) -> None:
         """Cancel handler calls still running."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 import secrets
@@ -21,7 +22,7 @@ from .frontend import NotebookOutput, in_notebook
 from .frames import Request, Stop
 from .link import Link
 from .options import Options
-from .rpc import Rpc
+from .rpc import Rpc, Unsent
 from .tunnels import Launcher, close_tunnel, open_tunnel
 from .tunnels import resolve as resolve_tunnel
 from .transfers import StreamHub
@@ -47,6 +48,10 @@ class Server:
     ``jchannel_http.tunnels``); ``stop()`` ends it.
     ``token`` defaults to 32 random bytes. Other keyword arguments are the bounds of
     ``Options`` (``heartbeat``, ``outbox_messages``, ``max_body``, ...).
+
+    A stopped server can be started again: it keeps its token and its channels (they open again
+    in the page on their next call), listens on the same ``port`` if one was given (else on a
+    new free port) and opens its tunnel again.
     """
 
     def __init__(self, host: str = '127.0.0.1', port: int = 0, url: str | None = None,
@@ -66,7 +71,9 @@ class Server:
         self._tunnel_open = False
         self.host = host
         self.port = port
-        self._url = url.rstrip('/') if url else None
+        self._port_asked = port
+        self._url_given = url.rstrip('/') if url else None
+        self._url = self._url_given
         self.token = token or secrets.token_urlsafe(32)
         self._channels: dict[int, Channel] = {}
         self._names: dict[str, Channel] = {}
@@ -81,6 +88,8 @@ class Server:
         self._stopped = False
         self._notebook: NotebookOutput | None = None
         self._arrival = asyncio.Event()
+        self._watchdog: asyncio.Task | None = None
+        self._dismissing: asyncio.Task | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -102,13 +111,23 @@ class Server:
     async def _start(self) -> None:
         from .http_app import PROTOCOL_LOG, make_app  # the HTTP adapter imports this module
 
-        if self._runner is not None or self._stopped:
-            raise StateError('a server can be started only once')
+        if self._runner is not None:
+            return  # already listening: as jupyter-jchannel, starting again does nothing
+        if self._stopped:  # started again after stop(): a fresh life with the same token
+            self._stopped = False
+            self.port = self._port_asked
+            self._url = self._url_given
+            self._gate = ClientGate(self.options.liveness)
+            self.connections = ConnectionGuard(self.options)
+            self._notebook = None
+            for channel in self._channels.values():
+                channel._open = False  # the page forgot it: the next call opens it again
         self._link = Link(self.options)
         self._streams = StreamHub(self.options, lambda: self._gate.is_live(time.monotonic()))
         self._rpc = Rpc(self._link, self._channels, self.options.debug, self._streams)
         runner = GuardedRunner(make_app(self), self.connections, access_log=None,
-                               handler_cancellation=True, shutdown_timeout=1.0,
+                               handler_cancellation=True,
+                               shutdown_timeout=self.options.shutdown_timeout,
                                logger=PROTOCOL_LOG, **runner_options(self.options))
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)
@@ -116,6 +135,7 @@ class Server:
             await site.start()
         except OSError as exc:
             await runner.cleanup()
+            self._stopped = True  # start() may be tried again
             raise StateError(f'cannot listen on {self.host}:{self.port}: {exc.strerror}') from exc
         self._runner = runner
         self.connections.start()
@@ -125,12 +145,38 @@ class Server:
                 self._url = await open_tunnel(self.tunnel, self.port)
             except BaseException:
                 self._runner = None
+                self._stopped = True  # start() may be tried again
                 await self.connections.stop()
                 await runner.cleanup()
                 raise
             self._tunnel_open = True
         self._started_at = time.monotonic()
+        self._watchdog = asyncio.create_task(self._watch_page())
         self._announce()
+
+    async def _watch_page(self) -> None:
+        """Fail the kernel calls sent to a page that went away (it released the server, or it
+        has been silent for two heartbeats): without a ``deadline`` nothing else would end them.
+
+        A tick that comes late (the kernel's loop was blocked, so the page could not be heard)
+        is skipped: the page gets a fresh chance to be heard first.
+        """
+        loop = asyncio.get_running_loop()
+        interval = min(1.0, self.options.liveness / 4)
+        last = loop.time()
+        while True:
+            await asyncio.sleep(interval)
+            now = loop.time()
+            late, last = now - last > 3 * interval, now
+            if late or self._rpc is None or self._rpc.pending == 0:
+                continue
+            if self._gate.current is None or self._gate.is_live(time.monotonic()):
+                continue
+            failed = self._rpc.pending
+            self._rpc.fail_all(StateError(
+                'the page went away (it released the server, or was silent for '
+                f'{self.options.liveness:g} s); the call may or may not have run in it'))
+            log.info('failed %d call(s) sent to a page that went away', failed)
 
     def _announce(self) -> None:
         if in_notebook():
@@ -145,10 +191,14 @@ class Server:
             print(line, file=sys.stderr)
 
     async def _stop(self) -> None:
-        if self._stopped:
+        if self._stopped or self._runner is None:
             return
         self._stopped = True
         self._arrival.set()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            await asyncio.gather(self._watchdog, return_exceptions=True)
+            self._watchdog = None
         await self._dismiss_page()
         if self._notebook is not None:
             self._notebook.close(f'jchannel_http: the server at {self.url} was stopped')
@@ -164,6 +214,7 @@ class Server:
             if self._runner is not None:
                 await self._runner.cleanup()
         finally:
+            self._runner = None
             if self._tunnel_open and self.tunnel is not None:
                 self._tunnel_open = False
                 await close_tunnel(self.tunnel)
@@ -184,6 +235,62 @@ class Server:
     def running(self) -> bool:
         """Whether the server accepts connections."""
         return self._runner is not None and not self._stopped
+
+    # -- options that jupyter-jchannel's Server has as attributes --------------------------
+
+    @property
+    def max_msg_size(self) -> Any:
+        """jupyter-jchannel's name of ``max_body``: the largest request body accepted. Set it before ``start()``."""
+        return self.options.max_body
+
+    @max_msg_size.setter
+    def max_msg_size(self, value: Any) -> None:
+        self.options = dataclasses.replace(self.options, max_body=value)
+
+    @property
+    def keepalive_timeout(self) -> Any:
+        """Seconds an idle keep-alive connection stays open. Set it before ``start()``."""
+        return self.options.keepalive_timeout
+
+    @keepalive_timeout.setter
+    def keepalive_timeout(self, value: Any) -> None:
+        self.options = dataclasses.replace(self.options, keepalive_timeout=value)
+
+    @property
+    def shutdown_timeout(self) -> Any:
+        """Seconds ``stop()`` lets requests being handled finish. Set it before ``start()``."""
+        return self.options.shutdown_timeout
+
+    @shutdown_timeout.setter
+    def shutdown_timeout(self, value: Any) -> None:
+        self.options = dataclasses.replace(self.options, shutdown_timeout=value)
+
+    @property
+    def send_timeout(self) -> Any:
+        """Accepted for jupyter-jchannel compatibility; no effect over HTTP. Set it before ``start()``."""
+        return self.options.send_timeout
+
+    @send_timeout.setter
+    def send_timeout(self, value: Any) -> None:
+        self.options = dataclasses.replace(self.options, send_timeout=value)
+
+    @property
+    def receive_timeout(self) -> Any:
+        """Accepted for jupyter-jchannel compatibility; no effect over HTTP. Set it before ``start()``."""
+        return self.options.receive_timeout
+
+    @receive_timeout.setter
+    def receive_timeout(self, value: Any) -> None:
+        self.options = dataclasses.replace(self.options, receive_timeout=value)
+
+    @property
+    def high_water_mark(self) -> Any:
+        """Accepted for jupyter-jchannel compatibility; no effect over HTTP. Set it before ``start()``."""
+        return self.options.high_water_mark
+
+    @high_water_mark.setter
+    def high_water_mark(self, value: Any) -> None:
+        self.options = dataclasses.replace(self.options, high_water_mark=value)
 
     # -- addresses ---------------------------------------------------------------------------
 
@@ -207,11 +314,16 @@ class Server:
 
     # -- channels ----------------------------------------------------------------------------
 
-    async def open(self, code: str, timeout: float | None = 3, name: str | None = None) -> Channel:
-        """Create a channel whose page side ``code`` sets up, open it and return it."""
+    async def open(self, code: str, timeout: float | None = 3, name: str | None = None,
+                   deadline: float | None = None) -> Channel:
+        """Create a channel whose page side ``code`` sets up, open it and return it.
+
+        ``timeout`` bounds the wait for a connected page; ``deadline``, if given, the whole
+        opening (see ``Channel.call``).
+        """
         channel = Channel(self, code, name)
         try:
-            await channel.open(timeout)
+            await channel.open(timeout, deadline=deadline)
         except BaseException:
             channel.destroy()
             raise
@@ -237,8 +349,10 @@ class Server:
         if channel.name is not None:
             self._names.pop(channel.name, None)
 
-    async def _await_page(self, timeout: float | None, what: str) -> None:
-        """Return once a page is connected, waiting at most ``timeout`` seconds for one.
+    async def _await_page(self, timeout: float | None, what: str,
+                          end: float | None = None) -> None:
+        """Return once a page is connected, waiting at most ``timeout`` seconds for one (and
+        not beyond the loop time ``end``, a call's deadline).
 
         In a notebook, a missing page is brought back through the running cell's output: the
         server shows the bootstrap there again (after a reload, the tab has no client).
@@ -248,17 +362,22 @@ class Server:
         if self._notebook is not None and not self._stopped:
             self._notebook.show()
         loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
+        bounds = [bound for bound in (None if timeout is None else loop.time() + timeout, end)
+                  if bound is not None]
+        until = min(bounds) if bounds else None
         while True:
             self._arrival.clear()
-            if self._stopped:
-                raise StateError('the server was stopped')
+            if self._stopped or self._runner is None:
+                raise StateError('the server was stopped' if self._stopped
+                                 else 'the server is not running: await server.start() first')
             if self._gate.is_live(time.monotonic()):
                 return
-            remaining = None if deadline is None else deadline - loop.time()
+            remaining = None if until is None else until - loop.time()
             if remaining is not None and remaining <= 0:
+                waited = 'until the deadline' if end is not None and until == end \
+                    else f'{timeout} s'
                 raise StateError(
-                    f'no page is connected to {self.url} (waited {timeout} s for {what}): run '
+                    f'no page is connected to {self.url} (waited {waited} for {what}): run '
                     'start() in a notebook, or open server.page_url in a browser')
             try:
                 await asyncio.wait_for(self._arrival.wait(), remaining)
@@ -266,19 +385,47 @@ class Server:
                 pass
 
     async def _request(self, make: Callable[[int], Request], timeout: float | None,
-                       what: str) -> Any:
+                       what: str, end: float | None = None) -> Any:
+        """Send a request to the connected page and return its answer.
+
+        ``timeout`` bounds the wait for room in the outbox; ``end`` (a loop time, the call's
+        deadline) the whole request. Without ``end`` the answer is awaited as long as the page
+        that got the request stays (``_watch_page`` fails it when that page goes away).
+        """
         if self._rpc is None or self._stopped:
             raise StateError('the server is not running: await server.start() first'
                              if not self._stopped else 'the server was stopped')
         try:
-            return await self._rpc.request(make, timeout)
-        except asyncio.TimeoutError:
+            return await self._rpc.request(make, timeout, end)
+        except Unsent:
             if not self._gate.is_live(time.monotonic()):
                 raise StateError(
                     f'no page is connected to {self.url} (waited {timeout} s for {what}): run '
                     'start() in a notebook, or open server.page_url in a browser'
                 ) from None
-            raise TimeoutError(f'the page did not answer {what} within {timeout} s') from None
+            raise TimeoutError(f'the page did not take {what} within {timeout} s: the outbox '
+                               'stayed full (the page does not acknowledge)') from None
+        except asyncio.TimeoutError:
+            raise TimeoutError(f'the page did not answer {what} by its deadline') from None
+
+    # -- what jupyter-jchannel's Server offers as well --------------------------------------
+
+    def start_client(self) -> None:
+        """Bring a page client in: in a notebook, show the bootstrap in the running cell's
+        output; elsewhere, log which address to open. (Calls do this by themselves when no
+        page is connected.)"""
+        if not self.running:
+            raise StateError('the server is not running: await server.start() first')
+        if self._notebook is not None:
+            self._notebook.show()
+        else:
+            self._announce()
+
+    def stop_client(self) -> None:
+        """Stop the connected page's client (the server keeps running; the next call brings
+        a client back in a notebook). Does nothing when no page is connected."""
+        if self.running and (self._dismissing is None or self._dismissing.done()):
+            self._dismissing = asyncio.ensure_future(self._dismiss_page())
 
     # -- the page client (used by the HTTP adapter) ------------------------------------------
 

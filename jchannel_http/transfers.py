@@ -435,27 +435,3 @@ def _cancel_unread(ref: 'weakref.ref[Upload]') -> None:
     stream = ref()
     if stream is not None and stream.state == 'open' and not stream.core.complete:
         stream.cancel()
-
-
-async def wait_reply(request: Awaitable[Any], activity: Callable[[], int],
-                     timeout: float | None, what: str) -> Any:
-    """Await ``request``; time out only after ``timeout`` seconds in which ``activity()``
-    (bytes a stream moved) did not change, so a long transfer never times out while it moves.
-    """
-    task = asyncio.ensure_future(request)
-    if timeout is None:
-        return await task
-    last = activity()
-    try:
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=timeout)
-            if done:
-                return task.result()
-            now = activity()
-            if now == last:
-                raise TimeoutError(f'the page did not answer {what} within {timeout} s of the '
-                                   'last bytes it confirmed')
-            last = now
-    finally:
-        if not task.done():
-            task.cancel()

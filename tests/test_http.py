@@ -119,7 +119,7 @@ async def test_page_calls_reach_the_handler_once_even_when_posted_twice(server, 
         assert replies[2]['type'] == 'error' and replies[2]['name'] == 'ZeroDivisionError'
         assert replies[2]['message'] == 'division by zero'
         assert replies[3]['value'] == ['é', None]
-        assert replies[4]['name'] == 'MissingMethod'
+        assert replies[4]['name'] == 'AttributeError'  # as in jupyter-jchannel
         assert "handler has no method 'missing'" in replies[4]['message']
     finally:
         response.close()

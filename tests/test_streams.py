@@ -196,10 +196,32 @@ async def test_join_progress_and_errors() -> None:
     assert await stream.join() == b'abcde'
     assert [(p.done, p.total, p.delta, p.finished) for p in seen] == [
         (2, 5, 2, False), (5, 5, 3, False), (5, 5, 0, True)]
-    with pytest.raises(StateError, match='read once'):
-        await stream.join()
+    assert await stream.join() == b''  # read: a second reading yields nothing
+    assert [chunk async for chunk in stream] == [] and len(seen) == 3
     with pytest.raises(ValueError, match='boom'):
         await meta('a', error=ValueError('boom')).join()
+
+
+async def test_anext_reads_the_same_bytes_as_a_loop() -> None:
+    stream = meta('ab', 'cd', 'e')
+    assert await anext(stream) == b'ab'
+    assert [chunk async for chunk in stream] == [b'cd', b'e']
+    with pytest.raises(StopAsyncIteration):
+        await anext(stream)
+    assert await anext(stream, None) is None
+
+
+async def test_a_cancelled_stream_refuses_a_new_reading() -> None:
+    source = ListSource([b'a', b'b'])
+    stream = MetaGenerator(source)
+    async for _ in stream:
+        break
+    for _ in range(10):  # the loop closes the abandoned generator
+        if source.cancelled:
+            break
+        await asyncio.sleep(0)
+    with pytest.raises(StateError, match='cancelled'):
+        await stream.join()
 
 
 async def test_a_consumer_that_stops_early_cancels_the_source() -> None:

@@ -356,13 +356,28 @@ def test_transport_options_are_checked(options, message) -> None:
         jchannel_http.Server(**options)
 
 
-async def test_a_call_the_connected_page_does_not_answer_times_out(server, http) -> None:
+async def test_a_call_the_connected_page_does_not_answer_by_its_deadline_fails(server, http) -> None:
     await poll(http, server)
     channel = opened_channel(server)
-    with pytest.raises(TimeoutError, match=r"the page did not answer call 'f' within 0.2 s"):
-        await channel.call('f', timeout=0.2)
+    with pytest.raises(TimeoutError, match=r"the page did not answer call 'f' by its deadline"):
+        await channel.call('f', deadline=0.2)
     assert server.rpc.pending == 0
     assert server.status()['outbox']['messages'] == 1  # sent, never answered: kept for the page
+
+
+async def test_timeout_bounds_the_wait_for_a_page_not_the_answer(server, http) -> None:
+    _, hello = await poll(http, server)
+    channel = opened_channel(server)
+    call = channel.call('f', timeout=0.2)
+    for _ in range(8):  # the page stays (it polls) and takes its time: the call waits
+        _, answer = await poll(http, server, session=hello['session'], cursor=0, hold=0)
+        await asyncio.sleep(0.1)
+    assert not call.done()
+    body = {'client': CLIENT, 'session': hello['session'], 'ack': 1,
+            'messages': [{'seq': 1, 'type': 'result', 'call': answer['frames'][0]['call'],
+                          'value': 'late'}]}
+    await post(http, server, body)
+    assert await call == 'late'
 
 
 async def test_a_call_waiting_for_room_in_a_full_outbox_times_out_unsent(http) -> None:
@@ -371,7 +386,7 @@ async def test_a_call_waiting_for_room_in_a_full_outbox_times_out_unsent(http) -
         channel = opened_channel(server)
         waiting = [channel.call('f', i, timeout=10) for i in range(2)]
         await queued(server, 2)
-        with pytest.raises(TimeoutError, match='did not answer'):
+        with pytest.raises(TimeoutError, match="did not take call 'f' within 0.2 s"):
             await channel.call('f', 'late', timeout=0.2)
         assert server.status()['outbox']['messages'] == 2 and server.rpc.pending == 2
         for task in waiting:

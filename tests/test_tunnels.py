@@ -336,6 +336,21 @@ async def test_ngrok_forwards_the_port_and_disconnects_on_stop(monkeypatch) -> N
     assert module.calls[-1] == ('disconnect', server.url)
 
 
+async def test_a_server_started_again_opens_its_tunnel_again(monkeypatch) -> None:
+    module = ngrok_stand_in()
+    monkeypatch.setitem(sys.modules, 'ngrok', module)
+    monkeypatch.setenv('NGROK_AUTHTOKEN', 'token')
+    server = jchannel_http.Server(tunnel='ngrok', token=TOKEN)
+    for _ in range(2):
+        await server.start()
+        assert server.url == f'http://127.0.0.1:{server.port}'
+        async with aiohttp.ClientSession(headers=AUTH) as http:
+            async with http.get(f'{server.url}/status') as response:
+                assert response.status == 200
+        await server.stop()
+    assert [call[0] for call in module.calls] == ['forward', 'disconnect', 'forward', 'disconnect']
+
+
 async def test_ngrok_refusal_keeps_the_cause(monkeypatch) -> None:
     refusal = ValueError('ERR_NGROK_105: the authtoken you specified is not valid')
     monkeypatch.setitem(sys.modules, 'ngrok', ngrok_stand_in(fail=refusal))

@@ -641,3 +641,38 @@ test('a POST the kernel server fails on (500 internal_error) starts a new sessio
   await waitUntil(() => client.session === 's2' && client.state === 'connected');
   await assert.rejects(channel.call(42), { name: 'TypeError', message: 'a method name must be a string, not number' });
 });
+
+test('open code runs as a script when it is not one expression, and an open channel keeps its first result', async () => {
+  const server = new FakeServer();
+  const client = makeClient(server);
+  await client.ready();
+  globalThis.openRuns = 0;
+  const codes = [
+    '(channel) => { globalThis.openRuns += 1; channel.handler = { one: () => 1 }; return "a"; };',
+    'const two = 2;\n(channel) => { channel.handler = { two: () => two }; return "b"; }',
+    '(channel) => {',
+    'const notAFunction = 3; notAFunction;',
+    '(channel) => { globalThis.openRuns += 1; return "c"; }',
+  ];
+  codes.forEach((code, i) =>
+    server.stream.frame({ seq: i + 1, type: 'open', call: i + 1, channel: i + 1, code }),
+  );
+  await waitUntil(() => server.received.length === 5);
+  const answer = (call) => server.received.find((frame) => frame.call === call);
+  assert.equal(answer(1).value, 'a');
+  assert.equal(answer(2).value, 'b');
+  assert.equal(answer(3).name, 'SyntaxError');
+  assert.deepEqual([answer(4).name, answer(4).message], ['TypeError', 'the code of an open frame is not a function']);
+  // Opening channel 1 again (and channel 5 twice at once): the code does not run again.
+  server.stream.frame({ seq: 6, type: 'open', call: 6, channel: 1, code: codes[0] });
+  server.stream.frame({ seq: 7, type: 'open', call: 7, channel: 5, code: codes[4] });
+  server.stream.frame({ seq: 8, type: 'call', call: 8, channel: 2, name: 'two', args: [] });
+  await waitUntil(() => server.received.length === 8);
+  assert.deepEqual([answer(6).value, answer(7).value, answer(8).value], ['a', 'c', 2]);
+  assert.equal(globalThis.openRuns, 2);
+  // Closed, it opens anew.
+  server.stream.frame({ seq: 9, type: 'close', call: 9, channel: 1 });
+  server.stream.frame({ seq: 10, type: 'open', call: 10, channel: 1, code: codes[0] });
+  await waitUntil(() => server.received.length === 10);
+  assert.equal(globalThis.openRuns, 3);
+});

@@ -4,7 +4,7 @@ import { test as nodeTest } from 'node:test';
 import { Channel } from '../../client_js/channel.js';
 import { Client } from '../../client_js/client.js';
 import { KernelError, StateError } from '../../client_js/errors.js';
-import { jchannel, start, stop } from '../../client_js/index.js';
+import { jchannel, splitToken, start, stop } from '../../client_js/index.js';
 import { FakeServer, jsonResponse } from './fake_server.mjs';
 
 const test = (name, body) => nodeTest(name, { timeout: 2000 }, body);
@@ -65,4 +65,31 @@ test('errors carry their names and fields', () => {
   assert.ok(state instanceof Error);
   assert.equal(state.name, 'StateError');
   assert.equal(state.message, 'closed');
+});
+
+test("jupyter-jchannel's forms: start(url?token=T, maxMsgSize) and an awaitable stop", async () => {
+  const server = new FakeServer();
+  const realFetch = globalThis.fetch;
+  globalThis.fetch = server.fetch; // the predecessor's form passes no options at all
+  try {
+    const client = await start('http://three.test/kernel/page?token=from-url', 4194304);
+    assert.equal(client.url, 'http://three.test/kernel');
+    assert.equal(client.state, 'connected');
+    assert.equal(server.streams[0].init.headers.Authorization, 'Bearer from-url');
+    assert.equal(await start('http://three.test/kernel?token=from-url', 4194304), client);
+    const stopping = stop('http://three.test/kernel?token=from-url');
+    assert.ok(stopping instanceof Promise);
+    assert.equal(await stopping, undefined);
+    assert.equal(client.state, 'stopped');
+    assert.ok((await stop('http://never.test')) === undefined);
+  } finally {
+    globalThis.fetch = realFetch;
+  }
+});
+
+test('splitToken takes the token out of a URL and keeps the rest', () => {
+  assert.deepEqual(splitToken('http://h:1/p/'), { base: 'http://h:1/p', token: undefined });
+  assert.deepEqual(splitToken('http://h:1/p/page?token=abc'), { base: 'http://h:1/p', token: 'abc' });
+  assert.deepEqual(splitToken('/proxy/8765?x=1&token=abc'), { base: '/proxy/8765?x=1', token: 'abc' });
+  assert.deepEqual(splitToken('http://h:1/page?x=1'), { base: 'http://h:1/page?x=1', token: undefined });
 });

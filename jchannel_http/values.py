@@ -37,6 +37,24 @@ _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_STRICT_INTEGER
 _SURROGATES = 'surrogates not allowed'
 
 
+def _orjson_levels() -> int:
+    """The most levels of arrays orjson writes (it refuses deeper values)."""
+    value: Any = 0
+    for levels in range(1, 4097):
+        value = [value]
+        try:
+            orjson.dumps(value)
+        except orjson.JSONEncodeError:
+            return levels - 1
+    return 4096
+
+
+_WRAP = max(0, _orjson_levels() - MAX_DEPTH - 1)
+"""Arrays put around a value before orjson writes it, so that orjson's own nesting limit
+refuses exactly the values whose members are nested deeper than ``MAX_DEPTH``: those are then
+walked, and refused naming their place."""
+
+
 def _numpy_default(value: Any) -> Any:
     """orjson's fallback for numpy values its own support leaves out (object arrays, ...)."""
     numpy = sys.modules.get('numpy')
@@ -86,10 +104,16 @@ def encode_checked(value: Any, fields: dict[str, Any]) -> bytes:
     """JSON bytes of ``value`` after checking its user values, ``fields`` (root name -> value).
 
     Raises TypeError naming the first value that cannot cross (see the module's docstring).
-    The values are walked only when orjson refused something or wrote a ``null``.
+    ``fields`` are members of the object ``value``. The values are walked only when orjson
+    refused something (nesting deeper than ``MAX_DEPTH`` included) or wrote a ``null``.
     """
+    wrapped = value
+    for _ in range(_WRAP):
+        wrapped = [wrapped]
     try:
-        data = orjson.dumps(value, default=_numpy_default, option=_OPTIONS)
+        data = orjson.dumps(wrapped, default=_numpy_default, option=_OPTIONS)
+        if _WRAP:
+            data = data[_WRAP:-_WRAP]
     except TypeError as exc:
         for root, item in fields.items():
             _raise_problem(root, item)

@@ -171,3 +171,19 @@ def test_random_values_round_trip_or_are_refused_by_name() -> None:
         else:
             with pytest.raises(TypeError, match=r'cannot send args\['):
                 encode(1, Echo(1, 1, args))
+
+
+@pytest.mark.parametrize('extra', [0, 1, 2, 3, 4])
+def test_nesting_is_refused_exactly_beyond_the_bound(extra: int) -> None:
+    """orjson writes a few levels more than MAX_DEPTH: those are refused too."""
+    deep_arg, deep_result = nested(MAX_DEPTH - 1 + extra), nested(MAX_DEPTH + extra)
+    if extra == 0:  # the args array is one of the levels of the args
+        assert orjson.loads(encode(1, Call(1, 1, 'f', [deep_arg])))['args'] == [deep_arg]
+        assert orjson.loads(encode(1, Result(1, deep_result)))['value'] == deep_result
+        return
+    with pytest.raises(TypeError, match=rf'cannot send args(\[0\])+\.\.\..*deeper than {MAX_DEPTH}'):
+        encode(1, Call(1, 1, 'f', [deep_arg]))
+    with pytest.raises(TypeError, match=rf'cannot send result(\[0\])+\.\.\..*deeper than {MAX_DEPTH}'):
+        encode(1, Result(1, deep_result))
+    with pytest.raises(TypeError, match=f'deeper than {MAX_DEPTH}'):
+        encode(1, Result(1, {'s': '\ud800', 'deep': deep_result}))

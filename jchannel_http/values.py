@@ -23,6 +23,7 @@ import dataclasses
 import enum
 import json
 import math
+import re
 import sys
 from typing import Any, Iterator
 
@@ -84,16 +85,58 @@ def _dumps_with_surrogates(value: Any) -> bytes:
 
 
 def loads(data: bytes | str) -> Any:
-    """Parse JSON from the page; lone surrogate escapes (which orjson refuses) are kept."""
+    """Parse JSON from the page; lone surrogate escapes (which orjson refuses) are kept.
+
+    A number is what ``JSON.parse`` makes of it: an integer literal beyond +/-(2**53 - 1) is
+    the JavaScript number (a float) it stands for. ``JSON.stringify`` writes large numbers such
+    as ``2**60`` as integer literals (``1152921504606847000``), which Python would read as
+    another integer, and one that could not be sent back.
+    """
     try:
-        return orjson.loads(data)
+        value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         if 'surrogate' not in str(exc):
             raise
         try:
-            return json.loads(data, parse_constant=_refuse_constant)
+            value = json.loads(data, parse_constant=_refuse_constant)
         except (ValueError, RecursionError):
             raise exc from None
+    if (_LONG_DIGITS.search(data) if isinstance(data, (bytes, bytearray, memoryview))
+            else _LONG_DIGITS_TEXT.search(data)):
+        value = _as_doubles(value)
+    return value
+
+
+_LONG_DIGITS = re.compile(rb'[0-9]{16}')
+_LONG_DIGITS_TEXT = re.compile(r'[0-9]{16}')
+"""Integers beyond 2**53 - 1 have 16 digits or more: only then are the parsed values walked."""
+
+
+def _as_doubles(value: Any) -> Any:
+    """``value`` with every integer beyond +/-(2**53 - 1) made a float, in place."""
+    if not isinstance(value, (dict, list)):
+        return _as_double(value) if _is_unsafe_integer(value) else value
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        pairs = item.items() if isinstance(item, dict) else enumerate(item)
+        for key, child in list(pairs):
+            if isinstance(child, (dict, list)):
+                stack.append(child)
+            elif _is_unsafe_integer(child):
+                item[key] = _as_double(child)
+    return value
+
+
+def _is_unsafe_integer(value: Any) -> bool:
+    return type(value) is int and abs(value) > MAX_SAFE_INTEGER
+
+
+def _as_double(value: int) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # JSON.parse makes it an infinity
+        return math.copysign(math.inf, value)
 
 
 def _refuse_constant(name: str) -> Any:

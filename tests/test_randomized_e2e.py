@@ -591,10 +591,14 @@ class Run:
             if early:
                 self.fail(f'round {number}: a page call whose kernel handler never answered '
                           f'was answered: {self.describe(held)}')
-            await asyncio.sleep(0)
+            while not set(held) <= set(self.kernel.held):  # their frames may still be on the way
+                if time.monotonic() > deadline:
+                    self.fail(f'round {number}: calls never reached the kernel: '
+                              f'{self.describe(sorted(set(held) - set(self.kernel.held)))}')
+                await asyncio.sleep(0.02)
             released = self.kernel.release()
-            assert sorted(held) == released or set(released) <= set(held), \
-                f'seed {self.seed}: held handlers {released}, expected {held}'
+            if released != sorted(held):
+                self.fail(f'round {number}: held kernel handlers {released}, expected {held}')
             await self.wait_page(held, time.monotonic() + ROUND_LIMIT, number)
         await self.page.evaluate('fuzz.releaseAll()')
         page_outcomes = await self.page.evaluate('(ids) => fuzz.take(ids)', page_ids)

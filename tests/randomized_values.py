@@ -117,14 +117,6 @@ def page_form(value: Any) -> Any:
     return value
 
 
-def levels(value: Any) -> int:
-    """Levels of arrays and objects in ``value``."""
-    if isinstance(value, (list, dict)):
-        items = value.values() if isinstance(value, dict) else value
-        return 1 + max((levels(item) for item in items), default=0)
-    return 0
-
-
 def same(a: Any, b: Any) -> bool:
     """Equal as JSON values: numbers by value (2 == 2.0), but booleans only to booleans."""
     if isinstance(a, bool) or isinstance(b, bool):

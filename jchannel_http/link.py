@@ -93,6 +93,16 @@ class Link:
         if self.carried:
             self.carried = {seq for seq in self.carried if seq > upto}
 
+    def resume(self, cursor: int) -> list[Entry]:
+        """A stream or a poll resumes after ``cursor``: acknowledge up to it, as a POST's ack
+        does (senders waiting for room wake), and return the frames after it.
+
+        Raises ResyncError when ``cursor`` cannot be served.
+        """
+        entries = self.session.outbox.since(cursor)
+        self.acknowledge(cursor)
+        return entries
+
     def receive(self, frames: list[tuple[int, Frame]]) -> list[Frame]:
         """Take frames posted by the page; return those now due, in order, each once."""
         return self.session.inbox.receive_all(frames)

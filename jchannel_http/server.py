@@ -494,7 +494,7 @@ class Server:
                       cursor, current.outbox.acked)
             cursor = current.outbox.acked
         try:
-            return self.link.session.resume(cursor)
+            return self.link.resume(cursor)  # an acknowledgement: it may make room
         except ResyncError as exc:
             self.renew(f'the page asked for a resync: {exc}')
             raise

@@ -23,6 +23,7 @@ import dataclasses
 import enum
 import json
 import math
+import re
 import sys
 from typing import Any, Iterator
 
@@ -35,6 +36,24 @@ MAX_SAFE_INTEGER = 2**53 - 1
 
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_STRICT_INTEGER
 _SURROGATES = 'surrogates not allowed'
+
+
+def _orjson_levels() -> int:
+    """The most levels of arrays orjson writes (it refuses deeper values)."""
+    value: Any = 0
+    for levels in range(1, 4097):
+        value = [value]
+        try:
+            orjson.dumps(value)
+        except orjson.JSONEncodeError:
+            return levels - 1
+    return 4096
+
+
+_WRAP = max(0, _orjson_levels() - MAX_DEPTH - 1)
+"""Arrays put around a value before orjson writes it, so that orjson's own nesting limit
+refuses exactly the values whose members are nested deeper than ``MAX_DEPTH``: those are then
+walked, and refused naming their place."""
 
 
 def _numpy_default(value: Any) -> Any:
@@ -66,16 +85,58 @@ def _dumps_with_surrogates(value: Any) -> bytes:
 
 
 def loads(data: bytes | str) -> Any:
-    """Parse JSON from the page; lone surrogate escapes (which orjson refuses) are kept."""
+    """Parse JSON from the page; lone surrogate escapes (which orjson refuses) are kept.
+
+    A number is what ``JSON.parse`` makes of it: an integer literal beyond +/-(2**53 - 1) is
+    the JavaScript number (a float) it stands for. ``JSON.stringify`` writes large numbers such
+    as ``2**60`` as integer literals (``1152921504606847000``), which Python would read as
+    another integer, and one that could not be sent back.
+    """
     try:
-        return orjson.loads(data)
+        value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         if 'surrogate' not in str(exc):
             raise
         try:
-            return json.loads(data, parse_constant=_refuse_constant)
+            value = json.loads(data, parse_constant=_refuse_constant)
         except (ValueError, RecursionError):
             raise exc from None
+    if (_LONG_DIGITS.search(data) if isinstance(data, (bytes, bytearray, memoryview))
+            else _LONG_DIGITS_TEXT.search(data)):
+        value = _as_doubles(value)
+    return value
+
+
+_LONG_DIGITS = re.compile(rb'[0-9]{16}')
+_LONG_DIGITS_TEXT = re.compile(r'[0-9]{16}')
+"""Integers beyond 2**53 - 1 have 16 digits or more: only then are the parsed values walked."""
+
+
+def _as_doubles(value: Any) -> Any:
+    """``value`` with every integer beyond +/-(2**53 - 1) made a float, in place."""
+    if not isinstance(value, (dict, list)):
+        return _as_double(value) if _is_unsafe_integer(value) else value
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        pairs = item.items() if isinstance(item, dict) else enumerate(item)
+        for key, child in list(pairs):
+            if isinstance(child, (dict, list)):
+                stack.append(child)
+            elif _is_unsafe_integer(child):
+                item[key] = _as_double(child)
+    return value
+
+
+def _is_unsafe_integer(value: Any) -> bool:
+    return type(value) is int and abs(value) > MAX_SAFE_INTEGER
+
+
+def _as_double(value: int) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # JSON.parse makes it an infinity
+        return math.copysign(math.inf, value)
 
 
 def _refuse_constant(name: str) -> Any:
@@ -86,10 +147,16 @@ def encode_checked(value: Any, fields: dict[str, Any]) -> bytes:
     """JSON bytes of ``value`` after checking its user values, ``fields`` (root name -> value).
 
     Raises TypeError naming the first value that cannot cross (see the module's docstring).
-    The values are walked only when orjson refused something or wrote a ``null``.
+    ``fields`` are members of the object ``value``. The values are walked only when orjson
+    refused something (nesting deeper than ``MAX_DEPTH`` included) or wrote a ``null``.
     """
+    wrapped = value
+    for _ in range(_WRAP):
+        wrapped = [wrapped]
     try:
-        data = orjson.dumps(value, default=_numpy_default, option=_OPTIONS)
+        data = orjson.dumps(wrapped, default=_numpy_default, option=_OPTIONS)
+        if _WRAP:
+            data = data[_WRAP:-_WRAP]
     except TypeError as exc:
         for root, item in fields.items():
             _raise_problem(root, item)

@@ -437,3 +437,21 @@ async def test_a_stream_and_a_post_never_send_the_same_frame(http) -> None:
             await reader.block(timeout=0.5)
         streamed.cancel()
         carried.cancel()
+
+
+async def test_a_poll_cursor_that_makes_room_wakes_the_senders_waiting_for_it(http) -> None:
+    """A poll's cursor (as a stream's) acknowledges frames: the calls and replies waiting for
+    room in a full outbox go on at once, as after the ack of a POST."""
+    async with serving(heartbeat=1, outbox_messages=2) as server:
+        _, hello = await poll(http, server)
+        session = hello['session']
+        channel = opened_channel(server)
+        calls = [channel.call('f', i, timeout=10) for i in range(4)]
+        await queued(server, 2)
+        _, answer = await poll(http, server, session=session, cursor=0)
+        assert [frame['seq'] for frame in answer['frames']] == [1, 2]
+        _, answer = await poll(http, server, session=session, cursor=2, hold=3)
+        assert [frame['seq'] for frame in answer['frames']][:1] == [3]
+        assert server.status()['sent'] == 4 and server.status()['acked'] == 2
+        for task in calls:
+            task.cancel()

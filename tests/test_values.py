@@ -171,3 +171,41 @@ def test_random_values_round_trip_or_are_refused_by_name() -> None:
         else:
             with pytest.raises(TypeError, match=r'cannot send args\['):
                 encode(1, Echo(1, 1, args))
+
+
+@pytest.mark.parametrize('extra', [0, 1, 2, 3, 4])
+def test_nesting_is_refused_exactly_beyond_the_bound(extra: int) -> None:
+    """orjson writes a few levels more than MAX_DEPTH: those are refused too."""
+    deep_arg, deep_result = nested(MAX_DEPTH - 1 + extra), nested(MAX_DEPTH + extra)
+    if extra == 0:  # the args array is one of the levels of the args
+        assert orjson.loads(encode(1, Call(1, 1, 'f', [deep_arg])))['args'] == [deep_arg]
+        assert orjson.loads(encode(1, Result(1, deep_result)))['value'] == deep_result
+        return
+    with pytest.raises(TypeError, match=rf'cannot send args(\[0\])+\.\.\..*deeper than {MAX_DEPTH}'):
+        encode(1, Call(1, 1, 'f', [deep_arg]))
+    with pytest.raises(TypeError, match=rf'cannot send result(\[0\])+\.\.\..*deeper than {MAX_DEPTH}'):
+        encode(1, Result(1, deep_result))
+    with pytest.raises(TypeError, match=f'deeper than {MAX_DEPTH}'):
+        encode(1, Result(1, {'s': '\ud800', 'deep': deep_result}))
+
+
+@pytest.mark.parametrize(('text', 'number'), [
+    ('1152921504606847000', 2.0**60),      # JSON.stringify(2 ** 60)
+    ('9007199254740992', 2.0**53),
+    ('-9007199254740993', -2.0**53),
+    ('7510684884703185000', 7.510684884703185e18),
+    ('100000000000000000000', 1e20),
+])
+def test_numbers_from_the_page_beyond_2_53_are_the_doubles_they_stand_for(text, number) -> None:
+    """JSON.stringify writes numbers below 1e21 without an exponent: Python would read them as
+    integers that are not the page's number and that could not be sent back."""
+    for data in (f'[{text}, {{"k": [{text}]}}, "{text}"]', f'["\\ud800", {text}]'):
+        value = loads(data.encode())
+        assert value[-1] == text or value[-1] == number and type(value[-1]) is float
+        if len(value) == 3:
+            assert value[:2] == [number, {'k': [number]}] and type(value[0]) is float
+        assert loads(encode(1, Result(1, value)))['value'] == value  # it can go back
+    assert loads(text) == number and type(loads(text)) is float
+    assert loads(b'[9007199254740991, -9007199254740991, true]') == [MAX_SAFE_INTEGER,
+                                                                        -MAX_SAFE_INTEGER, True]
+    assert type(loads(b'[9007199254740991]')[0]) is int

@@ -288,7 +288,10 @@ class StreamUpload {
       const full = this.#queued >= this.#hub.chunkBytes;
       if (!full && this.#inFlight.size > 0 && !producerDone) return;
       const piece = this.#cut(this.#hub.chunkBytes);
-      piece.last = this.#ended && this.#failure === null && this.#queued === 0;
+      // the last piece ends where the producer ended: a refused (413) middle piece sent again
+      // after the last one went empties the queue too, but it is not the end
+      piece.last = this.#ended && this.#failure === null && this.#queued === 0 &&
+        piece.offset + piece.bytes.length === this.#produced;
       if (piece.last) this.#lastSent = true;
       const posting = this.#post(piece).then((outcome) => ({ ...outcome, posting }));
       posting.catch(() => {});

@@ -11,8 +11,8 @@ runs longer than the default budget. Timing is not replayed, only the choices.
 
 ``PAGE_RULE_CASES`` lists the cases of the page-side value and error rules (NaN, infinities,
 functions, symbols and nesting deeper than 250 levels are refused with TypeError before anything
-is sent; a thrown object whose getters throw still answers the call), which the page client does
-not follow yet: ``JCHANNEL_FUZZ_PAGE_RULES=1`` turns them on.
+is sent; a thrown object whose getters throw still answers the call); they are on unless
+``JCHANNEL_FUZZ_PAGE_RULES=0``.
 """
 
 from __future__ import annotations
@@ -67,12 +67,10 @@ PAGE_RULE_CASES = {
     'page arg too deep': ('unsendable arg', 'deep'),
     'page throws an object whose getters throw': ('throw getters', None),
 }
-"""Cases of the page-side rules, which the page client on this branch does not follow yet (a
-NaN result arrives as null, a function is dropped from its object, a bare function result
-leaves the frame without its value and the kernel's call fails with ProtocolError, a value
-nested too deep is sent, an error whose getters throw leaves the call unanswered and the page
-with an uncaught error)."""
-PAGE_RULES = os.environ.get('JCHANNEL_FUZZ_PAGE_RULES', '') not in ('', '0')
+"""Cases of the page-side rules: a client without them sent NaN as null, dropped a function from
+its object, sent a bare function result without its value, sent values nested too deep, and left
+a call unanswered when the error thrown could not describe itself."""
+PAGE_RULES = os.environ.get('JCHANNEL_FUZZ_PAGE_RULES', '1') not in ('', '0')
 PAGE_UNSENDABLE = sorted(param for kind, param in PAGE_RULE_CASES.values()
                          if kind == 'unsendable')
 PAGE_UNSENDABLE_ARGS = sorted(param for kind, param in PAGE_RULE_CASES.values()

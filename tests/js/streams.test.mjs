@@ -106,7 +106,14 @@ class FakeKernel {
       if (previous !== undefined) assert.equal(previous, body[i], 'a byte changed when sent again');
       stream.bytes.set(offset + i, body[i]);
     }
-    if (init.headers['Stream-End'] === '1') stream.end = offset + body.length;
+    if (stream.end !== null) {
+      assert.ok(offset + body.length <= stream.end, 'bytes were sent after the end of the stream');
+    }
+    if (init.headers['Stream-End'] === '1') {
+      const end = offset + body.length;
+      assert.ok(stream.end === null || stream.end === end, `the end moved from ${stream.end} to ${end}`);
+      stream.end = end;
+    }
     if (this.random() < this.lossRate) throw new TypeError('Failed to fetch (answer lost)');
     return jsonAnswer(200, {
       stored: true, received: stream.bytes.size, state: 'open',
@@ -165,6 +172,18 @@ test('an upload arrives whole through lost requests, lost answers and a body cap
   assert.equal(seen.at(-1).done, data.length);
   assert.equal(seen.at(-1).total, data.length);
   assert.equal(seen.reduce((sum, p) => sum + p.delta, 0), data.length);
+});
+
+test('a chunk refused (413) and sent again after the last chunk went is not taken for the end', async () => {
+  const kernel = new FakeKernel({ bodyCap: 3000, chunkSize: 8192 });
+  const hub = new StreamHub(kernel.link(), { chunkBytes: 8192, chunksInFlight: 2 });
+  const data = bytesOf(8192 + 1000, 9);
+  const seen = [];
+  hub.send(new StreamSource(chunksOf(data, [data.length]), { progress: (p) => seen.push(p) }));
+  await waitUntil(() => seen.at(-1)?.finished === true, 8000);
+  assert.ok(kernel.refused >= 1, 'the first chunk was refused by the cap');
+  assert.equal(kernel.upload(1).end, data.length);
+  assert.deepEqual(kernel.assembled(1), data);
 });
 
 test('the page adopts the chunk size the server names until a 413 says otherwise', async () => {

@@ -355,8 +355,10 @@ class Run:
         payload = random_payload(rng, MAX_DEPTH - 1)
         pick = rng.random()
 
-        def call(behaviour: str, value: Any, param: Any = None, timeout: float = CALL_TIMEOUT):
-            return lambda: channel.call('run', call_id, behaviour, value, param, timeout=timeout)
+        def call(behaviour: str, value: Any, param: Any = None, deadline: float | None = None):
+            """``timeout`` bounds the wait for the page; ``deadline`` the whole call."""
+            return lambda: channel.call('run', call_id, behaviour, value, param,
+                                        timeout=CALL_TIMEOUT, deadline=deadline)
 
         if pick < 0.25:
             return Expect(call_id, 'kernel', 'return', page_form(payload)), call('return', payload)
@@ -373,10 +375,11 @@ class Run:
             return (Expect(call_id, 'kernel', f'throw non-Error {which}', ok=False,
                            error='FrontendError'), call('throw', None, which))
         if pick < 0.48:
-            timeout = rng.uniform(0.3, 1.5)
-            # The call may time out while its frame waits for room in the outbox, unsent.
-            return (Expect(call_id, 'kernel', f'never, timeout {timeout:.2f} s', ok=False,
-                           error='TimeoutError', runs=None), call('never', None, None, timeout))
+            # A page that never answers is waited for as long as it stays connected, unless the
+            # call has a deadline. It may pass while the frame waits for room in the outbox.
+            deadline = rng.uniform(0.3, 1.5)
+            return (Expect(call_id, 'kernel', f'never, deadline {deadline:.2f} s', ok=False,
+                           error='TimeoutError', runs=None), call('never', None, None, deadline))
         if pick < 0.55:
             size, chunk = stream_spec(rng)
             return (Expect(call_id, 'kernel', f'page returns a stream of {size}', stream=True,

@@ -195,7 +195,13 @@ def test_a_crashed_tab_is_replaced_by_a_new_one(tab: NotebookTab) -> None:
     tab.save()
 
     tab.reopen_after_crash()  # no goodbye from the crashed page: it stays live for 2 heartbeats
+    # A call made while the crashed page still counts as live goes to it, and fails when it
+    # is found gone; once it is gone, a call brings the new tab's client up through the cell.
     output = tab.run('''
+for _ in range(100):
+    if not server.status()['connected']:
+        break
+    await asyncio.sleep(0.1)
 print('again', json.dumps(await channel.call('indentRight', 'new', 1, timeout=60)))
 try:
     await waiting

@@ -17,6 +17,7 @@ import sys
 import time
 import types
 from pathlib import Path
+from typing import AsyncIterator
 
 import aiohttp
 import pytest
@@ -25,6 +26,7 @@ import jchannel_http
 from jchannel_http import TunnelError
 from jchannel_http.tunnels import (ColabLauncher, CloudflaredLauncher,
                                    JupyterServerProxyLauncher, NgrokLauncher)
+from colab_proxy import ColabProxy
 from fake_tunnel import (FIXTURES, FakeCloudflared, install_fake_cloudflared,
                          install_fake_colab, process_gone)
 
@@ -38,8 +40,15 @@ def fake_cloudflared(tmp_path, monkeypatch) -> FakeCloudflared:
 
 
 @pytest.fixture
-def fake_colab(monkeypatch) -> types.ModuleType:
-    return install_fake_colab(monkeypatch)
+async def colab_proxy() -> AsyncIterator[ColabProxy]:
+    proxy = await ColabProxy().start()
+    yield proxy
+    await proxy.stop()
+
+
+@pytest.fixture
+def fake_colab(monkeypatch, colab_proxy) -> types.ModuleType:
+    return install_fake_colab(monkeypatch, colab_proxy)
 
 
 def cloudflared_children() -> list[int]:
@@ -350,14 +359,15 @@ async def test_ngrok_refusal_keeps_the_cause(monkeypatch) -> None:
 
 # -- Colab ----------------------------------------------------------------------------------
 
-async def test_colab_asks_the_page_for_the_proxy_url(fake_colab) -> None:
+async def test_colab_asks_the_page_for_the_proxy_url(fake_colab, colab_proxy) -> None:
     async with jchannel_http.Server(tunnel='colab', token=TOKEN) as server:
         assert isinstance(server.tunnel, ColabLauncher)
         assert fake_colab.evaluated == [f'google.colab.kernel.proxyPort({server.port})']
-        assert server.url == f'http://127.0.0.1:{server.port}'
+        assert server.url == colab_proxy.url
         async with aiohttp.ClientSession(headers=AUTH) as http:
             async with http.get(f'{server.url}/status') as response:
                 assert response.status == 200
+        assert colab_proxy.target == server.port
 
 
 async def test_colab_page_that_does_not_answer_times_out(fake_colab, monkeypatch) -> None:
@@ -392,11 +402,11 @@ async def test_jupyter_server_proxy_missing_says_what_to_install(monkeypatch) ->
         await jchannel_http.start(tunnel='jupyter-server-proxy')
 
 
-async def test_auto_chooses_colab_in_colab_and_says_why(fake_colab, caplog) -> None:
+async def test_auto_chooses_colab_in_colab_and_says_why(fake_colab, colab_proxy, caplog) -> None:
     caplog.set_level(logging.INFO, logger='jchannel_http')
     async with jchannel_http.Server(tunnel='auto') as server:
         assert isinstance(server.tunnel, ColabLauncher)
-        assert server.url == f'http://127.0.0.1:{server.port}'
+        assert server.url == colab_proxy.url
     assert "tunnel='auto' chose colab: google.colab can be imported" in caplog.text
 
 

@@ -40,6 +40,10 @@ DROPPED = frozenset({'connection', 'keep-alive', 'proxy-connection', 'te', 'trai
 VARIANTS = ('streaming', 'buffered', 'capped', 'buffered-capped')
 
 
+class _Cut(Exception):
+    """An answer was cut at the cap."""
+
+
 def _forwardable(headers: 'aiohttp.typedefs.LooseHeaders') -> dict[str, str]:
     return {name: value for name, value in headers.items() if name.lower() not in DROPPED}
 
@@ -75,6 +79,7 @@ class ColabProxy:
         """Answers cut at the cap."""
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._open: set[asyncio.Transport] = set()
 
     async def start(self) -> 'ColabProxy':
         app = web.Application(client_max_size=64 << 20)
@@ -98,7 +103,22 @@ class ColabProxy:
         self.target = int(port)
         return self.url + '/'
 
+    def cut_connections(self) -> int:
+        """Reset every connection a request is open on (a network cut); return how many."""
+        cut = list(self._open)
+        for transport in cut:
+            transport.abort()
+        return len(cut)
+
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if request.transport is not None:
+            self._open.add(request.transport)  # type: ignore[arg-type]
+        try:
+            return await self._answer(request)
+        finally:
+            self._open.discard(request.transport)  # type: ignore[arg-type]
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         assert self._session is not None
         forwarded = with_authuser(request.raw_path)
         self.requests.append((request.method, forwarded))
@@ -123,6 +143,14 @@ class ColabProxy:
                      upstream: aiohttp.ClientResponse) -> web.StreamResponse:
         response = web.StreamResponse(status=upstream.status,
                                       headers=_forwardable(upstream.headers))
+        try:
+            await self._copy(request, upstream, response)
+        except (_Cut, ConnectionError):
+            pass  # the page sees a reset connection
+        return response
+
+    async def _copy(self, request: web.Request, upstream: aiohttp.ClientResponse,
+                    response: web.StreamResponse) -> None:
         if self.buffered:
             body = await upstream.read()
             await response.prepare(request)
@@ -133,18 +161,18 @@ class ColabProxy:
             async for chunk in upstream.content.iter_any():
                 written = await self._write(request, response, chunk, written)
         await response.write_eof()
-        return response
 
     async def _write(self, request: web.Request, response: web.StreamResponse, data: bytes,
                      written: int) -> int:
-        """Write ``data`` after ``written`` bytes; at the cap, reset the connection."""
+        """Write ``data`` after ``written`` bytes; at the cap, reset the connection and raise
+        _Cut."""
         if self.cap is not None and written + len(data) > self.cap:
             await response.write(data[:self.cap - written])
             self.cut += 1
             await asyncio.sleep(0.05)  # let the bytes leave before the reset
             if request.transport is not None:
                 request.transport.abort()
-            raise ConnectionResetError('cut at the cap, as Colab cuts large downloads')
+            raise _Cut()
         await response.write(data)
         return written + len(data)
 

@@ -227,6 +227,12 @@ export class Client {
   #upgradeTimer = undefined;
   /** @type {(() => void) | null} */
   #pageHideListener = null;
+  /** @type {(() => void) | null} */
+  #pageShowListener = null;
+  /** whether the page was hidden (it released the server): it sends nothing until shown again */
+  #hidden = false;
+  /** @type {(() => void) | null} resolves the wait of a hidden page's stream loop */
+  #shown = null;
 
   /**
    * @param {string} url the server's base URL (one trailing slash is ignored)
@@ -506,18 +512,46 @@ export class Client {
 
   #listenPageHide() {
     if (typeof window === 'undefined' || typeof window.addEventListener !== 'function') return;
-    this.#pageHideListener = () => this.release();
+    this.#pageHideListener = () => {
+      this.#hidden = true; // a request after the release would take the server back
+      this.release();
+    };
+    this.#pageShowListener = () => {
+      if (!this.#hidden) return;
+      this.#hidden = false; // back from the back/forward cache
+      this.#shown?.();
+      this.#kickFlush();
+    };
     window.addEventListener('pagehide', this.#pageHideListener);
+    window.addEventListener('pageshow', this.#pageShowListener);
+  }
+
+  /** @returns {Promise<void>} resolved when a hidden page is shown again, or the client stops */
+  #whileHidden() {
+    return new Promise((resolve) => {
+      this.#shown = () => {
+        this.#shown = null;
+        resolve();
+      };
+      this.#stopController.signal.addEventListener('abort', () => this.#shown?.(), { once: true });
+    });
   }
 
   #forgetPageHide() {
     if (this.#pageHideListener === null) return;
     window.removeEventListener('pagehide', this.#pageHideListener);
+    window.removeEventListener('pageshow', this.#pageShowListener);
     this.#pageHideListener = null;
+    this.#pageShowListener = null;
+    this.#shown?.();
   }
 
   async #runStream() {
     while (this.#active) {
+      if (this.#hidden) {
+        await this.#whileHidden();
+        continue;
+      }
       let { failure, reconnectAfter } = await this.#receiveOnce();
       if (!this.#active) return;
       if (failure === null) {
@@ -663,6 +697,7 @@ export class Client {
    * @returns {Promise<TransportError>} what to do, with a message that says which it was
    */
   async #explain(failure, method) {
+    if (this.#hidden) return failure;
     const probe = await this.#askStatus(this.#stopController.signal);
     const said = failure.message;
     if (probe.status === null) {
@@ -703,7 +738,7 @@ export class Client {
    * @returns {Promise<TransportError>}
    */
   async #explainLoss(failure) {
-    if (!this.#helloSeen && this.state !== 'connected') return failure;
+    if (this.#hidden || (!this.#helloSeen && this.state !== 'connected')) return failure;
     const probe = await this.#askStatus(this.#stopController.signal);
     if (probe.status !== null) return failure;
     return new TransportError('retry',
@@ -1056,7 +1091,7 @@ export class Client {
   }
 
   #needsFlush() {
-    if (!this.#active || this.session === null) return false;
+    if (!this.#active || this.session === null || this.#hidden) return false;
     return this.#outbox.size > 0 || this.#inbox.cursor > this.#ackSent;
   }
 
@@ -1282,7 +1317,7 @@ async function readJson(response, signal) {
       received += value.length;
     }
   } catch (error) {
-    if (signal.aborted) throw error;
+    if (signal.aborted || received === 0) throw error; // no byte: the connection was lost
     throw cutAnswer(received, response.status);
   }
   const bytes = new Uint8Array(received);

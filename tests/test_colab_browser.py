@@ -27,6 +27,7 @@ PAGE_SIDE = r'''(channel) => {
   window.seen = {};
   channel.handler = {
     count(id) { window.seen[id] = (window.seen[id] || 0) + 1; return id; },
+    indent(text, count) { return text.length + count; },
     async digest(stream) {
       const bytes = await stream.join();
       const hash = await crypto.subtle.digest('SHA-256', bytes);
@@ -44,6 +45,9 @@ class KernelSide:
     def count(self, call_id: int) -> int:
         self.seen[call_id] += 1
         return call_id
+
+    def measure(self, text: str) -> int:
+        return len(text)
 
     async def digest(self, stream) -> list:
         data = await stream.join()
@@ -224,3 +228,28 @@ async def test_a_second_page_learns_that_another_is_connected_behind_the_empty_5
     assert [path for method, path in colab.requests if path.startswith('/release')]
     assert all(method == 'GET' for method, path in colab.requests if path.startswith('/release')
                ) or colab.refused
+
+
+async def test_large_messages_pass_a_buffering_proxy_that_cuts_large_answers(
+        page, monkeypatch) -> None:
+    proxy = await ColabProxy('buffered-capped', cap=CAP).start()
+    install_fake_colab(monkeypatch, proxy)
+    try:
+        async with jchannel_http.Server(tunnel='colab', token=TOKEN, heartbeat=2,
+                                        first_event_deadline=1) as server:
+            channel = await connect(page, server)
+            await wait_connected(page, 'poll')
+            text = 'x' * 40_000  # 40 of these wait at once: 1.6 MB, past the cap
+            results = await asyncio.gather(*(channel.call('indent', text, i, timeout=120)
+                                             for i in range(40)))
+            assert results == [len(text) + i for i in range(40)]
+            from_page = await page.evaluate('''(text) => Promise.all(
+                Array.from({length: 40}, (_, i) => channel.call('measure', text + 'y'.repeat(i))))''',
+                                            text)
+            assert from_page == [len(text) + i for i in range(40)]
+            assert proxy.cut >= 1
+            assert any('answers now carry at most' in error
+                       for error in await page.evaluate('window.errors'))
+            assert any('batch=' in path for _, path in proxy.requests)  # sent in parts
+    finally:
+        await proxy.stop()

@@ -27,6 +27,7 @@ from jchannel_http import TunnelError
 from jchannel_http.tunnels import (ColabLauncher, CloudflaredLauncher,
                                    JupyterServerProxyLauncher, NgrokLauncher)
 from colab_proxy import ColabProxy
+from helpers import EventReader
 from fake_tunnel import (FIXTURES, FakeCloudflared, install_fake_cloudflared,
                          install_fake_colab, process_gone)
 
@@ -376,6 +377,52 @@ async def test_colab_page_that_does_not_answer_times_out(fake_colab, monkeypatch
     with pytest.raises(TunnelError, match='did not answer google.colab.kernel.proxyPort'):
         await server.start()
     assert port_closed(server.port)
+
+
+async def test_colab_blocks_the_loop_in_short_slices_only(fake_colab, monkeypatch) -> None:
+    monkeypatch.setenv('FAKE_COLAB_SILENT', '1')
+    monkeypatch.setattr('jchannel_http.tunnels.EVAL_JS_SLICE', 0.3)
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticker = asyncio.ensure_future(tick())
+    try:
+        with pytest.raises(TunnelError, match='did not answer'):
+            await jchannel_http.Server(tunnel='colab', tunnel_timeout=1.2).start()
+    finally:
+        ticker.cancel()
+    assert len(fake_colab.blocked) >= 3 and max(fake_colab.blocked) <= 0.45
+    assert ticks >= len(fake_colab.blocked) - 1  # the loop ran between the slices
+
+
+async def test_colab_waits_for_calls_in_flight_before_it_blocks(fake_colab, colab_proxy) -> None:
+    async with jchannel_http.Server(token=TOKEN, heartbeat=1) as first:
+        async with aiohttp.ClientSession(headers=AUTH) as http:
+            events = await http.get(f'{first.url}/events', params={'client': 'colab-first-1'},
+                                    headers={'Accept': 'text/event-stream'})
+            reader = EventReader(events)
+            session = (await reader.event())['data']['session']
+            channel = jchannel_http.Channel(first, '(c) => {}')
+            opening = channel.open(timeout=10)
+            opened = await reader.event()  # the open frame: a kernel call in flight
+            starting = asyncio.ensure_future(
+                jchannel_http.start(tunnel='colab', token=TOKEN, tunnel_timeout=10))
+            await asyncio.sleep(0.3)
+            assert fake_colab.evaluated == [] and not starting.done()
+            await http.post(f'{first.url}/messages', json={
+                'client': 'colab-first-1', 'session': session, 'ack': opened['data']['seq'],
+                'messages': [{'seq': 1, 'type': 'result', 'call': opened['data']['call'],
+                              'value': None}]})
+            await opening
+            second = await asyncio.wait_for(starting, 10)
+            assert second.url == colab_proxy.url and len(fake_colab.evaluated) == 1
+            await second.stop()
+            events.close()
 
 
 async def test_colab_outside_colab_says_so(monkeypatch) -> None:

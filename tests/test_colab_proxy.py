@@ -155,3 +155,21 @@ async def test_the_capped_variants_cut_answers_after_the_cap(upstream, variant) 
         assert len(received) == 100_000 and proxy.cut == 1
     finally:
         await proxy.stop()
+
+
+async def test_a_url_of_max_url_characters_passes_the_proxy_and_the_default_server() -> None:
+    import jchannel_http
+
+    async with jchannel_http.Server(token='t' * 24) as server:
+        proxy = await ColabProxy().start()
+        try:
+            proxy.proxy_port(server.port)
+            head = f'{proxy.url}/status?pad='
+            url = head + 'x' * (server.options.max_url - len(head))
+            assert len(url) == 8000
+            async with aiohttp.ClientSession(headers={'Authorization': 'Bearer ' + 't' * 24}) as http:
+                async with http.get(url) as response:
+                    assert response.status == 200  # with "&authuser=0" appended on the way
+            assert proxy.requests[-1][1].endswith('&authuser=0')
+        finally:
+            await proxy.stop()

@@ -20,6 +20,8 @@ const DEFAULT_MAX_URL = 8000;
 const SEND_METHODS = new Set(['post', 'get']);
 /** The fewest bytes of frames a page asks an answer to carry after a path cut a larger one. */
 const MIN_ANSWER_BYTES = 1024;
+/** How far apart, as a fraction, two cuts may be and still count as one limit of the path. */
+const CUT_TOLERANCE = 0.1;
 const BATCH_ID_LENGTH = 12;
 /** Odd answers to POST in a row (while /status answers) after which POST counts as refused. */
 const ODD_ANSWERS_BEFORE_REFUSAL = 3;
@@ -184,6 +186,8 @@ export class Client {
   #parts = null;
   /** @type {number | null} most bytes of frames per answer, once a path cut a larger one */
   #answerBytes = null;
+  /** @type {number | null} where the latest answer was cut */
+  #lastCut = null;
   /** @type {Promise<boolean> | null} a check of a refused POST under way */
   #refusalCheck = null;
   /** odd answers to POSTs in a row while the server answered GET /status */
@@ -792,6 +796,12 @@ export class Client {
    * @returns {boolean} whether the bound shrank (false once it is as small as it gets)
    */
   #shrinkAnswers(failure) {
+    // A path that limits answers cuts them at the same size every time; a cut at a size of its
+    // own is a lost connection (retried as it is). So only the second cut near one size counts.
+    const previous = this.#lastCut;
+    this.#lastCut = failure.cutAt;
+    if (previous === null || Math.abs(failure.cutAt - previous) > previous * CUT_TOLERANCE) return false;
+    this.#lastCut = null;
     const next = Math.max(MIN_ANSWER_BYTES, Math.floor(failure.cutAt / 2));
     if (this.#answerBytes !== null && next >= this.#answerBytes) return false;
     this.#answerBytes = next;

@@ -8,9 +8,9 @@ Three servers run side by side: one with the library's defaults reached directly
 sends its batches in ``POST /messages``), one with ``send_method='get'`` reached directly (the
 GET form alone), and one with the defaults through ``tests/colab_proxy.py`` (streaming variant:
 POST refused, so the page sends in ``GET /messages``; the stand-in adds its own hop, an aiohttp
-forwarder, as Colab's proxy adds one). For each, ``--runs`` times: the p50 and p99 of sequential page -> kernel calls timed in
-the page with ``performance.now()``, and the rate of ``--concurrent`` calls in flight at once
-(``Promise.all``). Targets (issue 12): GET p50 within 1.3x of POST; at least 3,000 calls/s.
+forwarder, as Colab's proxy adds one). For each, ``--runs`` times: the p50 and p99 of
+sequential page -> kernel calls timed in the page with ``performance.now()``, and the rate of
+``--concurrent`` calls in flight at once (``Promise.all``). Targets (issue 12): GET p50 within 1.3x of POST; at least 3,000 calls/s.
 """
 
 from __future__ import annotations
@@ -148,7 +148,8 @@ async def main(runs: int, count: int, many: int) -> str:
         '',
         'Every run (best taken above):',
         '',
-        f'- POST p50: {runs_text("post", "p50", "ms")}; rate: {runs_text("post", "rate", "calls/s")}',
+        f'- POST p50: {runs_text("post", "p50", "ms")}; '
+        f'rate: {runs_text("post", "rate", "calls/s")}',
         f'- GET, plain path, p50: {runs_text("get-plain", "p50", "ms")}; '
         f'rate: {runs_text("get-plain", "rate", "calls/s")}',
         f'- GET, through the stand-in, p50: {runs_text("get", "p50", "ms")}; '

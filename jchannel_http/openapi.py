@@ -43,7 +43,8 @@ EVENT = {
         'data': {'type': 'string'},
     },
     'description': 'One event: first "hello", whose data is JSON with session, cursor, ack, '
-                   'heartbeat, max_body and max_url; then one per frame, whose id is its seq and whose '
+                   'heartbeat, max_body and max_url; then one per frame, whose id is its seq '
+                   'and whose '
                    'data is the frame as JSON.',
 }
 

@@ -5,7 +5,8 @@ allowed``). There the page sends the same batches and chunks in ``GET`` requests
 URL at most ``max_url`` characters long:
 
 - a batch of frames is the UTF-8 JSON array of its frames in unpadded base64url: in one request as
-  ``messages=<text>``, or, when it does not fit, in parts ``batch=<id>&offset=<o>&total=<t>&part=<text>``
+  ``messages=<text>``, or, when it does not fit, in parts
+  ``batch=<id>&offset=<o>&total=<t>&part=<text>``
   (``offset`` and ``total`` count base64url characters), sent one after the other;
 - an upload chunk is its bytes in base64url, as ``data=<text>``.
 

@@ -113,7 +113,8 @@ async def check_each_ran_once(page: Page, channel: jchannel_http.Channel, count:
 
 async def wait_connected(page: Page, transport: str, seconds: float = 60) -> None:
     await page.wait_for_function(
-        '(t) => window.jchannelClient.transport === t && window.jchannelClient.state === "connected"',
+        '(t) => window.jchannelClient.transport === t'
+        ' && window.jchannelClient.state === "connected"',
         arg=transport, timeout=seconds * 1000)
 
 
@@ -186,8 +187,8 @@ async def test_calls_go_on_after_a_cut_each_once(page, server, colab) -> None:
     transport = EXPECTED_TRANSPORT[colab.variant]
     await wait_connected(page, transport)
     for round_ in range(3):
-        during = asyncio.ensure_future(calls_both_ways(page, channel,
-                                                       range(100 * (round_ + 1), 100 * (round_ + 1) + 50)))
+        first = 100 * (round_ + 1)
+        during = asyncio.ensure_future(calls_both_ways(page, channel, range(first, first + 50)))
         await asyncio.sleep(0.05)
         colab.cut_connections()
         await asyncio.wait_for(during, 60)

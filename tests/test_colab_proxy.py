@@ -167,7 +167,8 @@ async def test_a_url_of_max_url_characters_passes_the_proxy_and_the_default_serv
             head = f'{proxy.url}/status?pad='
             url = head + 'x' * (server.options.max_url - len(head))
             assert len(url) == 8000
-            async with aiohttp.ClientSession(headers={'Authorization': 'Bearer ' + 't' * 24}) as http:
+            auth = {'Authorization': 'Bearer ' + 't' * 24}
+            async with aiohttp.ClientSession(headers=auth) as http:
                 async with http.get(url) as response:
                     assert response.status == 200  # with "&authuser=0" appended on the way
             assert proxy.requests[-1][1].endswith('&authuser=0')

@@ -290,6 +290,7 @@ async def test_through_the_colab_proxy_stand_in(server, variant) -> None:
     assert report.check('statuses').detail == "hidden: the server's 401 arrived as an empty 500"
     assert report.transport == ('sse-get' if variant == 'streaming' else 'poll')
     text = report.render()
-    assert '- POST passes: POST refused: the page sends its messages and upload chunks in GET' in text
+    assert ('- POST passes: POST refused: the page sends its messages and upload chunks in '
+            'GET') in text
     assert '- error statuses pass: the path hides error statuses' in text
     assert server.status()['connected'] is False  # released over GET

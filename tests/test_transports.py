@@ -333,8 +333,8 @@ async def test_the_routes_are_served_under_the_url_path_prefix_too(http) -> None
 async def test_the_page_carries_the_servers_client_options(http) -> None:
     async with serving(transport='sse-post', first_event_deadline=7,
                        upgrade_interval=60) as server:
-        assert server.client_options() == {'firstEventDeadline': 7, 'upgradeInterval': 60, 'maxUrl': 8000,
-                                           'transport': 'sse-post'}
+        assert server.client_options() == {'firstEventDeadline': 7, 'upgradeInterval': 60,
+                                           'maxUrl': 8000, 'transport': 'sse-post'}
         async with http.get(f'{server.url}/page') as response:
             html = await response.text()
         line = next(line for line in html.splitlines() if line.startswith('const OPTIONS = '))

@@ -3,6 +3,7 @@ import { Channel } from './channel.js';
 import { KernelError, StateError, describeThrown } from './errors.js';
 import { isAsyncIterable } from './meta_generator.js';
 import { checkSendable } from './sendable.js';
+import { REFUSAL_STATUSES, base64urlText, resolvedExtra } from './query_form.js';
 import { Inbox, Outbox } from './session.js';
 import { StreamHub } from './streams.js';
 import { TRANSPORTS, transportCandidates } from './transports.js';
@@ -15,6 +16,15 @@ const DEFAULT_POST_TIMEOUT_SECONDS = 60;
 const DEFAULT_FIRST_EVENT_DEADLINE_SECONDS = 3;
 const DEFAULT_POLL_HOLD_SECONDS = 25;
 const DEFAULT_UPGRADE_INTERVAL_SECONDS = 300;
+const DEFAULT_MAX_URL = 8000;
+const SEND_METHODS = new Set(['post', 'get']);
+/** The fewest bytes of frames a page asks an answer to carry after a path cut a larger one. */
+const MIN_ANSWER_BYTES = 1024;
+/** How far apart, as a fraction, two cuts may be and still count as one limit of the path. */
+const CUT_TOLERANCE = 0.1;
+const BATCH_ID_LENGTH = 12;
+/** Odd answers to POST in a row (while /status answers) after which POST counts as refused. */
+const ODD_ANSWERS_BEFORE_REFUSAL = 3;
 /** Silences after a hello, each while the server answered a probe, after which a stream moves on. */
 const SILENCES_BEFORE_ADVANCE = 2;
 /** The most milliseconds a first event may trail the answer to a probe sent after it. */
@@ -69,6 +79,11 @@ const RECEIVE_STATUS_RULES = {
  *   this transport
  * @property {number} [upgradeInterval] seconds after which a client that moved down to a lesser
  *   transport tries the better ones again (default 300); it moves back up when they work
+ * @property {'post' | 'get' | null} [sendMethod] how frames and upload chunks go to the kernel:
+ *   'post' (request bodies) or 'get' (in the query); by default POST until a path refuses it
+ *   while the server answers GET, then GET
+ * @property {number} [maxUrl] the most characters of a URL built to send over GET (default 8000;
+ *   the server's hello may say otherwise); longer batches and chunks are split
  * @property {() => number} [now] the clock, in milliseconds (default: Date.now)
  * @property {() => number} [random] source of numbers in [0, 1) for the backoff jitter
  * @property {(milliseconds: number, signal: AbortSignal) => Promise<void>} [sleep] waits before a
@@ -92,11 +107,12 @@ const RECEIVE_STATUS_RULES = {
 /**
  * A failed request, with what to do about it: 'retry' later, 'resync' (start a new session),
  * 'advance' (try the next transport; retry when there is none), 'upgrade' (a planned end: try
- * the best transport again) or 'fail' (give up).
+ * the best transport again), 'refused' (the path refuses POST: send over GET) or 'fail' (give up).
  */
 class TransportError extends Error {
   /**
-   * @param {'retry' | 'resync' | 'advance' | 'upgrade' | 'fail'} action
+   * @param {'retry' | 'resync' | 'advance' | 'upgrade' | 'fail' | 'refused'} action 'refused':
+   *   the path refuses the request's method (POST)
    * @param {string} message
    * @param {number | null} [status] the HTTP status, when there was a response
    */
@@ -105,6 +121,10 @@ class TransportError extends Error {
     this.name = 'TransportError';
     this.action = action;
     this.status = status;
+    /** @type {boolean} whether the error answer came from the path, not the kernel server */
+    this.foreign = false;
+    /** @type {number | null} bytes of a success that arrived before the path cut it */
+    this.cutAt = null;
     /** @type {boolean} whether an event stream fell silent after its hello */
     this.silentAfterHello = false;
   }
@@ -157,6 +177,21 @@ export class Client {
   #pollHold = null;
   #serverHold = DEFAULT_POLL_HOLD_SECONDS;
   #helloSeen = false;
+  /** @type {'post' | 'get'} */
+  #sendMethod = 'post';
+  #sendForced = false;
+  #maxUrl = DEFAULT_MAX_URL;
+  #urlExtra = 0;
+  /** @type {{id: string, text: string, have: number, lastSent: number} | null} a GET batch */
+  #parts = null;
+  /** @type {number | null} most bytes of frames per answer, once a path cut a larger one */
+  #answerBytes = null;
+  /** @type {number | null} where the latest answer was cut */
+  #lastCut = null;
+  /** @type {Promise<boolean> | null} a check of a refused POST under way */
+  #refusalCheck = null;
+  /** odd answers to POSTs in a row while the server answered GET /status */
+  #oddAnswers = 0;
   /** @type {string | null} the transport of the latest hello */
   #helloTransport = null;
   /** silences after a hello in a row, on this transport, while the server answered a probe */
@@ -198,6 +233,12 @@ export class Client {
   #upgradeTimer = undefined;
   /** @type {(() => void) | null} */
   #pageHideListener = null;
+  /** @type {(() => void) | null} */
+  #pageShowListener = null;
+  /** whether the page was hidden (it released the server): it sends nothing until shown again */
+  #hidden = false;
+  /** @type {(() => void) | null} resolves the wait of a hidden page's stream loop */
+  #shown = null;
 
   /**
    * @param {string} url the server's base URL (one trailing slash is ignored)
@@ -219,8 +260,13 @@ export class Client {
       maxMessages,
       maxBytes,
       maxAhead,
+      sendMethod = null,
+      maxUrl = DEFAULT_MAX_URL,
       onstatechange = null,
     } = options;
+    if (sendMethod !== null && !SEND_METHODS.has(sendMethod)) {
+      throw new RangeError(`unknown sendMethod '${sendMethod}': use 'post', 'get' or leave it unset`);
+    }
     /** @type {string} */
     this.url = trimTrailingSlash(url);
     /** @type {string} */
@@ -228,6 +274,14 @@ export class Client {
     /** @type {ClientState} */
     this.state = 'connecting';
     this.#candidates = transportCandidates(transport);
+    if (sendMethod !== null) {
+      this.#sendMethod = sendMethod;
+      this.#sendForced = true;
+    }
+    if (sendMethod === 'get' && transport === null) {
+      this.#candidates = this.#candidates.filter((name) => TRANSPORTS[name].method === 'GET');
+    }
+    if (Number.isSafeInteger(maxUrl) && maxUrl >= 1024) this.#maxUrl = maxUrl;
     /** @type {string} the transport in use, or being tried: 'sse-get', 'sse-post' or 'poll' */
     this.transport = this.#candidates[0];
     /** @type {string | null} */
@@ -246,6 +300,7 @@ export class Client {
     this.#firstEventDeadline = firstEventDeadline;
     this.#upgradeInterval = upgradeInterval;
     this.#now = now;
+    this.#urlExtra = resolvedExtra(this.url);
     this.#outbox = new Outbox({ maxMessages, maxBytes });
     this.#inbox = new Inbox({ maxAhead });
     this.#streams = new StreamHub({
@@ -255,7 +310,15 @@ export class Client {
       session: () => this.session,
       sleep: this.#sleep,
       random: this.#random,
+      method: () => this.#sendMethod,
+      room: (url) => this.#maxUrl - url.length - this.#urlExtra,
+      refused: (error) => this.#checkRefusal(error),
     });
+  }
+
+  /** @returns {'post' | 'get'} how frames and upload chunks go to the kernel now */
+  get sendMethod() {
+    return this.#sendMethod;
   }
 
   /** @returns {ClientStats} */
@@ -310,7 +373,8 @@ export class Client {
    * @returns {void}
    */
   release() {
-    const init = { method: 'POST', keepalive: true, headers: this.#headers() };
+    const method = this.#sendMethod === 'get' ? 'GET' : 'POST';
+    const init = { method, keepalive: true, headers: this.#headers() };
     this.#fetch(`${this.url}/release?client=${this.id}`, init).catch(ignoreError);
   }
 
@@ -410,6 +474,7 @@ export class Client {
     this.#inbox.reset();
     this.session = null;
     this.#ackSent = 0;
+    this.#parts = null;
     this.#streams.reset(error);
     this.#streamController?.abort(new TransportError('retry', 'the session was reset'));
   }
@@ -453,18 +518,46 @@ export class Client {
 
   #listenPageHide() {
     if (typeof window === 'undefined' || typeof window.addEventListener !== 'function') return;
-    this.#pageHideListener = () => this.release();
+    this.#pageHideListener = () => {
+      this.#hidden = true; // a request after the release would take the server back
+      this.release();
+    };
+    this.#pageShowListener = () => {
+      if (!this.#hidden) return;
+      this.#hidden = false; // back from the back/forward cache
+      this.#shown?.();
+      this.#kickFlush();
+    };
     window.addEventListener('pagehide', this.#pageHideListener);
+    window.addEventListener('pageshow', this.#pageShowListener);
+  }
+
+  /** @returns {Promise<void>} resolved when a hidden page is shown again, or the client stops */
+  #whileHidden() {
+    return new Promise((resolve) => {
+      this.#shown = () => {
+        this.#shown = null;
+        resolve();
+      };
+      this.#stopController.signal.addEventListener('abort', () => this.#shown?.(), { once: true });
+    });
   }
 
   #forgetPageHide() {
     if (this.#pageHideListener === null) return;
     window.removeEventListener('pagehide', this.#pageHideListener);
+    window.removeEventListener('pageshow', this.#pageShowListener);
     this.#pageHideListener = null;
+    this.#pageShowListener = null;
+    this.#shown?.();
   }
 
   async #runStream() {
     while (this.#active) {
+      if (this.#hidden) {
+        await this.#whileHidden();
+        continue;
+      }
       let { failure, reconnectAfter } = await this.#receiveOnce();
       if (!this.#active) return;
       if (failure === null) {
@@ -477,7 +570,14 @@ export class Client {
         continue;
       }
       if (failure.silentAfterHello) failure = await this.#judgeSilence(failure);
+      else if (failure.action === 'retry' && isRefusal(failure)) {
+        failure = await this.#explain(failure, TRANSPORTS[this.transport].method);
+      } else if (failure.action === 'retry' && failure.status === null && failure.cutAt === null) {
+        failure = await this.#explainLoss(failure);
+      }
       if (!this.#active) return;
+      if (failure.cutAt !== null && this.#shrinkAnswers(failure)) continue;
+      if (failure.action === 'refused') failure = this.#refusedPost(failure, true);
       if (failure.action === 'advance' && this.#advanceTransport(failure)) continue;
       this.#handleFailure(failure, this.state === 'connected' ? 'reconnecting' : this.state);
       if (!this.#active) return;
@@ -532,6 +632,7 @@ export class Client {
       },
       onEvent: (event) => this.#onEvent(event, controller),
       onPoll: (answer) => this.#onPoll(answer, controller),
+      readJson: (response) => readJson(response, controller.signal),
       hold: this.#pollHold,
     };
   }
@@ -540,6 +641,7 @@ export class Client {
     const cursor = this.#inbox.cursor;
     const params = new URLSearchParams({ client: this.id, cursor: String(cursor) });
     if (this.session !== null) params.set('session', this.session);
+    if (this.#answerBytes !== null) params.set('bytes', String(this.#answerBytes));
     for (const [name, value] of Object.entries(query)) params.set(name, value);
     const headers = this.#headers(init.headers);
     // the cursor acknowledges: no POST needed for it (a later request carries it if this one fails)
@@ -556,12 +658,14 @@ export class Client {
    * @returns {boolean} false when there is no next transport
    */
   #advanceTransport(failure) {
-    if (this.#candidate >= this.#candidates.length - 1) return false;
-    this.#candidate += 1;
+    let next = this.#candidate + 1;
+    while (next < this.#candidates.length && !this.#usable(this.#candidates[next])) next += 1;
+    if (next >= this.#candidates.length) return false;
+    this.#candidate = next;
     this.#silences = 0;
-    const next = this.#candidates[this.#candidate];
-    this.lastError = new TransportError('advance', `${failure.message}; trying ${next}`, failure.status);
-    this.transport = next;
+    const name = this.#candidates[next];
+    this.lastError = new TransportError('advance', `${failure.message}; trying ${name}`, failure.status);
+    this.transport = name;
     this.#armUpgrade();
     this.#setState(this.state === 'connected' ? 'reconnecting' : this.state);
     return true;
@@ -581,6 +685,132 @@ export class Client {
       if (this.#streamController === null) this.#upgradeTransport();
       else this.#streamController.abort(upgrade);
     }, this.#upgradeInterval * 1000);
+  }
+
+  /** @returns {boolean} whether transport `name` may be tried: not a POST one on a path refusing POST */
+  #usable(name) {
+    return TRANSPORTS[name].method === 'GET' || this.#sendMethod !== 'get' || this.#candidates.length === 1;
+  }
+
+  /**
+   * A request failed with an answer that may be the path's, not the kernel server's (a refused
+   * method, or an empty 500 that hides the status). `GET /status` tells them apart: unanswered,
+   * the server is lost or unreachable; answered, the path refused the method (a POST), or hid
+   * the server's status (a GET), which /status then helps to tell.
+   *
+   * @param {TransportError} failure
+   * @param {'GET' | 'POST'} method the failed request's
+   * @returns {Promise<TransportError>} what to do, with a message that says which it was
+   */
+  async #explain(failure, method) {
+    if (this.#hidden) return failure;
+    const probe = await this.#askStatus(this.#stopController.signal);
+    const said = failure.message;
+    if (probe.status === null) {
+      const why = probe.hidden
+        ? '/status gets an empty 500 too: the path hides what the kernel server answers (a refused token?)'
+        : 'the kernel server does not answer /status either: it is lost or unreachable';
+      return foreignError('retry', `${said}; ${why}`, failure.status);
+    }
+    if (method === 'POST') {
+      // Colab's proxy says "Not allowed"; a 405 or 501 says it too. Any other odd answer could
+      // be a passing hiccup of a proxy: only the same, several times in a row, is a refusal.
+      const plain = failure.status === 405 || failure.status === 501 || /not allowed/i.test(said);
+      this.#oddAnswers += 1;
+      if (plain || this.#oddAnswers >= ODD_ANSWERS_BEFORE_REFUSAL) {
+        return foreignError('refused', `${said}, while the kernel server answers GET: the path refuses POST`,
+          failure.status);
+      }
+      return foreignError('retry', `${said}, while the kernel server answers GET: retrying`, failure.status);
+    }
+    const { session, connected, client } = probe.status;
+    if (this.session !== null && typeof session === 'string' && session !== this.session) {
+      return foreignError('resync', `${said}; the path hid the status, and /status shows that this session is over`,
+        failure.status);
+    }
+    if (connected === true && typeof client === 'string' && client !== this.id) {
+      return foreignError('retry', `${said}; the path hid the status: another page is connected, retrying until it leaves`,
+        failure.status);
+    }
+    return foreignError('retry', `${said}; the path hid the kernel server's answer while /status answers: retrying`,
+      failure.status);
+  }
+
+  /**
+   * A request got no answer at all: whether the kernel server answers `/status` says whether
+   * the request alone was lost (a cut) or the server too.
+   *
+   * @param {TransportError} failure
+   * @returns {Promise<TransportError>}
+   */
+  async #explainLoss(failure) {
+    if (this.#hidden || (!this.#helloSeen && this.state !== 'connected')) return failure;
+    const probe = await this.#askStatus(this.#stopController.signal);
+    if (probe.status !== null) return failure;
+    return new TransportError('retry',
+      `${failure.message}; the kernel server does not answer /status either: it is lost or unreachable`);
+  }
+
+  /**
+   * POST is refused on the path: frames and chunks go in GET requests from now on (unless
+   * POST is forced, when the client keeps retrying and says why).
+   *
+   * @param {TransportError} failure
+   * @param {boolean} receiving whether a receive request (sse-post) was refused
+   * @returns {TransportError}
+   */
+  #refusedPost(failure, receiving) {
+    if (this.#sendForced && this.#sendMethod === 'post') {
+      const forced = `${failure.message}, and sendMethod 'post' is forced: retrying`;
+      return foreignError(receiving ? 'advance' : 'retry', forced, failure.status);
+    }
+    const moved = this.#sendMethod !== 'get';
+    this.#sendMethod = 'get';
+    if (moved) {
+      this.lastError = foreignError('retry',
+        `${failure.message}, so page -> kernel messages and uploads now go in GET requests`, failure.status);
+      this.#setState(this.state);
+    }
+    return foreignError(receiving ? 'advance' : 'retry', failure.message, failure.status);
+  }
+
+  /**
+   * A stream's chunk POST got an answer that may be a refusal of POST: check, once at a time.
+   *
+   * @param {TransportError} failure
+   * @returns {Promise<boolean>} whether chunks now go in GET requests
+   */
+  async #checkRefusal(failure) {
+    if (this.#sendMethod === 'get') return true;
+    this.#refusalCheck ??= this.#explain(failure, 'POST').then((explained) => {
+      if (explained.action === 'refused') this.#refusedPost(explained, false);
+      return this.#sendMethod === 'get';
+    }).finally(() => {
+      this.#refusalCheck = null;
+    });
+    return this.#refusalCheck;
+  }
+
+  /**
+   * An answer was cut after `failure.cutAt` bytes (a path that limits answers): later answers
+   * carry at most half as many bytes of frames (at least one frame always goes).
+   *
+   * @returns {boolean} whether the bound shrank (false once it is as small as it gets)
+   */
+  #shrinkAnswers(failure) {
+    // A path that limits answers cuts them at the same size every time; a cut at a size of its
+    // own is a lost connection (retried as it is). So only the second cut near one size counts.
+    const previous = this.#lastCut;
+    this.#lastCut = failure.cutAt;
+    if (previous === null || Math.abs(failure.cutAt - previous) > previous * CUT_TOLERANCE) return false;
+    this.#lastCut = null;
+    const next = Math.max(MIN_ANSWER_BYTES, Math.floor(failure.cutAt / 2));
+    if (this.#answerBytes !== null && next >= this.#answerBytes) return false;
+    this.#answerBytes = next;
+    this.lastError = new TransportError('retry',
+      `${failure.message}; answers now carry at most ${next} bytes of frames`, failure.status);
+    this.#setState(this.state);
+    return true;
   }
 
   #upgradeTransport() {
@@ -618,6 +848,15 @@ export class Client {
    * @returns {Promise<boolean>} whether the kernel server answered within firstEventDeadline
    */
   async #probeServer(signal) {
+    return (await this.#askStatus(signal)).status !== null;
+  }
+
+  /**
+   * @param {AbortSignal} signal
+   * @returns {Promise<{status: object | null, hidden: boolean}>} the server's `/status` when it
+   *   answered within firstEventDeadline; `hidden` when the path answered an empty 500 instead
+   */
+  async #askStatus(signal) {
     const controller = new AbortController();
     const abort = () => controller.abort();
     signal.addEventListener('abort', abort, { once: true });
@@ -629,10 +868,14 @@ export class Client {
         signal: controller.signal,
       });
       const contentType = response.headers.get('content-type') ?? '';
-      await discardBody(response);
-      return response.ok && contentType.includes('application/json');
+      if (!response.ok || !contentType.includes('application/json')) {
+        const text = await response.text().catch(() => '');
+        return { status: null, hidden: response.status === 500 && text === '' };
+      }
+      const status = await response.json().catch(() => null);
+      return { status: status !== null && typeof status === 'object' ? status : null, hidden: false };
     } catch {
-      return false;
+      return { status: null, hidden: false };
     } finally {
       clearTimeout(timer);
       signal.removeEventListener('abort', abort);
@@ -717,7 +960,7 @@ export class Client {
     }
   }
 
-  #onHello({ session, ack, heartbeat, max_body: maxBody }, controller) {
+  #onHello({ session, ack, heartbeat, max_body: maxBody, max_url: maxUrl }, controller) {
     if (typeof session !== 'string' || session === '') {
       throw new TransportError('retry', 'the server sent a hello event without a session');
     }
@@ -728,6 +971,7 @@ export class Client {
     this.#checkAck(ack);
     this.session = session;
     if (typeof heartbeat === 'number' && heartbeat > 0) this.#heartbeat = heartbeat;
+    if (Number.isSafeInteger(maxUrl) && maxUrl >= 1024) this.#maxUrl = maxUrl;
     if (Number.isSafeInteger(maxBody) && maxBody > ENVELOPE_BYTES) {
       this.#maxBody = maxBody;
       this.#outbox.maxFrameBytes = maxBody - ENVELOPE_BYTES;
@@ -867,7 +1111,7 @@ export class Client {
   }
 
   #needsFlush() {
-    if (!this.#active || this.session === null) return false;
+    if (!this.#active || this.session === null || this.#hidden) return false;
     return this.#outbox.size > 0 || this.#inbox.cursor > this.#ackSent;
   }
 
@@ -876,8 +1120,18 @@ export class Client {
     this.#flushing = true;
     try {
       while (this.#needsFlush()) {
-        const failure = await this.#postOnce();
+        const method = this.#sendMethod === 'get' ? 'GET' : 'POST';
+        let failure = await (method === 'GET' ? this.#getOnce() : this.#postOnce());
+        if (failure === null) this.#oddAnswers = 0;
         if (failure === null || !this.#active) continue;
+        if (failure.action === 'retry' && isRefusal(failure)) failure = await this.#explain(failure, method);
+        else if (failure.action !== 'refused') this.#oddAnswers = 0;
+        if (!this.#active) continue;
+        if (failure.cutAt !== null && this.#shrinkAnswers(failure)) continue;
+        if (failure.action === 'refused') {
+          failure = this.#refusedPost(failure, false);
+          if (this.#sendMethod === 'get') continue;
+        }
         this.#handleFailure(failure, this.state);
         if (this.#active) await this.#sleepBeforePost();
       }
@@ -909,14 +1163,15 @@ export class Client {
     const timer = setTimeout(() => controller.abort(timeout), this.#postTimeout * 1000);
     this.#postController = controller;
     try {
-      const response = await this.#fetch(`${this.url}/messages`, {
+      const bytes = this.#answerBytes === null ? '' : `?bytes=${this.#answerBytes}`;
+      const response = await this.#fetch(`${this.url}/messages${bytes}`, {
         method: 'POST',
         headers: this.#headers({ 'Content-Type': 'application/json' }),
         body,
         signal: controller.signal,
       });
       await checkResponse(response, 'application/json', this.url);
-      const answer = await response.json();
+      const answer = await readJson(response, controller.signal);
       if (epoch !== this.#epoch) return null;
       this.#applyAck(answer, lastSent);
       this.#ackSent = Math.max(this.#ackSent, cursor);
@@ -929,6 +1184,69 @@ export class Client {
     } finally {
       clearTimeout(timer);
       this.#postController = null;
+    }
+  }
+
+  /**
+   * The GET form of `#postOnce`: the batch in the query, in parts when it does not fit in one
+   * URL of `maxUrl` characters, sent one after the other. The batch stays the same until its last
+   * part is answered, so a part sent again is the same; sequence numbers do the rest.
+   *
+   * @returns {Promise<TransportError | null>}
+   */
+  async #getOnce() {
+    const epoch = this.#epoch;
+    const cursor = this.#inbox.cursor;
+    if (this.#parts === null) {
+      const messages = this.#outbox.batch(this.#maxBody - ENVELOPE_BYTES);
+      const text = base64urlText(`[${messages.join(',')}]`);
+      this.#parts = { id: randomId(BATCH_ID_LENGTH), text, have: 0, lastSent: this.#outbox.acked + messages.length };
+    }
+    const parts = this.#parts;
+    const params = new URLSearchParams({ client: this.id, session: this.session, ack: String(cursor) });
+    if (this.#answerBytes !== null) params.set('bytes', String(this.#answerBytes));
+    const base = `${this.url}/messages?${params}`;
+    for (;;) {
+      let url = `${base}&messages=${parts.text}`;
+      if (parts.have > 0 || this.#maxUrl - url.length - this.#urlExtra < 0) {
+        const head = `${base}&batch=${parts.id}&offset=${parts.have}&total=${parts.text.length}&part=`;
+        const room = this.#maxUrl - head.length - this.#urlExtra;
+        if (room < 64) return new TransportError('fail', `maxUrl (${this.#maxUrl}) leaves no room for a message`);
+        url = head + parts.text.slice(parts.have, parts.have + room);
+      }
+      const controller = new AbortController();
+      const timeout = new TransportError('retry', `no answer to a GET within ${this.#postTimeout} s`);
+      const timer = setTimeout(() => controller.abort(timeout), this.#postTimeout * 1000);
+      this.#postController = controller;
+      try {
+        const response = await this.#fetch(url, {
+          headers: this.#headers(), cache: 'no-store', signal: controller.signal,
+        });
+        await checkResponse(response, 'application/json', this.url);
+        const answer = await readJson(response, controller.signal);
+        if (epoch !== this.#epoch) return null;
+        if (!Array.isArray(answer?.frames)) {
+          this.#checkAck(answer?.ack);
+          this.#outbox.ack(answer.ack);
+          if (!Number.isSafeInteger(answer.have) || answer.have < 0 || answer.have > parts.text.length) {
+            throw new TransportError('retry', 'the answer to a part of a batch has no valid have');
+          }
+          parts.have = answer.have;
+          continue;
+        }
+        this.#parts = null;
+        this.#applyAck(answer, parts.lastSent);
+        this.#ackSent = Math.max(this.#ackSent, cursor);
+        this.#postAttempt = 0;
+        this.#onCarried(answer);
+        return null;
+      } catch (error) {
+        if (epoch !== this.#epoch) return null;
+        return toTransportError(controller.signal.aborted ? controller.signal.reason : error);
+      } finally {
+        clearTimeout(timer);
+        this.#postController = null;
+      }
     }
   }
 
@@ -976,8 +1294,72 @@ export function trimTrailingSlash(url) {
 }
 
 function randomClientId() {
-  const bytes = globalThis.crypto.getRandomValues(new Uint8Array(CLIENT_ID_LENGTH));
+  return randomId(CLIENT_ID_LENGTH);
+}
+
+function randomId(length) {
+  const bytes = globalThis.crypto.getRandomValues(new Uint8Array(length));
   return Array.from(bytes, (byte) => ID_ALPHABET[byte & 63]).join('');
+}
+
+/**
+ * @param {TransportError} failure
+ * @returns {boolean} whether the path, not the kernel server, may have answered: a refusal of the
+ *   method, or an empty 500 hiding the server's status
+ */
+function isRefusal(failure) {
+  return failure.foreign && (REFUSAL_STATUSES.has(failure.status) || failure.status >= 500);
+}
+
+function foreignError(action, message, status) {
+  const error = new TransportError(action, message, status);
+  error.foreign = true;
+  return error;
+}
+
+/**
+ * Reads a JSON answer, telling a body cut short by the path from one that is not JSON.
+ *
+ * @param {Response} response a success
+ * @param {AbortSignal} signal the request's
+ * @returns {Promise<unknown>}
+ */
+async function readJson(response, signal) {
+  if (response.body === null) return response.json();
+  const reader = response.body.getReader();
+  const parts = [];
+  let received = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      parts.push(value);
+      received += value.length;
+    }
+  } catch (error) {
+    if (signal.aborted || received === 0) throw error; // no byte: the connection was lost
+    throw cutAnswer(received, response.status);
+  }
+  const bytes = new Uint8Array(received);
+  let at = 0;
+  for (const part of parts) {
+    bytes.set(part, at);
+    at += part.length;
+  }
+  const length = Number(response.headers.get('content-length'));
+  if (Number.isSafeInteger(length) && length > received) throw cutAnswer(received, response.status);
+  try {
+    return JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    if (received > 0 && bytes[received - 1] !== 0x7d) throw cutAnswer(received, response.status);
+    throw new TransportError('retry', 'the answer is not valid JSON', response.status);
+  }
+}
+
+function cutAnswer(received, status) {
+  const error = new TransportError('retry', `an answer was cut after ${received} bytes (the path limits answers)`, status);
+  error.cutAt = received;
+  return error;
 }
 
 /**
@@ -1043,8 +1425,11 @@ async function checkResponse(response, expected, baseUrl, rules = STATUS_RULES, 
     'retry',
     `the server answered ${response.status}`,
   ];
-  const message = detail ? `${explanation}: ${detail}` : explanation;
-  throw new TransportError(action, message, response.status);
+  const shown = detail || (response.status === 500 ? 'an empty answer' : '');
+  const message = shown ? `${explanation}: ${shown}` : explanation;
+  const error = new TransportError(action, message, response.status);
+  error.foreign = code === null;
+  throw error;
 }
 
 function htmlPageError(status, expected, baseUrl) {

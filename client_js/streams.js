@@ -1,6 +1,7 @@
 import { backoffDelay } from './backoff.js';
 import { KernelError, StateError } from './errors.js';
 import { MetaGenerator, ProgressReporter, toStreamSource } from './meta_generator.js';
+import { REFUSAL_STATUSES, base64url, bytesFitting } from './query_form.js';
 
 const DEFAULT_CHUNK_BYTES = 512 * 1024;
 const DEFAULT_CHUNKS_IN_FLIGHT = 4;
@@ -21,7 +22,14 @@ const unreadStreams = new FinalizationRegistry(({ hub, key }) => hub.refuse(key)
  * @property {() => string | null} session the current session id
  * @property {(milliseconds: number, signal: AbortSignal) => Promise<void>} sleep
  * @property {() => number} random
+ * @property {() => 'post' | 'get'} method how requests that carry data go now
+ * @property {(url: string) => number} room characters a URL may still grow by under maxUrl
+ * @property {(error: Error & {status: number | null}) => Promise<boolean>} refused checks
+ *   whether an odd answer to a POST means that the path refuses POST; resolves to whether
+ *   requests now go over GET
  */
+
+const MIN_ERROR_TEXT = 64;
 
 /**
  * @typedef {object} StreamOptions
@@ -88,7 +96,7 @@ export class StreamHub {
    * @param {number} key
    */
   refuse(key) {
-    this.request(`/streams/down/${key}/cancel`, { method: 'POST' }, this.#controller.signal)
+    this.request(`/streams/down/${key}/cancel`, { method: this.method }, this.#controller.signal)
       .then((response) => response.body?.cancel())
       .catch(() => {});
   }
@@ -102,6 +110,52 @@ export class StreamHub {
     this.#controller.abort(error);
     this.#controller = new AbortController();
     this.#nextUpload = 0;
+  }
+
+  /** @returns {'POST' | 'GET'} the method of requests that send something to the kernel */
+  get method() {
+    return this.#link.method?.() === 'get' ? 'GET' : 'POST';
+  }
+
+  /**
+   * @param {number} key an upload's stream id
+   * @returns {number} the most bytes of its next chunk: chunkBytes, or over GET what fits in
+   *   the query of one URL
+   */
+  pieceBytes(key) {
+    if (this.#link.method?.() !== 'get') return this.chunkBytes;
+    const session = this.#link.session() ?? '';
+    const head = `${this.#link.url}/streams/up/${key}?${new URLSearchParams({ session })}&data=`;
+    return Math.max(1, Math.min(this.chunkBytes, bytesFitting(this.#link.room(head))));
+  }
+
+  /**
+   * @param {number} key
+   * @param {string} text
+   * @returns {string} `text` cut to what fits with the other parameters of an error request
+   */
+  fitErrorText(key, text) {
+    const session = this.#link.session() ?? '';
+    const head = `${this.#link.url}/streams/up/${key}/error?${new URLSearchParams({ session })}&name=&message=`;
+    const room = Math.max(MIN_ERROR_TEXT, Math.floor(this.#link.room(head) / 3 / 2));
+    return text.length <= room ? text : text.slice(0, room);
+  }
+
+  /**
+   * @param {Response} response a failed answer to a POST
+   * @returns {Promise<boolean>} whether the path refuses POST (requests now go over GET)
+   */
+  async postRefused(response) {
+    if (!REFUSAL_STATUSES.has(response.status)) return false;
+    const text = await response.clone().text().catch(() => '');
+    try {
+      if (typeof JSON.parse(text)?.error === 'string') return false; // the kernel server's own
+    } catch {
+      // not JSON: the path's answer
+    }
+    const error = Object.assign(new Error(`a chunk POST was answered ${response.status}: ${text.slice(0, 100) || 'an empty answer'}`),
+      { status: response.status, foreign: true, action: 'retry', cutAt: null });
+    return this.#link.refused?.(error) ?? false;
   }
 
   /**
@@ -285,9 +339,10 @@ class StreamUpload {
   #launchChunks() {
     const producerDone = this.#ended || this.#failure !== null;
     while (this.#inFlight.size < this.#hub.chunksInFlight && this.#queued > 0) {
-      const full = this.#queued >= this.#hub.chunkBytes;
+      const limit = this.#hub.pieceBytes(this.key);
+      const full = this.#queued >= limit;
       if (!full && this.#inFlight.size > 0 && !producerDone) return;
-      const piece = this.#cut(this.#hub.chunkBytes);
+      const piece = this.#cut(limit);
       // the last piece ends where the producer ended: a refused (413) middle piece sent again
       // after the last one went empties the queue too, but it is not the end
       piece.last = this.#ended && this.#failure === null && this.#queued === 0 &&
@@ -372,14 +427,23 @@ class StreamUpload {
     let attempt = 0;
     for (;;) {
       this.#signal.throwIfAborted();
+      const method = this.#hub.method;
+      if (method === 'GET' && piece.bytes.length > this.#hub.pieceBytes(this.key)) {
+        return { kind: 'split' }; // cut for a POST: cut again to fit in a URL
+      }
       let response;
       try {
-        response = await this.#hub.request(`/streams/up/${this.key}`,
-          { method: 'POST', headers, body: piece.bytes }, this.#signal);
+        const init = method === 'GET' ? { method, headers } : { method, headers, body: piece.bytes };
+        const query = method === 'GET' ? { data: base64url(piece.bytes) } : {};
+        response = await this.#hub.request(`/streams/up/${this.key}`, init, this.#signal, query);
       } catch (error) {
         this.#signal.throwIfAborted();
         await this.#hub.pause(attempt++, this.#signal);
         continue;
+      }
+      if (method === 'POST' && !response.ok && (await this.#hub.postRefused(response))) {
+        await response.body?.cancel().catch(() => {});
+        return { kind: 'split' }; // the path refuses POST: send it again over GET
       }
       if (response.status === 413) {
         const answer = await response.json().catch(() => ({}));
@@ -410,16 +474,14 @@ class StreamUpload {
   async #finish() {
     if (this.#failure !== null) {
       const error = this.#failure;
-      const body = JSON.stringify({
-        name: String(error?.name ?? typeof error),
-        message: String(error?.message ?? error),
-      });
-      await this.#postUntilAnswered(`/streams/up/${this.key}/error`, body, 'application/json');
+      const name = String(error?.name ?? typeof error);
+      const message = String(error?.message ?? error);
+      await this.#postUntilAnswered(`/streams/up/${this.key}/error`, name, message);
       return;
     }
     if (!this.#lastSent) {
       const piece = { offset: this.#produced, bytes: new Uint8Array(0), last: true };
-      await this.#post(piece);
+      while ((await this.#post(piece)).kind === 'split'); // POST refused: again over GET
     }
   }
 
@@ -430,19 +492,31 @@ class StreamUpload {
    */
   #tellFailure(error) {
     reportStreamError(error);
-    const body = JSON.stringify({ name: 'StreamError', message: String(error?.message ?? error) });
     const headers = { 'Content-Type': 'application/json', 'Stream-Offset': String(this.#produced) };
     const signal = AbortSignal.timeout(STREAM_REQUEST_TIMEOUT_MS);
-    this.#hub.request(`/streams/up/${this.key}/error`, { method: 'POST', headers, body }, signal)
+    const [init, query] = this.#errorRequest('StreamError', String(error?.message ?? error), headers);
+    this.#hub.request(`/streams/up/${this.key}/error`, init, signal, query)
       .then((response) => response.body?.cancel())
       .catch(() => {});
   }
 
-  async #postUntilAnswered(path, body, contentType) {
-    const headers = { 'Content-Type': contentType, 'Stream-Offset': String(this.#produced) };
+  /**
+   * @returns {[RequestInit, Record<string, string>]} the request telling the kernel that the
+   *   upload failed: a JSON body, or over GET the query
+   */
+  #errorRequest(name, message, headers) {
+    const method = this.#hub.method;
+    if (method === 'POST') return [{ method, headers, body: JSON.stringify({ name, message }) }, {}];
+    const fit = (text) => this.#hub.fitErrorText(this.key, text);
+    return [{ method, headers: { 'Stream-Offset': headers['Stream-Offset'] } }, { name: fit(name), message: fit(message) }];
+  }
+
+  async #postUntilAnswered(path, name, message) {
+    const headers = { 'Content-Type': 'application/json', 'Stream-Offset': String(this.#produced) };
     for (let attempt = 0; ; ) {
       try {
-        const response = await this.#hub.request(path, { method: 'POST', headers, body }, this.#signal);
+        const [init, query] = this.#errorRequest(name, message, headers);
+        const response = await this.#hub.request(path, init, this.#signal, query);
         if ((await readStreamAnswer(response, this.key)) !== null) return;
       } catch (error) {
         this.#signal.throwIfAborted();
@@ -565,7 +639,7 @@ class StreamDownload {
     const offset = this.#offset;
     const headers = { 'Stream-Offset': String(offset) };
     if (final) headers['Stream-End'] = '1';
-    this.#hub.request(`/streams/down/${this.#key}/ack`, { method: 'POST', headers }, this.#signal)
+    this.#hub.request(`/streams/down/${this.#key}/ack`, { method: this.#hub.method, headers }, this.#signal)
       .then((response) => {
         if (response.ok) this.#ackSent = Math.max(this.#ackSent, offset);
         return response.body?.cancel();

@@ -17,6 +17,8 @@ import { createParser } from './sse_parser.js';
  * @property {() => void} onBytes called whenever bytes arrive
  * @property {(event: {type: string, data: string, id: string}) => void} onEvent an event of a stream
  * @property {(answer: unknown) => void} onPoll the parsed JSON answer of a poll
+ * @property {(response: Response) => Promise<unknown>} readJson reads a JSON answer; an answer
+ *   the path cut short rejects with a TransportError whose `cutAt` says after how many bytes
  * @property {number | null} hold seconds a poll may be held; null for the server's `poll_hold`
  */
 
@@ -30,6 +32,7 @@ import { createParser } from './sse_parser.js';
 /**
  * @typedef {object} Transport
  * @property {string} name 'sse-get', 'sse-post' or 'poll'; the server reports it in /status
+ * @property {'GET' | 'POST'} method the request method
  * @property {boolean} streaming whether it is an event stream, which a buffering proxy can hold
  * @property {(link: ReceiveLink, signal: AbortSignal) => Promise<ReceiveEnd>} receive one attempt
  */
@@ -41,6 +44,7 @@ import { createParser } from './sse_parser.js';
 function eventStreamTransport(method) {
   return {
     name: `sse-${method.toLowerCase()}`,
+    method,
     streaming: true,
     async receive(link, signal) {
       const init = {
@@ -89,12 +93,13 @@ async function readEventStream(response, link, signal) {
 /** @type {Transport} a request held until frames wait or `poll_hold` passes, then asked again */
 const pollTransport = {
   name: 'poll',
+  method: 'GET',
   streaming: false,
   async receive(link, signal) {
     const query = link.hold === null ? {} : { hold: String(link.hold) };
     const init = { headers: { Accept: 'application/json' }, signal, cache: 'no-store' };
     const response = await link.request('/poll', init, 'application/json', query);
-    const answer = await response.json();
+    const answer = await link.readJson(response);
     link.onBytes();
     link.onPoll(answer);
     return { reconnectAfter: 0 };

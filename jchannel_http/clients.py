@@ -42,6 +42,8 @@ class ClientGate:
         self.liveness = liveness
         self.current: str | None = None
         self.transport: str | None = None
+        self.send_method: str | None = None
+        """How the current client sent its latest frames: 'post' or 'get'."""
         self._streams = 0
         self._last_seen = 0.0
         self._released = False
@@ -67,6 +69,7 @@ class ClientGate:
             admission = Admission.TAKEOVER
             self._streams = 0
             self.transport = None
+            self.send_method = None
         self.current = client
         self._released = False
         self._last_seen = now
@@ -76,6 +79,11 @@ class ClientGate:
         """Note activity of ``client`` (only the current client counts)."""
         if client == self.current:
             self._last_seen = now
+
+    def sent(self, client: str, method: str) -> None:
+        """``client`` sent frames with ``method`` ('post' or 'get')."""
+        if client == self.current:
+            self.send_method = method
 
     def stream_opened(self, client: str, transport: str) -> None:
         """``client`` opened a stream of kind ``transport``."""

@@ -282,7 +282,12 @@ class GuardedRunner(web.AppRunner):
 
 def runner_options(options: Options) -> dict[str, Any]:
     """aiohttp's own connection settings that follow the options."""
-    return {'keepalive_timeout': options.keepalive_timeout}
+    from .options import MAX_REQUEST_LINE
+
+    # a GET carrying frames has a request line of up to max_url characters plus what a proxy
+    # adds to it (Colab's appends "&authuser=0"), the method and the protocol
+    return {'keepalive_timeout': options.keepalive_timeout,
+            'max_line_size': max(MAX_REQUEST_LINE, options.max_url + 256)}
 
 
 class BodyTimeout(Exception):

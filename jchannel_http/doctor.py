@@ -192,6 +192,7 @@ class Doctor:
         self.token_ok = False
         self.page_live = False
         self.live_transport: str | None = None
+        self.post_refused = False
         self._http: aiohttp.ClientSession | None = None
 
     # -- requests ---------------------------------------------------------------------------
@@ -233,8 +234,14 @@ class Doctor:
             checks.append(await self.token_accepted())
             streams = [await self.event_stream('GET'), await self.event_stream('POST'),
                        await self.long_poll()]
+            post = await self.post_passes()
+            if self.post_refused:
+                streams[1] = Check('sse-post', LABELS['sse-post'], INFO,
+                                   'not usable: the path refuses POST (see below)')
             checks += streams
             checks.append(await self.body_limit())
+            checks.append(post)
+            checks.append(await self.statuses())
             checks.append(await self.interstitial())
             checks.append(await self.websocket())
             checks.append(await self.latency())
@@ -263,7 +270,8 @@ class Doctor:
 
     async def _release(self) -> None:
         try:
-            await self._request('POST', '/release', params={'client': self.client})
+            await self._request('GET' if self.post_refused else 'POST', '/release',
+                                params={'client': self.client})
         except (aiohttp.ClientError, asyncio.TimeoutError):
             pass  # the server lets another page in after two silent heartbeats anyway
 
@@ -438,6 +446,9 @@ class Doctor:
         skipped = self._not_probed(key, page_ok=True)
         if skipped is not None:
             return skipped
+        if self.post_refused:
+            return Check(key, LABELS[key], INFO, 'not used: the path refuses POST, so the page '
+                         'sends its messages in GET URLs of at most max_url characters')
 
         async def probe() -> Check:
             accepted, refusal = 0, None
@@ -483,6 +494,59 @@ class Doctor:
             return None
         who = "by the server's max_body" if answer.error_code == 'too_large' else 'on the path'
         return f'{size_text(size)} refused {who} ({answer.describe()[:90]})'
+
+    async def post_passes(self) -> Check:
+        """Whether a POST reaches the server; where the path refuses it (Colab's proxy answers
+        500 "Not allowed"), whether the GET form of /messages does."""
+        key = 'post'
+        skipped = self._not_probed(key, page_ok=True)
+        if skipped is not None:
+            return skipped
+
+        async def probe() -> Check:
+            batch = {'client': self.client, 'session': 'doctor-post-probe', 'ack': 0,
+                     'messages': []}
+            answer = await self._request('POST', '/messages', data=orjson.dumps(batch),
+                                         headers={'Content-Type': 'application/json'})
+            if answer.from_server:
+                return Check(key, LABELS[key], OK, 'yes: the server answered a POST')
+            self.post_refused = True
+            said = answer.body[:60].decode('utf-8', 'replace').strip()
+            detail = f'no: HTTP {answer.status}' + (f' {said!r}' if said else ' (empty)')
+            query = {'client': self.client, 'session': 'doctor-post-probe', 'ack': '0',
+                     'messages': 'W10'}  # [] in base64url
+            by_get = await self._request('GET', '/messages', params=query)
+            if by_get.from_server:
+                detail += '; the GET form of /messages reaches the server'
+            elif by_get.status == 500 and not by_get.body:
+                detail += ('; the GET form of /messages gets an empty 500 (the status hidden, '
+                           'see below)')
+            else:
+                detail += f'; the GET form of /messages gets {by_get.describe()}'
+            return Check(key, LABELS[key], INFO, detail,
+                         'POST refused: the page sends its messages and upload chunks in GET '
+                         'requests instead (split to fit max_url) and does not use the POST '
+                         "event stream; send_method='get' spares it the first refusal")
+        return await self._probe(key, probe)
+
+    async def statuses(self) -> Check:
+        """Whether the server's error statuses reach the client (Colab's proxy turns a 4xx
+        into an empty 500)."""
+        key = 'statuses'
+
+        async def probe() -> Check:
+            answer = await self._request('GET', '/status', auth=False)
+            if answer.from_server and answer.status == 401:
+                return Check(key, LABELS[key], OK, "yes: the server's 401 arrived as it is")
+            if answer.status == 500 and not answer.body:
+                return Check(key, LABELS[key], INFO,
+                             "hidden: the server's 401 arrived as an empty 500",
+                             'the path hides error statuses: after such an answer the page asks '
+                             'for /status, and tells a lost server, a session that is over and '
+                             'another page connected apart (in client.lastError)')
+            return Check(key, LABELS[key], INFO, f'a request without the token got '
+                                                 f'{answer.describe()}')
+        return await self._probe(key, probe)
 
     async def interstitial(self) -> Check:
         key = 'interstitial'
@@ -556,6 +620,8 @@ ROWS = (
     ('sse-post', 'POST event stream unbuffered'),
     ('poll', 'long-poll works'),
     ('body', 'largest request body accepted'),
+    ('post', 'POST passes'),
+    ('statuses', 'error statuses pass'),
     ('interstitial', 'interstitial or login page'),
     ('websocket', 'WebSocket upgrade passes'),
     ('latency', 'round-trip latency'),

@@ -28,6 +28,7 @@ from .frames import Call, Echo, Error, Pipe, Result, decode_item
 from .values import dumps, encode_checked, loads
 from .page import page_html
 from .probe import websocket_probe
+from .query_form import PartAssembly, decode_base64url
 from .rpc import MissingMethod, invoke
 from .server import Server
 from .stream_http import stream_routes
@@ -78,6 +79,8 @@ class InFlight:
 
 
 IN_FLIGHT = web.AppKey('in_flight', InFlight)
+PARTS = web.AppKey('parts', PartAssembly)
+NO_STORE = {'Cache-Control': 'no-store, no-transform'}
 
 
 class ProtocolLog(logging.LoggerAdapter):
@@ -190,7 +193,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
             response = await _guarded(request, handler)
         except Exception as exc:
             error = _error_for(exc)
-            response = json_response(error.body, error.status, error.headers)
+            response = json_response(error.body, error.status, {**NO_STORE, **error.headers})
         _cors(request, response)
         return response
     finally:
@@ -270,8 +273,54 @@ def _parse_post(body: Any) -> tuple[str, str, int, list, bool]:
 async def messages(request: web.Request) -> web.Response:
     """POST /messages: frames and acknowledgements from the page; with ``carry``, the answer
     also carries kernel frames after ``ack`` (see transports.carry)."""
-    server = request.app[SERVER]
     client, session, ack, raw, carry = _parse_post(await read_json(request))
+    return await _take_batch(request, client, session, ack, raw, carry, 'post')
+
+
+async def messages_by_get(request: web.Request) -> web.Response:
+    """GET /messages: the same batch in the query, for paths that refuse POST (see
+    query_form.py). The answer always carries frames, except that of a batch's non-final part,
+    which is ``{"ack": ..., "have": <characters held>}``."""
+    server = request.app[SERVER]
+    query = request.query
+    client = check_client_id(query.get('client'))
+    session = query.get('session')
+    if not session:
+        raise ProtocolError("'session' must be the session id from the hello event")
+    ack = _int_param(query.get('ack'), 'ack')
+    if 'messages' in query:
+        text: str | None = query['messages']
+    else:
+        server.admit(client)
+        if session != server.link.session.id:
+            raise ResyncError('the session is over (the kernel server was restarted or another '
+                              'page took over); start a new one')
+        assembly = request.app[PARTS]
+        text = assembly.add((client, session), query)
+        if text is None:
+            server.link.acknowledge(ack)
+            server.gate.touch(client, time.monotonic())
+            server.gate.sent(client, 'get')
+            return json_response({'ack': server.link.session.inbox.cursor,
+                                  'have': assembly.have}, headers=NO_STORE)
+    raw = loads_checked(decode_base64url(text, 'messages'))
+    if not isinstance(raw, list):
+        raise ProtocolError('messages must encode a JSON array of frames')
+    return await _take_batch(request, client, session, ack, raw, True, 'get')
+
+
+def loads_checked(body: bytes) -> Any:
+    """``body`` parsed as JSON, or a 400."""
+    try:
+        return loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise HttpError(400, 'bad_request', f'the batch is not valid JSON: {exc}') from exc
+
+
+async def _take_batch(request: web.Request, client: str, session: str, ack: int, raw: list,
+                      carry: bool, method: str) -> web.Response:
+    server = request.app[SERVER]
+    limit = transports.answer_bytes(server, request.query.get('bytes'))
     # An item that is not a valid frame keeps its place in the sequence and fails only its own
     # call (rpc.py); only an item without a usable sequence number refuses the whole batch.
     frames = [decode_item(item, FROM_PAGE) for item in raw]
@@ -285,16 +334,19 @@ async def messages(request: web.Request) -> web.Response:
     for frame in link.receive(frames):
         rpc.handle(frame)
     server.gate.touch(client, time.monotonic())
+    server.gate.sent(client, method)
     answer = {'ack': link.session.inbox.cursor}
     if not carry:
         return json_response(answer)
-    return transports.frames_response(answer, await transports.carry(server, link.session, ack))
+    return transports.frames_response(answer, await transports.carry(server, link.session, ack,
+                                                                     limit))
 
 
 async def release(request: web.Request) -> web.Response:
-    """POST /release: the page is going away; another may take over at once."""
+    """POST (or GET) /release: the page is going away; another may take over at once."""
     client = check_client_id(request.query.get('client'))
-    return json_response({'released': request.app[SERVER].gate.release(client)})
+    return json_response({'released': request.app[SERVER].gate.release(client)},
+                         headers=NO_STORE)
 
 
 async def direct_call(request: web.Request) -> web.Response:
@@ -356,11 +408,14 @@ def make_app(server: Server) -> web.Application:
     app = web.Application(middlewares=[guard], client_max_size=server.options.max_body)
     app[SERVER] = server
     app[IN_FLIGHT] = InFlight(server.options.max_requests)
+    app[PARTS] = PartAssembly(server.options.max_body)
     app.router.add_get('/events', events, allow_head=False)  # an endless answer
     app.router.add_post('/events', events)
     app.router.add_get('/poll', poll, allow_head=False)
     app.router.add_post('/messages', messages)
+    app.router.add_get('/messages', messages_by_get, allow_head=False)
     app.router.add_post('/release', release)
+    app.router.add_get('/release', release, allow_head=False)
     app.router.add_post('/channels/{channel}/call/{method}', direct_call)
     app.router.add_get('/status', status)
     app.router.add_get('/client.js', client_js)

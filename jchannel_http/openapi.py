@@ -43,7 +43,8 @@ EVENT = {
         'data': {'type': 'string'},
     },
     'description': 'One event: first "hello", whose data is JSON with session, cursor, ack, '
-                   'heartbeat and max_body; then one per frame, whose id is its seq and whose '
+                   'heartbeat, max_body and max_url; then one per frame, whose id is its seq '
+                   'and whose '
                    'data is the frame as JSON.',
 }
 
@@ -81,6 +82,18 @@ _STREAM_ID = {'name': 'id', 'in': 'path', 'required': True,
               'schema': {'type': 'integer', 'minimum': 1}, 'description': 'The stream id.'}
 
 
+_BYTES = {'name': 'bytes', 'in': 'query', 'schema': {'type': 'integer', 'minimum': 1},
+          'description': 'Most bytes of kernel frames in the answer, at most poll_bytes (a page '
+                         'asks for less after a path cut an answer).'}
+_BASE64URL = {'type': 'string', 'pattern': '^[A-Za-z0-9_-]*$'}
+
+
+def _post_or_get(operation: dict[str, Any]) -> dict[str, Any]:
+    """An operation answered the same to POST and, for paths that refuse POST, to GET."""
+    return {'post': operation, 'get': {**operation, 'summary': operation['summary']
+                                       + ' (GET: for paths that refuse POST)'}}
+
+
 def _offset_header(required: bool, what: str) -> dict[str, Any]:
     return {'name': 'Stream-Offset', 'in': 'header', 'required': required,
             'schema': {'type': 'integer', 'minimum': 0}, 'description': what}
@@ -93,19 +106,27 @@ def _stream_paths() -> dict[str, Any]:
         'state': {'type': 'string', 'enum': ['open', 'done', 'cancelled']},
         'chunk_size': {'type': 'integer'}, 'in_flight': {'type': 'integer'}}},
         'Whether the chunk was stored (false: the kernel buffer stayed full, send it again).')
+    chunk_parameters = [
+        _STREAM_ID, _SESSION,
+        _offset_header(True, 'Offset of the first byte of the chunk.'),
+        {'name': 'Stream-End', 'in': 'header', 'schema': {'type': 'string', 'enum': ['1']},
+         'description': 'The stream ends right after this chunk.'},
+        {'name': 'Stream-Total', 'in': 'header', 'schema': {'type': 'integer'},
+         'description': 'The declared size of the stream.'},
+    ]
     return {
         '/streams/up/{id}': {'post': {
             'summary': 'One chunk of a page -> kernel stream',
-            'parameters': [
-                _STREAM_ID, _SESSION,
-                _offset_header(True, 'Offset of the first byte of the chunk.'),
-                {'name': 'Stream-End', 'in': 'header', 'schema': {'type': 'string', 'enum': ['1']},
-                 'description': 'The stream ends right after this chunk.'},
-                {'name': 'Stream-Total', 'in': 'header', 'schema': {'type': 'integer'},
-                 'description': 'The declared size of the stream.'},
-            ],
+            'parameters': chunk_parameters,
             'requestBody': {'required': False, 'content': {'application/octet-stream': {
                 'schema': {'type': 'string', 'format': 'binary'}}}},
+            'responses': {'200': chunk_answer, **_errors(400, 401, 410, 413)},
+        }, 'get': {
+            'summary': 'One chunk of a page -> kernel stream, in the query (for paths that '
+                       'refuse POST)',
+            'parameters': [*chunk_parameters, {
+                'name': 'data', 'in': 'query', 'schema': _BASE64URL,
+                'description': 'The bytes of the chunk in unpadded base64url.'}],
             'responses': {'200': chunk_answer, **_errors(400, 401, 410, 413)},
         }},
         '/streams/up/{id}/error': {'post': {
@@ -114,6 +135,14 @@ def _stream_paths() -> dict[str, Any]:
             'requestBody': {'required': True, 'content': {'application/json': {'schema': {
                 'type': 'object', 'required': ['name', 'message'],
                 'properties': {'name': {'type': 'string'}, 'message': {'type': 'string'}}}}}},
+            'responses': {'200': _json({'type': 'object'}, 'Noted.'), **_errors(400, 401, 410)},
+        }, 'get': {
+            'summary': "The page's producer of a stream raised (the query form)",
+            'parameters': [_STREAM_ID, _SESSION,
+                           {'name': 'name', 'in': 'query', 'required': True,
+                            'schema': {'type': 'string'}},
+                           {'name': 'message', 'in': 'query', 'required': True,
+                            'schema': {'type': 'string'}}],
             'responses': {'200': _json({'type': 'object'}, 'Noted.'), **_errors(400, 401, 410)},
         }},
         '/streams/down/{id}': {'get': {
@@ -134,7 +163,7 @@ def _stream_paths() -> dict[str, Any]:
                 **_errors(400, 401, 404, 410),
             },
         }},
-        '/streams/down/{id}/ack': {'post': {
+        '/streams/down/{id}/ack': _post_or_get({
             'summary': 'The page holds every byte before Stream-Offset',
             'parameters': [_STREAM_ID, _SESSION,
                            _offset_header(True, 'The bytes the page holds.'),
@@ -143,12 +172,12 @@ def _stream_paths() -> dict[str, Any]:
                             'description': 'The page read the whole stream.'}],
             'responses': {'200': _json({'type': 'object'}, 'Acknowledged.'),
                           **_errors(400, 401, 404, 410)},
-        }},
-        '/streams/down/{id}/cancel': {'post': {
+        }),
+        '/streams/down/{id}/cancel': _post_or_get({
             'summary': "The page's consumer stopped: stop the producer",
             'parameters': [_STREAM_ID, _SESSION],
             'responses': {'200': _json({'type': 'object'}, 'Cancelled.'), **_errors(400, 401, 410)},
-        }},
+        }),
     }
 
 
@@ -161,10 +190,49 @@ POLL_ANSWER = {
         'ack': {'type': 'integer', 'minimum': 0, 'description': 'The kernel inbox cursor.'},
         'heartbeat': {'type': 'number'},
         'max_body': {'type': 'integer'},
+        'max_url': {'type': 'integer', 'description': 'Most characters of a URL the page '
+                                                      'builds when it sends over GET.'},
         'hold': {'type': 'number', 'description': "The server's poll_hold."},
         'frames': {'type': 'array', 'items': FRAME},
     },
 }
+
+
+def _messages_by_get() -> dict[str, Any]:
+    """``GET /messages``: the batch of a POST in the query, whole or in parts (query_form.py)."""
+    count = {'type': 'string', 'pattern': '^[0-9]{1,16}$'}
+    return {
+        'summary': 'Page -> kernel frames and acknowledgements in the query (for paths that '
+                   'refuse POST); the answer always carries kernel frames, as with carry',
+        'parameters': [
+            _CLIENT, _SESSION,
+            {'name': 'ack', 'in': 'query', 'schema': _CURSOR,
+             'description': "The page's inbox cursor."},
+            {'name': 'messages', 'in': 'query', 'schema': _BASE64URL,
+             'description': 'The JSON array of frames, UTF-8, in unpadded base64url; absent '
+                            'when the batch comes in parts.'},
+            {'name': 'batch', 'in': 'query',
+             'schema': {'type': 'string', 'pattern': '^[A-Za-z0-9_-]{1,64}$'},
+             'description': 'The id of a batch sent in parts.'},
+            {'name': 'offset', 'in': 'query', 'schema': count,
+             'description': 'Where this part starts in the base64url text of the batch.'},
+            {'name': 'total', 'in': 'query', 'schema': count,
+             'description': 'The length of the base64url text of the batch.'},
+            {'name': 'part', 'in': 'query', 'schema': _BASE64URL,
+             'description': 'The characters of the batch from offset.'},
+            _BYTES,
+        ],
+        'responses': {
+            '200': _json({'type': 'object', 'required': ['ack'], 'properties': {
+                'ack': {'type': 'integer'}, 'frames': {'type': 'array', 'items': FRAME},
+                'have': {'type': 'integer', 'description': 'For a part that did not complete '
+                                                           'its batch: the characters held; '
+                                                           'send the next part from there.'}}},
+                'The kernel inbox cursor and the kernel frames after ack (up to poll_bytes); '
+                'for a part that does not complete its batch, the characters held.'),
+            **_errors(400, 401, 409, 410),
+        },
+    }
 
 
 def _events(method: str) -> dict[str, Any]:
@@ -215,6 +283,7 @@ def describe(url: str) -> dict[str, Any]:
                                     'to it.'},
                     {'name': 'hold', 'in': 'query', 'schema': {'type': 'number', 'minimum': 0},
                      'description': 'Seconds the request may be held, at most poll_hold.'},
+                    _BYTES,
                 ],
                 'responses': {
                     '200': _json(POLL_ANSWER, 'The frames after the cursor (up to poll_bytes), '
@@ -225,6 +294,7 @@ def describe(url: str) -> dict[str, Any]:
             }},
             '/messages': {'post': {
                 'summary': 'Page -> kernel frames and acknowledgements',
+                'parameters': [_BYTES],
                 'requestBody': {'required': True, 'content': {'application/json': {'schema': {
                     'type': 'object',
                     'required': ['client', 'session'],
@@ -250,8 +320,8 @@ def describe(url: str) -> dict[str, Any]:
                                  'refuses the whole batch (400).'),
                     **_errors(400, 401, 409, 410, 413),
                 },
-            }},
-            '/release': {'post': {
+            }, 'get': _messages_by_get()},
+            '/release': _post_or_get({
                 'summary': 'The page client is going away',
                 'parameters': [_CLIENT],
                 'responses': {
@@ -260,7 +330,7 @@ def describe(url: str) -> dict[str, Any]:
                                  'Whether it was the current client.'),
                     **_errors(400, 401),
                 },
-            }},
+            }),
             '/channels/{channel}/call/{method}': {'post': {
                 'summary': 'Call a kernel handler method directly',
                 'parameters': [

@@ -13,6 +13,10 @@ from typing import Any
 MiB = 1024 * 1024
 TRANSPORTS = (None, 'sse-get', 'sse-post', 'poll')
 """The page's transports in the order it tries them; None lets it probe."""
+SEND_METHODS = (None, 'post', 'get')
+"""How the page sends its frames and upload chunks; None: POST until a path refuses it."""
+MAX_REQUEST_LINE = 8190
+"""aiohttp's default bound on a request line; ``max_url`` above it raises the server's bound."""
 ORIGIN = re.compile(r'[a-z][a-z0-9+.-]*://[^/?#\s]+|null')
 
 
@@ -68,6 +72,16 @@ class Options:
     transport: str | None = None
     """Force the page's transport (``'sse-get'``, ``'sse-post'`` or ``'poll'``); ``None`` probes
     them in that order."""
+
+    send_method: str | None = None
+    """Force how the page sends frames and upload chunks: ``'post'`` (request bodies) or
+    ``'get'`` (encoded in the query of GET requests, for paths that refuse POST, such as Colab's
+    proxy); ``None`` posts until a path refuses POST while the server answers GET, then uses GET."""
+
+    max_url: int = 8000
+    """Most characters of a URL the page builds when it sends over GET; longer batches and
+    chunks are split. The default keeps the request line, with the ``&authuser=0`` that Colab's
+    proxy appends, under aiohttp's 8,190 bytes and the 8 KiB that common proxies pass."""
 
     chunk_size: int = 512 * 1024
     """Largest chunk of a page -> kernel stream accepted in one POST (413 beyond; the page then
@@ -169,6 +183,10 @@ class Options:
                      'head_timeout', 'keepalive_timeout', 'body_timeout'):
             if not getattr(self, name) > 0:
                 raise ValueError(f'{name} must be a positive number of seconds')
+        if self.send_method not in SEND_METHODS:
+            raise ValueError(f'send_method must be one of {SEND_METHODS}, not {self.send_method!r}')
+        if not 1024 <= self.max_url <= 65536:
+            raise ValueError('max_url must be an integer from 1024 to 65536')
         if self.transport not in TRANSPORTS:
             raise ValueError(f'transport must be one of {TRANSPORTS}, not {self.transport!r}')
         if not self.tunnel_timeout > 0:

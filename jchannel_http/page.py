@@ -19,7 +19,7 @@ PAGE = """<!DOCTYPE html>
 </head>
 <body>
 <h1>jchannel_http</h1>
-<p>Client: <span id="jchannel-state">loading</span>, transport: <span id="jchannel-transport">none yet</span></p>
+<p>Client: <span id="jchannel-state">loading</span>, transport: <span id="jchannel-transport">none yet</span>, sending with <span id="jchannel-send">POST</span></p>
 <div id="jchannel-app"></div>
 <h2>Server status</h2>
 <pre id="jchannel-status">...</pre>
@@ -35,9 +35,11 @@ const OPTIONS = %(options)s;
   const base = here.href.slice(0, here.href.lastIndexOf('/page'));
   const state = document.getElementById('jchannel-state');
   const transport = document.getElementById('jchannel-transport');
+  const send = document.getElementById('jchannel-send');
   const show = (client) => {
     state.textContent = client.state + (client.lastError ? ' (' + client.lastError.message + ')' : '');
     transport.textContent = client.transport;
+    send.textContent = client.sendMethod.toUpperCase();
   };
   jchannel.start(base, { ...OPTIONS, token, onstatechange: show }).then((client) => {
     window.jchannelClient = client;

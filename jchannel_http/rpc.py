@@ -9,6 +9,7 @@ import asyncio
 import inspect
 import logging
 import traceback
+import weakref
 from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import FrontendError, ProtocolError, StateError
@@ -66,6 +67,15 @@ def _expire(future: asyncio.Future) -> None:
         future.set_exception(asyncio.TimeoutError())
 
 
+_EVERY: 'weakref.WeakSet[Rpc]' = weakref.WeakSet()
+
+
+def calls_in_flight() -> bool:
+    """Whether a call of any server of this process is in flight: a kernel call waiting for its
+    page, or a page's call being handled (see ColabLauncher, which must not block meanwhile)."""
+    return any(rpc._pending or rpc._tasks for rpc in list(_EVERY))
+
+
 class Rpc:
     """Outgoing calls waiting for replies, and incoming calls being answered."""
 
@@ -86,6 +96,7 @@ class Rpc:
             Pipe: self._on_request,
             Invalid: self._on_invalid,
         }
+        _EVERY.add(self)
 
     @property
     def pending(self) -> int:

@@ -307,7 +307,10 @@ class Server:
     def client_options(self) -> dict[str, Any]:
         """The page client's options that follow the server's (``token`` aside)."""
         options: dict[str, Any] = {'firstEventDeadline': self.options.first_event_deadline,
-                                   'upgradeInterval': self.options.upgrade_interval}
+                                   'upgradeInterval': self.options.upgrade_interval,
+                                   'maxUrl': self.options.max_url}
+        if self.options.send_method is not None:
+            options['sendMethod'] = self.options.send_method
         if self.options.transport is not None:
             options['transport'] = self.options.transport
         return options
@@ -508,6 +511,7 @@ class Server:
             'connected': self._gate.is_live(now),
             'client': self._gate.current,
             'transport': self._gate.transport if self._gate.is_live(now) else None,
+            'send_method': self._gate.send_method if self._gate.is_live(now) else None,
             'session': link.session.id,
             'sent': outbox.last_seq,
             'acked': outbox.acked,

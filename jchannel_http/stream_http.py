@@ -16,6 +16,7 @@ import orjson
 from aiohttp import web
 
 from .errors import FrontendError, ProtocolError, ResyncError
+from .query_form import decode_base64url
 from .values import dumps
 from .server import Server
 from .transfers import Download, Upload
@@ -65,6 +66,11 @@ class StreamHandlers:
             web.get('/streams/down/{id}', self.download),
             web.post('/streams/down/{id}/ack', self.ack),
             web.post('/streams/down/{id}/cancel', self.cancel),
+            # the GET form, for paths that refuse POST (see query_form.py)
+            web.get('/streams/up/{id}', self.chunk, allow_head=False),
+            web.get('/streams/up/{id}/error', self.upload_error, allow_head=False),
+            web.get('/streams/down/{id}/ack', self.ack, allow_head=False),
+            web.get('/streams/down/{id}/cancel', self.cancel, allow_head=False),
         ]
 
     def _key(self, request: web.Request) -> int:
@@ -94,7 +100,11 @@ class StreamHandlers:
             _number(total, 'the Stream-Total header')
         self._session(request)
         limit = options.chunk_size
-        data = await _read_body(request, limit)
+        if request.method == 'GET':
+            data = decode_base64url(request.query.get('data', ''), 'data')
+            data = data if len(data) <= limit else None
+        else:
+            data = await _read_body(request, limit)
         if data is None:
             return _error(413, 'too_large', f'a chunk may have at most {limit} bytes '
                           '(chunk_size); send smaller chunks', chunk_size=limit)
@@ -107,10 +117,14 @@ class StreamHandlers:
     async def upload_error(self, request: web.Request) -> web.Response:
         """POST /streams/up/{id}/error: the page's producer raised; the consumer gets it."""
         key = self._key(request)
-        try:
-            body = orjson.loads(await request.read())
-        except orjson.JSONDecodeError as exc:
-            raise ProtocolError(f'the body is not valid JSON: {exc}') from exc
+        if request.method == 'GET':
+            body = {name: request.query[name] for name in ('name', 'message')
+                    if name in request.query}
+        else:
+            try:
+                body = orjson.loads(await request.read())
+            except orjson.JSONDecodeError as exc:
+                raise ProtocolError(f'the body is not valid JSON: {exc}') from exc
         if not isinstance(body, dict) or not isinstance(body.get('name'), str) \
                 or not isinstance(body.get('message'), str):
             raise ProtocolError('the body must be {"name": "<error class>", "message": "..."}')
@@ -190,7 +204,8 @@ class StreamHandlers:
 
 
 def _json(data: Any) -> web.Response:
-    return web.Response(body=dumps(data), content_type='application/json')
+    return web.Response(body=dumps(data), content_type='application/json',
+                        headers={'Cache-Control': 'no-store, no-transform'})
 
 
 def _answer(stream: Upload, stored: bool, chunk_size: int, in_flight: int) -> web.Response:

@@ -55,6 +55,16 @@ def query_seconds(value: str | None, name: str) -> float | None:
     return seconds
 
 
+def answer_bytes(server: Server, value: str | None) -> int:
+    """The most bytes of frames in one answer: ``poll_bytes``, or less when the page asks for
+    less (``?bytes=``, after a path cut a larger answer)."""
+    if value is None or value == '':
+        return server.options.poll_bytes
+    if not value.isdigit() or len(value) > 16 or int(value) < 1:
+        raise ProtocolError(f'bytes must be a positive integer, not {value!r}')
+    return min(int(value), server.options.poll_bytes)
+
+
 def sse_event(seq: int, data: bytes) -> bytes:
     """One event-stream event carrying a frame."""
     return b'id: %d\ndata: %b\n\n' % (seq, data)
@@ -66,6 +76,7 @@ def hello_fields(server: Server, session: Session, cursor: int) -> dict:
     return {
         'session': session.id, 'cursor': cursor, 'ack': session.inbox.cursor,
         'heartbeat': options.heartbeat, 'max_body': options.max_body,
+        'max_url': options.max_url,
     }
 
 
@@ -187,16 +198,18 @@ async def long_poll(request: web.Request, server: Server, cursor: int) -> web.Re
         server.gate.stream_closed(client, time.monotonic())
     if session is not link.session:
         raise ResyncError('the session is over (another page took over); start a new one')
-    entries = first_entries(entries, options.poll_bytes)
+    entries = first_entries(entries, answer_bytes(server, request.query.get('bytes')))
     link.handed_out(entries, by_post=False)
     fields = {**hello_fields(server, session, cursor), 'hold': options.poll_hold}
     return frames_response(fields, entries)
 
 
-async def carry(server: Server, session: Session, cursor: int) -> list[Entry]:
+async def carry(server: Server, session: Session, cursor: int, limit: int | None = None
+                ) -> list[Entry]:
     """The frames to carry back in the answer to a page's ``POST /messages``: those after the
     page's ``cursor`` that no stream or poll handed out (up to ``poll_bytes``), else the first
-    sent within ``poll_linger`` seconds (a handler's result, the kernel's next call).
+    sent within ``poll_linger`` seconds (a handler's result, the kernel's next call). ``limit``
+    (default ``poll_bytes``) bounds the bytes of frames carried.
 
     Each frame has one way to the page, the first that hands it out, and that way delivers it
     again if it was lost: a stream or a poll by resuming from the page's cursor, a POST by
@@ -215,6 +228,6 @@ async def carry(server: Server, session: Session, cursor: int) -> list[Entry]:
         entries = link.post_share(waited)
     if session is not link.session:
         return []
-    entries = first_entries(entries, server.options.poll_bytes)
+    entries = first_entries(entries, server.options.poll_bytes if limit is None else limit)
     link.handed_out(entries, by_post=True)
     return entries

@@ -38,6 +38,7 @@ import aiohttp
 import orjson
 
 from .errors import JChannelError, TunnelError
+from .rpc import calls_in_flight
 
 log = logging.getLogger('jchannel_http')
 
@@ -318,11 +319,19 @@ class NgrokLauncher:
 
 # -- Google Colab ---------------------------------------------------------------------------
 
+EVAL_JS_SLICE = 2.0
+"""Most seconds one ``eval_js`` may block the kernel's event loop; a longer wait is asked again."""
+IDLE_POLL = 0.05
+
+
 class ColabLauncher:
     """Colab's own proxy of a kernel port: ``google.colab.kernel.proxyPort(<port>)``.
 
-    The URL is asked of the notebook's page with ``google.colab.output.eval_js``, which blocks
-    for at most ``timeout`` seconds; it works only while the notebook is open in a tab.
+    The URL is asked of the notebook's page with ``google.colab.output.eval_js``, which blocks the
+    kernel's event loop until the page answers; it works only while the notebook is open in a
+    tab. So the wait is cut in slices of at most ``EVAL_JS_SLICE`` seconds (the loop runs between
+    them), ``timeout`` seconds in all, and no slice starts while a call of any server of this
+    process is in flight (its page would see a silent kernel meanwhile).
     """
 
     name = 'colab'
@@ -339,10 +348,21 @@ class ColabLauncher:
                               "imported here): elsewhere use tunnel='cloudflared' or 'ngrok'"
                               ) from exc
         script = f'google.colab.kernel.proxyPort({int(port)})'
-        try:
-            url = output.eval_js(script, timeout_sec=self.timeout)
-        except Exception as exc:
-            raise TunnelError(f'the notebook page refused {script}: {exc}') from exc
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        url = None
+        while not url:
+            while calls_in_flight() and loop.time() < deadline:
+                await asyncio.sleep(IDLE_POLL)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                url = output.eval_js(script, timeout_sec=min(EVAL_JS_SLICE, remaining))
+            except Exception as exc:
+                raise TunnelError(f'the notebook page refused {script}: {exc}') from exc
+            if not url:
+                await asyncio.sleep(IDLE_POLL)  # let the loop run between slices
         if not url:
             raise TunnelError(f'the notebook page did not answer {script} within '
                               f'{self.timeout:g} s: run the cell in a tab where the notebook '

@@ -2,7 +2,7 @@
 
 Real cloudflared, ngrok and Colab cannot be reached from CI, so the tunnel tests run their code
 paths against local emulations (see tests/fixtures/bin/cloudflared and
-tests/fixtures/google/colab/output.py for what each emulates).
+tests/fixtures/google/colab/output.py with tests/colab_proxy.py for what each emulates).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from typing import Any
 import aiohttp
 import pytest
 import trustme
+
+from colab_proxy import ColabProxy
 
 FIXTURES = Path(__file__).resolve().parent / 'fixtures'
 
@@ -60,8 +62,9 @@ def install_fake_cloudflared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     return FakeCloudflared(tmp_path / 'ca.pem', monkeypatch)
 
 
-def install_fake_colab(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
-    """Make the stand-in google.colab importable until the test ends; return its ``output``."""
+def install_fake_colab(monkeypatch: pytest.MonkeyPatch, proxy: ColabProxy) -> types.ModuleType:
+    """Make the stand-in google.colab importable until the test ends, its proxyPort() answering
+    the address of ``proxy`` (a started stand-in of Colab's proxy); return its ``output``."""
     monkeypatch.syspath_prepend(str(FIXTURES))
     for name in ('google', 'google.colab', 'google.colab.output'):
         monkeypatch.setitem(sys.modules, name, None)  # what was there comes back afterwards
@@ -69,4 +72,6 @@ def install_fake_colab(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     from google.colab import output
 
     output.evaluated.clear()
+    output.blocked.clear()
+    monkeypatch.setattr(output, 'proxy_port', proxy.proxy_port)
     return output

@@ -21,6 +21,7 @@ import pytest
 
 import jchannel_http
 from jchannel_http.doctor import OK, PROBLEM, INFO, SKIPPED, Doctor, Report
+from colab_proxy import ColabProxy
 from fake_tunnel import FakeCloudflared, install_fake_cloudflared
 from nginx_proxy import CONFIG, free_port
 
@@ -161,7 +162,7 @@ async def test_nginx_set_up_well(proxy, server) -> None:
     report = await Doctor(proxy.url, TOKEN).run()
     assert statuses(report) == {
         'reachable': OK, 'token': OK, 'sse-get': OK, 'sse-post': OK, 'poll': OK, 'body': OK,
-        'interstitial': OK, 'websocket': INFO, 'latency': OK}
+        'post': OK, 'statuses': OK, 'interstitial': OK, 'websocket': INFO, 'latency': OK}
     assert report.check('body').detail.startswith('8 MiB (the most tried)')
     assert report.check('poll').detail.endswith('the server holds polls up to 25 s')
     assert report.check('websocket').detail.startswith('yes')
@@ -177,7 +178,8 @@ async def test_nginx_set_up_badly(proxy, server) -> None:
     report = await Doctor(proxy.url, TOKEN).run()
     assert statuses(report) == {
         'reachable': OK, 'token': OK, 'sse-get': PROBLEM, 'sse-post': PROBLEM, 'poll': OK,
-        'body': PROBLEM, 'interstitial': OK, 'websocket': INFO, 'latency': OK}
+        'body': PROBLEM, 'post': OK, 'statuses': OK, 'interstitial': OK, 'websocket': INFO,
+        'latency': OK}
     assert report.check('sse-get').detail.startswith('buffered: no event within 3 s')
     body = report.check('body')
     assert body.detail.startswith('1 MiB; 2 MiB refused on the path (HTTP 413 an HTML page')
@@ -227,7 +229,8 @@ async def test_through_the_fake_cloudflared(fake_cloudflared) -> None:
         report = await Doctor(server.url, TOKEN).run()
     assert statuses(report) == {
         'reachable': OK, 'token': OK, 'sse-get': PROBLEM, 'sse-post': OK, 'poll': OK,
-        'body': OK, 'interstitial': OK, 'websocket': INFO, 'latency': OK}
+        'body': OK, 'post': OK, 'statuses': OK, 'interstitial': OK, 'websocket': INFO,
+        'latency': OK}
     assert report.check('websocket').detail.startswith('yes')
     assert report.transport == 'sse-post'
 
@@ -266,3 +269,28 @@ async def test_a_connected_page_is_left_alone(server) -> None:
     assert report.check('body').status == OK
     assert report.transport == 'sse-get' and report.exit_status == 0
     assert 'A page is connected now (transport sse-get)' in report.render()
+
+
+@pytest.mark.parametrize('variant', ['streaming', 'buffered'])
+async def test_through_the_colab_proxy_stand_in(server, variant) -> None:
+    proxy = await ColabProxy(variant).start()
+    proxy.proxy_port(server.port)
+    try:
+        report = await Doctor(proxy.url, TOKEN, deadline=1).run()
+    finally:
+        await proxy.stop()
+    found = statuses(report)
+    assert {key: found[key] for key in ('reachable', 'token', 'sse-post', 'poll', 'body', 'post',
+                                        'statuses', 'websocket')} == {
+        'reachable': OK, 'token': OK, 'sse-post': INFO, 'poll': OK, 'body': INFO, 'post': INFO,
+        'statuses': INFO, 'websocket': INFO}
+    assert found['sse-get'] == (OK if variant == 'streaming' else PROBLEM)
+    assert report.check('post').detail.startswith("no: HTTP 500 'Not allowed'; the GET form of "
+                                                  '/messages gets an empty 500')
+    assert report.check('statuses').detail == "hidden: the server's 401 arrived as an empty 500"
+    assert report.transport == ('sse-get' if variant == 'streaming' else 'poll')
+    text = report.render()
+    assert ('- POST passes: POST refused: the page sends its messages and upload chunks in '
+            'GET') in text
+    assert '- error statuses pass: the path hides error statuses' in text
+    assert server.status()['connected'] is False  # released over GET

@@ -34,7 +34,7 @@ async def test_event_stream_headers_and_exact_first_bytes(server, http) -> None:
         session = server.link.session.id
         hello = await reader.block()
         assert hello == (b'event: hello\nid: 0\ndata: {"session":"%b","cursor":0,"ack":0,'
-                         b'"heartbeat":1,"max_body":1048576}\n\n' % session.encode())
+                         b'"heartbeat":1,"max_body":1048576,"max_url":8000}\n\n' % session.encode())
         padding = await reader.block()
         assert padding == b':' + b' ' * 2048 + b'\n\n'
         assert await reader.block(timeout=3) == b': ping\n\n'  # heartbeat is 1 s here

@@ -86,7 +86,7 @@ async def test_a_post_event_stream_is_the_same_stream(server, http) -> None:
         hello = await reader.block()
         session = server.link.session.id
         assert hello == (b'event: hello\nid: 0\ndata: {"session":"%b","cursor":0,"ack":0,'
-                         b'"heartbeat":1,"max_body":1048576}\n\n' % session.encode())
+                         b'"heartbeat":1,"max_body":1048576,"max_url":8000}\n\n' % session.encode())
         assert await reader.block() == b':' + b' ' * 2048 + b'\n\n'
         assert server.status()['transport'] == 'sse-post'
         calling = opened_channel(server).call('f', 1, timeout=10)
@@ -101,7 +101,7 @@ async def test_the_first_poll_is_answered_at_once_with_the_hello_fields(server, 
     status, answer = await poll(http, server)
     assert status == 200
     assert answer == {'session': server.link.session.id, 'cursor': 0, 'ack': 0, 'heartbeat': 1,
-                      'max_body': 1048576, 'hold': 25, 'frames': []}
+                      'max_body': 1048576, 'max_url': 8000, 'hold': 25, 'frames': []}
     assert server.status()['transport'] == 'poll'
     assert server.status()['connected'] is True
 
@@ -334,12 +334,12 @@ async def test_the_page_carries_the_servers_client_options(http) -> None:
     async with serving(transport='sse-post', first_event_deadline=7,
                        upgrade_interval=60) as server:
         assert server.client_options() == {'firstEventDeadline': 7, 'upgradeInterval': 60,
-                                           'transport': 'sse-post'}
+                                           'maxUrl': 8000, 'transport': 'sse-post'}
         async with http.get(f'{server.url}/page') as response:
             html = await response.text()
         line = next(line for line in html.splitlines() if line.startswith('const OPTIONS = '))
         assert orjson.loads(line.removeprefix('const OPTIONS = ').rstrip(';')) == {
-            'firstEventDeadline': 7, 'upgradeInterval': 60, 'transport': 'sse-post'}
+            'firstEventDeadline': 7, 'upgradeInterval': 60, 'maxUrl': 8000, 'transport': 'sse-post'}
 
 
 @pytest.mark.parametrize('options, message', [

@@ -17,6 +17,7 @@ import sys
 import time
 import types
 from pathlib import Path
+from typing import AsyncIterator
 
 import aiohttp
 import pytest
@@ -25,6 +26,8 @@ import jchannel_http
 from jchannel_http import TunnelError
 from jchannel_http.tunnels import (ColabLauncher, CloudflaredLauncher,
                                    JupyterServerProxyLauncher, NgrokLauncher)
+from colab_proxy import ColabProxy
+from helpers import EventReader
 from fake_tunnel import (FIXTURES, FakeCloudflared, install_fake_cloudflared,
                          install_fake_colab, process_gone)
 
@@ -38,8 +41,15 @@ def fake_cloudflared(tmp_path, monkeypatch) -> FakeCloudflared:
 
 
 @pytest.fixture
-def fake_colab(monkeypatch) -> types.ModuleType:
-    return install_fake_colab(monkeypatch)
+async def colab_proxy() -> AsyncIterator[ColabProxy]:
+    proxy = await ColabProxy().start()
+    yield proxy
+    await proxy.stop()
+
+
+@pytest.fixture
+def fake_colab(monkeypatch, colab_proxy) -> types.ModuleType:
+    return install_fake_colab(monkeypatch, colab_proxy)
 
 
 def cloudflared_children() -> list[int]:
@@ -365,14 +375,15 @@ async def test_ngrok_refusal_keeps_the_cause(monkeypatch) -> None:
 
 # -- Colab ----------------------------------------------------------------------------------
 
-async def test_colab_asks_the_page_for_the_proxy_url(fake_colab) -> None:
+async def test_colab_asks_the_page_for_the_proxy_url(fake_colab, colab_proxy) -> None:
     async with jchannel_http.Server(tunnel='colab', token=TOKEN) as server:
         assert isinstance(server.tunnel, ColabLauncher)
         assert fake_colab.evaluated == [f'google.colab.kernel.proxyPort({server.port})']
-        assert server.url == f'http://127.0.0.1:{server.port}'
+        assert server.url == colab_proxy.url
         async with aiohttp.ClientSession(headers=AUTH) as http:
             async with http.get(f'{server.url}/status') as response:
                 assert response.status == 200
+        assert colab_proxy.target == server.port
 
 
 async def test_colab_page_that_does_not_answer_times_out(fake_colab, monkeypatch) -> None:
@@ -381,6 +392,52 @@ async def test_colab_page_that_does_not_answer_times_out(fake_colab, monkeypatch
     with pytest.raises(TunnelError, match='did not answer google.colab.kernel.proxyPort'):
         await server.start()
     assert port_closed(server.port)
+
+
+async def test_colab_blocks_the_loop_in_short_slices_only(fake_colab, monkeypatch) -> None:
+    monkeypatch.setenv('FAKE_COLAB_SILENT', '1')
+    monkeypatch.setattr('jchannel_http.tunnels.EVAL_JS_SLICE', 0.3)
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticker = asyncio.ensure_future(tick())
+    try:
+        with pytest.raises(TunnelError, match='did not answer'):
+            await jchannel_http.Server(tunnel='colab', tunnel_timeout=1.2).start()
+    finally:
+        ticker.cancel()
+    assert len(fake_colab.blocked) >= 3 and max(fake_colab.blocked) <= 0.45
+    assert ticks >= len(fake_colab.blocked) - 1  # the loop ran between the slices
+
+
+async def test_colab_waits_for_calls_in_flight_before_it_blocks(fake_colab, colab_proxy) -> None:
+    async with jchannel_http.Server(token=TOKEN, heartbeat=1) as first:
+        async with aiohttp.ClientSession(headers=AUTH) as http:
+            events = await http.get(f'{first.url}/events', params={'client': 'colab-first-1'},
+                                    headers={'Accept': 'text/event-stream'})
+            reader = EventReader(events)
+            session = (await reader.event())['data']['session']
+            channel = jchannel_http.Channel(first, '(c) => {}')
+            opening = channel.open(timeout=10)
+            opened = await reader.event()  # the open frame: a kernel call in flight
+            starting = asyncio.ensure_future(
+                jchannel_http.start(tunnel='colab', token=TOKEN, tunnel_timeout=10))
+            await asyncio.sleep(0.3)
+            assert fake_colab.evaluated == [] and not starting.done()
+            await http.post(f'{first.url}/messages', json={
+                'client': 'colab-first-1', 'session': session, 'ack': opened['data']['seq'],
+                'messages': [{'seq': 1, 'type': 'result', 'call': opened['data']['call'],
+                              'value': None}]})
+            await opening
+            second = await asyncio.wait_for(starting, 10)
+            assert second.url == colab_proxy.url and len(fake_colab.evaluated) == 1
+            await second.stop()
+            events.close()
 
 
 async def test_colab_outside_colab_says_so(monkeypatch) -> None:
@@ -407,11 +464,11 @@ async def test_jupyter_server_proxy_missing_says_what_to_install(monkeypatch) ->
         await jchannel_http.start(tunnel='jupyter-server-proxy')
 
 
-async def test_auto_chooses_colab_in_colab_and_says_why(fake_colab, caplog) -> None:
+async def test_auto_chooses_colab_in_colab_and_says_why(fake_colab, colab_proxy, caplog) -> None:
     caplog.set_level(logging.INFO, logger='jchannel_http')
     async with jchannel_http.Server(tunnel='auto') as server:
         assert isinstance(server.tunnel, ColabLauncher)
-        assert server.url == f'http://127.0.0.1:{server.port}'
+        assert server.url == colab_proxy.url
     assert "tunnel='auto' chose colab: google.colab can be imported" in caplog.text
 
 

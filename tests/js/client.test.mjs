@@ -510,6 +510,25 @@ test('in a browser, pagehide releases the server', async () => {
   }
 });
 
+test('a hidden page sends nothing after its release until it is shown again', async () => {
+  globalThis.window = new EventTarget();
+  try {
+    const server = new FakeServer();
+    const client = makeClient(server);
+    await client.ready();
+    globalThis.window.dispatchEvent(new Event('pagehide'));
+    const before = server.requests.length;
+    server.stream.end();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(server.requests.length, before, 'no request may take the server back');
+    globalThis.window.dispatchEvent(new Event('pageshow'));
+    await waitUntil(() => server.streams.length === 2);
+    client.stop();
+  } finally {
+    delete globalThis.window;
+  }
+});
+
 test('a result JSON cannot carry is answered with a TypeError error frame naming it', async () => {
   const server = new FakeServer();
   const handler = `{

@@ -145,6 +145,9 @@ export class FakeServer {
     this.onMessages = (body) => this.processMessages(body);
     /** @type {{url: URL, init: RequestInit}[]} the probes (`GET /status`) the client sent */
     this.statusRequests = [];
+    /** @type {Map<string, string>} the parts held of GET batches, by batch id */
+    this.parts = new Map();
+    this.partRequests = [];
     /** @type {(index: number) => Response | Promise<Response>} answers them; at once by default */
     this.onStatus = () => jsonResponse(200, { connected: true, transport: null });
     this.fetch = (resource, init = {}) => this.#handle(new URL(resource), init);
@@ -220,8 +223,34 @@ export class FakeServer {
       this.releases.push({ url, init });
       return jsonResponse(200, {});
     }
-    const body = JSON.parse(init.body);
-    this.posts.push({ body, init });
+    const method = init.method ?? 'GET';
+    let body;
+    if (method === 'GET') {
+      const query = url.searchParams;
+      let text = query.get('messages');
+      if (text === null) {
+        const id = query.get('batch');
+        const offset = Number(query.get('offset'));
+        const held = this.parts.get(id) ?? '';
+        const part = query.get('part');
+        const have = offset <= held.length ? held + part.slice(held.length - offset) : '';
+        this.partRequests.push({ id, offset, length: part.length, url });
+        if (have.length < Number(query.get('total'))) {
+          this.parts.set(id, have);
+          return jsonResponse(200, { ack: this.kernelInbox.cursor, have: have.length });
+        }
+        this.parts.delete(id);
+        text = have;
+      }
+      const json = Buffer.from(text, 'base64url').toString('utf8');
+      body = {
+        client: query.get('client'), session: query.get('session'), ack: Number(query.get('ack')),
+        messages: JSON.parse(json), carry: true,
+      };
+    } else {
+      body = JSON.parse(init.body);
+    }
+    this.posts.push({ body, init, method, url });
     this.postsInFlight += 1;
     this.maxPostsInFlight = Math.max(this.maxPostsInFlight, this.postsInFlight);
     try {

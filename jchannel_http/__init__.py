@@ -26,7 +26,7 @@ from .meta_generator import MetaGenerator  # noqa: E402
 from .options import Options  # noqa: E402
 from .progress import Progress, ProgressFeed, Source  # noqa: E402
 from .server import Server  # noqa: E402
-from . import types  # noqa: E402  (jupyter-jchannel's jchannel.types, as an attribute too)
+from . import types as types  # noqa: E402  (jupyter-jchannel's jchannel.types, as an attribute)
 
 __all__ = [
     'Channel',

@@ -10,7 +10,7 @@ GET form alone), and one with the defaults through ``tests/colab_proxy.py`` (str
 POST refused, so the page sends in ``GET /messages``; the stand-in adds its own hop, an aiohttp
 forwarder, as Colab's proxy adds one). For each, ``--runs`` times: the p50 and p99 of
 sequential page -> kernel calls timed in the page with ``performance.now()``, and the rate of
-``--concurrent`` calls in flight at once (``Promise.all``). Targets (issue 12): GET p50 within 1.3x of POST; at least 3,000 calls/s.
+``--concurrent`` calls in flight at once (``Promise.all``). Targets: GET p50 within 1.3x of POST; at least 3,000 calls/s.
 """
 
 from __future__ import annotations

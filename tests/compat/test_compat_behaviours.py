@@ -1,4 +1,4 @@
-"""Each behaviour in which jchannel_http once differed from jupyter-jchannel (issue 15), written
+"""Each behaviour in which jchannel_http once differed from jupyter-jchannel, written
 as code for the predecessor with only the import changed, against a real Chromium page.
 """
 

@@ -214,6 +214,8 @@ export class Client {
   #postAttempt = 0;
   #ackSent = 0;
   #maxBody = Infinity;
+  /** @type {number} a body size the path refused (413): later bodies stay under it */
+  #pathBodyCap = Infinity;
   #started = false;
   #flushing = false;
   #stopController = new AbortController();
@@ -973,8 +975,8 @@ export class Client {
     if (typeof heartbeat === 'number' && heartbeat > 0) this.#heartbeat = heartbeat;
     if (Number.isSafeInteger(maxUrl) && maxUrl >= 1024) this.#maxUrl = maxUrl;
     if (Number.isSafeInteger(maxBody) && maxBody > ENVELOPE_BYTES) {
-      this.#maxBody = maxBody;
-      this.#outbox.maxFrameBytes = maxBody - ENVELOPE_BYTES;
+      this.#maxBody = Math.min(maxBody, this.#pathBodyCap);
+      this.#outbox.maxFrameBytes = this.#maxBody - ENVELOPE_BYTES;
     }
     this.#outbox.ack(ack);
     this.#ackSent = Math.max(this.#ackSent, this.#inbox.cursor);
@@ -1180,11 +1182,39 @@ export class Client {
       return null;
     } catch (error) {
       if (epoch !== this.#epoch) return null;
-      return toTransportError(controller.signal.aborted ? controller.signal.reason : error);
+      const failure = toTransportError(controller.signal.aborted ? controller.signal.reason : error);
+      return failure.status === 413 ? this.#bodyRefused(body, messages.length, failure) : failure;
     } finally {
       clearTimeout(timer);
       this.#postController = null;
     }
+  }
+
+  /**
+   * A POST refused for its size (413): a proxy in between takes less than the server's
+   * max_body, or the server itself. Sending the same body again would be refused forever, so
+   * later bodies stay under half of this one: a batch of several frames goes again in smaller
+   * batches, and later frames too large for the path are refused when sent (RangeError). A
+   * single frame that large can never pass: the session starts over (its waiting calls fail
+   * with the reason), since the frame's number cannot be skipped.
+   *
+   * @param {string} body the refused body
+   * @param {number} frames how many frames it carried
+   * @param {TransportError} failure
+   * @returns {TransportError}
+   */
+  #bodyRefused(body, frames, failure) {
+    const size = new TextEncoder().encode(body).length;
+    this.#pathBodyCap = Math.max(2 * ENVELOPE_BYTES, Math.min(this.#pathBodyCap, Math.floor(size / 2)));
+    this.#maxBody = Math.min(this.#maxBody, this.#pathBodyCap);
+    this.#outbox.maxFrameBytes = this.#maxBody - ENVELOPE_BYTES;
+    const bound = `later requests stay under ${this.#maxBody} bytes`;
+    if (frames > 1) {
+      this.#postAttempt = 0;
+      return new TransportError('retry', `a ${size}-byte POST was refused (413); ${bound}`, 413);
+    }
+    const detail = `a message of ${size} bytes is larger than the path to the kernel lets through`;
+    return new TransportError('resync', `${detail} (413): ${failure.message}; ${bound}`, 413);
   }
 
   /**

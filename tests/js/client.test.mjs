@@ -695,3 +695,51 @@ test('open code runs as a script when it is not one expression, and an open chan
   await waitUntil(() => server.received.length === 10);
   assert.equal(globalThis.openRuns, 3);
 });
+
+test('a POST a proxy refuses for its size (413) goes again in smaller batches, never the same body', async () => {
+  const server = new FakeServer();
+  const { client, channel } = await connectWithChannel(server);
+  const cap = 3000;
+  const refusedSizes = [];
+  server.onMessages = (body, index) => {
+    const size = new TextEncoder().encode(server.posts[index].init.body).length;
+    if (size > cap) {
+      refusedSizes.push(size);
+      return new Response('<html><body>413 Request Entity Too Large</body></html>', {
+        status: 413, headers: { 'content-type': 'text/html' },
+      });
+    }
+    return server.processMessages(body);
+  };
+  const calls = [1, 2, 3, 4].map((n) => channel.call('big', String(n).repeat(900)));
+  await waitUntil(() => server.received.filter((frame) => frame.name === 'big').length === 4);
+  assert.ok(refusedSizes.length >= 1 && refusedSizes.length <= 2, `refused ${refusedSizes}`);
+  assert.equal(new Set(refusedSizes).size, refusedSizes.length, 'no refused body was sent again');
+  assert.equal(client.session, 's1');
+  server.received.filter((frame) => frame.name === 'big').forEach((frame, index) => {
+    server.stream.frame({ seq: index + 2, type: 'result', call: frame.call, value: index });
+  });
+  assert.deepEqual((await Promise.all(calls)).sort(), [0, 1, 2, 3]);
+});
+
+test('a single frame larger than the path lets through starts a new session, once; later ones are refused at once', async () => {
+  const server = new FakeServer();
+  const { client, channel } = await connectWithChannel(server);
+  let refused = 0;
+  server.onMessages = (body, index) => {
+    if (new TextEncoder().encode(server.posts[index].init.body).length > 3000) {
+      refused += 1;
+      server.session = 's2';
+      server.kernelInbox.reset();
+      return new Response('<html>413</html>', { status: 413, headers: { 'content-type': 'text/html' } });
+    }
+    return server.processMessages(body);
+  };
+  const error = await channel.call('huge', 'x'.repeat(5000)).then(() => assert.fail('refused'), (reason) => reason);
+  assert.ok(error instanceof StateError);
+  assert.match(error.message, /larger than the path to the kernel lets through \(413\)/);
+  assert.equal(refused, 1, 'the refused body went once');
+  await waitUntil(() => client.session === 's2' && client.state === 'connected');
+  await assert.rejects(channel.call('huge', 'x'.repeat(5000)), RangeError);
+  assert.equal(refused, 1);
+});

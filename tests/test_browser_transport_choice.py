@@ -11,7 +11,6 @@ from playwright.async_api import Page
 
 import jchannel_http
 from helpers import COUNTING_PAGE, CountingKernel
-from nginx_proxy import free_port
 from proxies import HoldingProxy
 
 TOKEN = 'transport-choice-token-0123456789'
@@ -82,11 +81,11 @@ async def test_a_blocked_kernel_loop_keeps_the_page_on_its_get_event_stream(page
 
 
 async def test_a_buffering_path_moves_the_page_down_and_back_up_once_it_stops(page) -> None:
-    proxy_port = free_port()
+    # the proxy listens first (on a free port it holds), then the server behind it
+    proxy = await HoldingProxy(0, holding=('GET', 'POST')).start()
     async with jchannel_http.Server(token=TOKEN, heartbeat=1, first_event_deadline=1,
-                                    upgrade_interval=3,
-                                    url=f'http://127.0.0.1:{proxy_port}') as server:
-        proxy = await HoldingProxy(server.port, proxy_port, holding=('GET', 'POST')).start()
+                                    upgrade_interval=3, url=proxy.url) as server:
+        proxy.target = server.port
         try:
             channel = await connect(page, server)
             await wait_for_transport(page, 'poll', 30)

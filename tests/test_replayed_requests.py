@@ -7,17 +7,17 @@ import asyncio
 
 import jchannel_http
 from helpers import COUNTING_PAGE, CountingKernel
-from nginx_proxy import free_port
 from proxies import RetryingProxy
 
 TOKEN = 'replayed-requests-token-0123456789'
 
 
 async def test_a_poll_sent_again_after_newer_acknowledgements_keeps_the_session(page) -> None:
-    proxy_port = free_port()
+    # the proxy listens first (on a free port it holds), then the server behind it
+    proxy = await RetryingProxy(0, retry_after=2).start()
     async with jchannel_http.Server(token=TOKEN, heartbeat=2, transport='poll', poll_hold=8,
-                                    url=f'http://127.0.0.1:{proxy_port}') as server:
-        proxy = await RetryingProxy(server.port, proxy_port, retry_after=2).start()
+                                    url=proxy.url) as server:
+        proxy.target = server.port
         try:
             await page.goto(server.page_url)
             channel = await server.open(COUNTING_PAGE, timeout=30)

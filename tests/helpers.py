@@ -130,3 +130,21 @@ class CountingKernel:
     def count(self, call_id: int) -> int:
         self.seen[call_id] += 1
         return call_id
+
+
+async def calls_both_ways(page, channel, ids: range) -> None:
+    """Calls ``count(id)`` for ``ids`` each way at once (``COUNTING_PAGE``, ``CountingKernel``);
+    each answer is its id."""
+    kernel = asyncio.gather(*(channel.call('count', i, timeout=120) for i in ids))
+    from_page = page.evaluate('''([start, stop]) => Promise.all(
+        Array.from({length: stop - start}, (_, i) => channel.call('count', start + i)))''',
+                              [ids.start, ids.stop])
+    results, page_results = await asyncio.gather(kernel, from_page)
+    assert results == list(ids) and page_results == list(ids)
+
+
+async def check_each_ran_once(page, channel, count: int) -> None:
+    """Each of ``count`` ids ran once on each side."""
+    seen = await page.evaluate('window.seen')
+    assert len(seen) == count and set(seen.values()) == {1}
+    assert len(channel.handler.seen) == count and set(channel.handler.seen.values()) == {1}

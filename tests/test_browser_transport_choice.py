@@ -10,7 +10,7 @@ import time
 from playwright.async_api import Page
 
 import jchannel_http
-from helpers import COUNTING_PAGE, CountingKernel
+from helpers import COUNTING_PAGE, CountingKernel, calls_both_ways, check_each_ran_once
 from proxies import HoldingProxy
 
 TOKEN = 'transport-choice-token-0123456789'
@@ -35,22 +35,6 @@ async def connect(page: Page, server: jchannel_http.Server) -> jchannel_http.Cha
         };
     }''')
     return channel
-
-
-async def calls_both_ways(page: Page, channel: jchannel_http.Channel, ids: range) -> None:
-    """Calls ``ids`` each way at once; each runs exactly once."""
-    kernel = asyncio.gather(*(channel.call('count', i, timeout=60) for i in ids))
-    from_page = page.evaluate('''([start, stop]) => Promise.all(
-        Array.from({length: stop - start}, (_, i) => channel.call('count', start + i)))''',
-                              [ids.start, ids.stop])
-    results, page_results = await asyncio.gather(kernel, from_page)
-    assert results == list(ids) and page_results == list(ids)
-
-
-async def check_each_ran_once(page: Page, channel: jchannel_http.Channel, count: int) -> None:
-    seen = await page.evaluate('window.seen')
-    assert len(seen) == count and set(seen.values()) == {1}
-    assert len(channel.handler.seen) == count and set(channel.handler.seen.values()) == {1}
 
 
 async def wait_for_transport(page: Page, transport: str, seconds: float) -> None:

@@ -7,7 +7,6 @@ variant cuts large answers, so answers and downloads come in bounded pieces."""
 from __future__ import annotations
 
 import asyncio
-import collections
 import hashlib
 from typing import AsyncIterator
 
@@ -15,6 +14,7 @@ import pytest
 from playwright.async_api import Page
 
 import jchannel_http
+from helpers import CountingKernel, calls_both_ways, check_each_ran_once
 from colab_proxy import ColabProxy
 from fake_tunnel import install_fake_colab
 
@@ -38,14 +38,7 @@ PAGE_SIDE = r'''(channel) => {
 }'''
 
 
-class KernelSide:
-    def __init__(self) -> None:
-        self.seen: collections.Counter = collections.Counter()
-
-    def count(self, call_id: int) -> int:
-        self.seen[call_id] += 1
-        return call_id
-
+class KernelSide(CountingKernel):
     def measure(self, text: str) -> int:
         return len(text)
 
@@ -94,21 +87,6 @@ async def connect(page: Page, server: jchannel_http.Server) -> jchannel_http.Cha
     channel.handler = KernelSide()
     await page.wait_for_function('window.jchannelClient !== undefined', timeout=30_000)
     return channel
-
-
-async def calls_both_ways(page: Page, channel: jchannel_http.Channel, ids: range) -> None:
-    kernel = asyncio.gather(*(channel.call('count', i, timeout=120) for i in ids))
-    from_page = page.evaluate('''([start, stop]) => Promise.all(
-        Array.from({length: stop - start}, (_, i) => channel.call('count', start + i)))''',
-                              [ids.start, ids.stop])
-    results, page_results = await asyncio.gather(kernel, from_page)
-    assert results == list(ids) and page_results == list(ids)
-
-
-async def check_each_ran_once(page: Page, channel: jchannel_http.Channel, count: int) -> None:
-    seen = await page.evaluate('window.seen')
-    assert len(seen) == count and set(seen.values()) == {1}
-    assert len(channel.handler.seen) == count and set(channel.handler.seen.values()) == {1}
 
 
 async def wait_connected(page: Page, transport: str, seconds: float = 60) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 __version__ = '0.1.0'
 
-from .channel import Channel  # noqa: E402
+from .kernel.channel import Channel  # noqa: E402
 from .errors import (  # noqa: E402
     FrontendError,
     JChannelError,
@@ -22,9 +22,9 @@ from .errors import (  # noqa: E402
     StateError,
     TunnelError,
 )
-from .meta_generator import MetaGenerator  # noqa: E402
+from .kernel.meta_generator import MetaGenerator  # noqa: E402
 from .options import Options  # noqa: E402
-from .progress import Progress, ProgressFeed, Source  # noqa: E402
+from .kernel.progress import Progress, ProgressFeed, Source  # noqa: E402
 from .server import Server  # noqa: E402
 from . import types as types  # noqa: E402  (jupyter-jchannel's jchannel.types, as an attribute)
 

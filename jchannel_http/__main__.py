@@ -10,7 +10,7 @@ import argparse
 import asyncio
 import sys
 
-from . import demo, doctor
+from .tools import demo, doctor
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,19 +13,19 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from . import cell_log
-from .channel import Channel
-from .clients import Admission, ClientGate
-from .connections import ConnectionGuard, GuardedRunner, runner_options
+from .notebook import cell_log
+from .kernel.channel import Channel
+from .protocol.clients import Admission, ClientGate
+from .http.connections import ConnectionGuard, GuardedRunner, runner_options
 from .errors import ResyncError, StateError
-from .frontend import NotebookOutput, in_notebook
-from .frames import Request, Stop
-from .link import Link
+from .notebook.frontend import NotebookOutput, in_notebook
+from .protocol.frames import Request, Stop
+from .kernel.link import Link
 from .options import Options
-from .rpc import Rpc, Unsent
+from .kernel.rpc import Rpc, Unsent
 from .tunnels import Launcher, close_tunnel, open_tunnel
 from .tunnels import resolve as resolve_tunnel
-from .transfers import StreamHub
+from .kernel.transfers import StreamHub
 
 log = logging.getLogger('jchannel_http')
 
@@ -109,7 +109,7 @@ class Server:
         await self._stop()
 
     async def _start(self) -> None:
-        from .http_app import PROTOCOL_LOG, make_app  # the HTTP adapter imports this module
+        from .http.app import PROTOCOL_LOG, make_app  # the HTTP adapter imports this module
 
         if self._runner is not None:
             return  # already listening: as jupyter-jchannel, starting again does nothing

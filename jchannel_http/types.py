@@ -7,6 +7,6 @@ classes as ``from jchannel_http import ...``.
 from __future__ import annotations
 
 from .errors import FrontendError, JChannelError, StateError
-from .meta_generator import MetaGenerator
+from .kernel.meta_generator import MetaGenerator
 
 __all__ = ['FrontendError', 'JChannelError', 'MetaGenerator', 'StateError']

@@ -10,7 +10,8 @@ import pytest
 from playwright.async_api import Page
 
 import jchannel_http
-from jchannel_http import FrontendError, http_app
+from jchannel_http import FrontendError
+from jchannel_http.http import messages as http_app
 from jchannel_http.errors import ProtocolError
 from conftest import TOKEN
 

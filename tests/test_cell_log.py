@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from jchannel_http.cell_log import HELD, CellLog
+from jchannel_http.notebook.cell_log import HELD, CellLog
 
 
 class Events:

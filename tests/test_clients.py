@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jchannel_http.clients import Admission, ClientConflict, ClientGate, check_client_id
+from jchannel_http.protocol.clients import Admission, ClientConflict, ClientGate, check_client_id
 from jchannel_http.errors import ProtocolError
 
 A, B = 'client-aaaa', 'client-bbbb'

@@ -20,7 +20,7 @@ import aiohttp
 import pytest
 
 import jchannel_http
-from jchannel_http.doctor import OK, PROBLEM, INFO, SKIPPED, Doctor, Report
+from jchannel_http.tools.doctor import OK, PROBLEM, INFO, SKIPPED, Doctor, Report
 from colab_proxy import ColabProxy
 from fake_tunnel import FakeCloudflared, install_fake_cloudflared
 from nginx_proxy import CONFIG, free_port

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from jchannel_http.errors import ProtocolError
-from jchannel_http.frames import Call, Close, Echo, Error, Open, Result, decode, encode
+from jchannel_http.protocol.frames import Call, Close, Echo, Error, Open, Result, decode, encode
 
 FRAMES = [
     Open(1, 2, '(channel) => 1'),

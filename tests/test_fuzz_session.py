@@ -20,8 +20,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 import pytest
 
 from jchannel_http.errors import ProtocolError, ResyncError
-from jchannel_http.frames import Call, Result
-from jchannel_http.session import Session
+from jchannel_http.protocol.frames import Call, Result
+from jchannel_http.protocol.session import Session
 
 MAX_MESSAGES = 6
 MAX_AHEAD = 1

@@ -11,7 +11,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from playwright.async_api import async_playwright
 
 import jchannel_http
-from jchannel_http.frontend import NotebookOutput, bootstrap_output, status_line
+from jchannel_http.notebook.frontend import NotebookOutput, bootstrap_output, status_line
 from helpers import CHROMIUM, CHROMIUM_ARGS
 
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import jchannel_http
-from jchannel_http.bundle import bundle, client_dir
+from jchannel_http.http.bundle import bundle, client_dir
 
 
 def test_all_is_sorted_and_complete() -> None:

@@ -10,7 +10,7 @@ import json
 import jchannel_http
 import pytest
 from jchannel_http.errors import ProtocolError
-from jchannel_http.query_form import PartAssembly, decode_base64url
+from jchannel_http.http.query_form import PartAssembly, decode_base64url
 
 from helpers import EventReader
 

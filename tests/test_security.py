@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 import jchannel_http
-from jchannel_http.http_app import IN_FLIGHT
+from jchannel_http.http.app import IN_FLIGHT
 
 from conftest import TOKEN
 from helpers import EventReader, post

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jchannel_http.errors import ProtocolError, ResyncError
-from jchannel_http.frames import Call, Result
-from jchannel_http.session import Inbox, Outbox, OutboxFull, Session
+from jchannel_http.protocol.frames import Call, Result
+from jchannel_http.protocol.session import Inbox, Outbox, OutboxFull, Session
 
 
 class Network:

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 import jchannel_http
-from jchannel_http.streams import Reassembly
+from jchannel_http.protocol.streams import Reassembly
 
 from test_stream_http import chunk, page
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 
 from jchannel_http import MetaGenerator, Progress, ProgressFeed, Source
 from jchannel_http.errors import ProtocolError, StateError
-from jchannel_http.streams import SMALL, Backlog, Reassembly
+from jchannel_http.protocol.streams import SMALL, Backlog, Reassembly
 
 
 def split(data: bytes, cuts: list[int]) -> list[tuple[int, bytes]]:

@@ -14,7 +14,7 @@ import numpy
 import orjson
 import pytest
 
-from jchannel_http.frames import Call, Echo, Result, encode
+from jchannel_http.protocol.frames import Call, Echo, Result, encode
 from jchannel_http.values import MAX_DEPTH, MAX_SAFE_INTEGER, dumps, loads
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import deque
 
-from .errors import ProtocolError
+from ..errors import ProtocolError
 
 SMALL = 64 * 1024
 """Producer chunks below this size are joined before they are sent, to keep the backlog short."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from .errors import ProtocolError, ResyncError
+from ..errors import ProtocolError, ResyncError
 from .frames import Frame, encode_rest, with_seq
 
 

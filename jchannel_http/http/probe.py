@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .values import dumps
+from ..values import dumps
 
 GREETING = 'jchannel_http'
 

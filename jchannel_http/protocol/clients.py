@@ -8,7 +8,7 @@ from __future__ import annotations
 import enum
 import re
 
-from .errors import JChannelError, ProtocolError
+from ..errors import JChannelError, ProtocolError
 
 CLIENT_ID = re.compile(r'[A-Za-z0-9_-]{8,64}')
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 import secrets
 
-from .errors import StateError
-from .frames import Frame
-from .options import Options
-from .session import Entry, OutboxFull, Prepared, Session
+from ..errors import StateError
+from ..protocol.frames import Frame
+from ..options import Options
+from ..protocol.session import Entry, OutboxFull, Prepared, Session
 
 
 def new_session_id() -> str:

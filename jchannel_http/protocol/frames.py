@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, Union
 
-from .errors import ProtocolError
-from .values import encode_checked
+from ..errors import ProtocolError
+from ..values import encode_checked
 
 
 @dataclass(frozen=True, slots=True)

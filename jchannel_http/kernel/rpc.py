@@ -12,10 +12,10 @@ import traceback
 import weakref
 from typing import TYPE_CHECKING, Any, Callable
 
-from .errors import FrontendError, ProtocolError, StateError
-from .frames import Call, Echo, Error, Frame, Invalid, Pipe, Request, Result
+from ..errors import FrontendError, ProtocolError, StateError
+from ..protocol.frames import Call, Echo, Error, Frame, Invalid, Pipe, Request, Result
 from .progress import is_stream
-from .session import Prepared
+from ..protocol.session import Prepared
 
 if TYPE_CHECKING:
     from .channel import Channel

@@ -29,11 +29,11 @@ from typing import Callable
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
-from .clients import check_client_id
-from .errors import ProtocolError, ResyncError
-from .values import dumps
-from .server import Server
-from .session import Entry, Session
+from ..protocol.clients import check_client_id
+from ..errors import ProtocolError, ResyncError
+from ..values import dumps
+from ..server import Server
+from ..protocol.session import Entry, Session
 
 STREAM_TRANSPORTS = {'GET': 'sse-get', 'POST': 'sse-post'}
 """The transport name of an event stream, by request method."""

@@ -37,8 +37,8 @@ from typing import Any, Protocol
 import aiohttp
 import orjson
 
-from .errors import JChannelError, TunnelError
-from .rpc import calls_in_flight
+from ..errors import JChannelError, TunnelError
+from ..kernel.rpc import calls_in_flight
 
 log = logging.getLogger('jchannel_http')
 

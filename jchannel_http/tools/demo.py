@@ -10,9 +10,9 @@ import asyncio
 import itertools
 import logging
 
-from .channel import Channel
-from .errors import JChannelError
-from .server import Server
+from ..kernel.channel import Channel
+from ..errors import JChannelError
+from ..server import Server
 
 log = logging.getLogger('jchannel_http.demo')
 

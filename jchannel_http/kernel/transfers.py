@@ -17,11 +17,11 @@ import logging
 import weakref
 from typing import Any, Awaitable, Callable
 
-from .errors import ProtocolError, StateError
+from ..errors import ProtocolError, StateError
 from .meta_generator import MetaGenerator
-from .options import Options
+from ..options import Options
 from .progress import ProgressReporter, Source, as_source
-from .streams import Backlog, Reassembly
+from ..protocol.streams import Backlog, Reassembly
 
 log = logging.getLogger('jchannel_http')
 

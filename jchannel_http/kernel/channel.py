@@ -7,11 +7,11 @@ import itertools
 import logging
 from typing import TYPE_CHECKING, Any
 
-from .frames import Call, Close, Echo, Open, Pipe
+from ..protocol.frames import Call, Close, Echo, Open, Pipe
 from .progress import ProgressCallback, as_source
 
 if TYPE_CHECKING:
-    from .server import Server
+    from ..server import Server
 
 log = logging.getLogger('jchannel_http')
 _keys = itertools.count(1)

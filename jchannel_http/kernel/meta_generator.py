@@ -12,7 +12,7 @@ import asyncio
 from contextlib import aclosing
 from typing import AsyncIterator, Protocol
 
-from .errors import StateError
+from ..errors import StateError
 from .progress import ProgressCallback, ProgressReporter
 
 

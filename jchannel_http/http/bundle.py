@@ -20,9 +20,9 @@ ENTRY = 'index.js'
 
 def client_dir() -> Path:
     """Where the client's modules are: package data when installed, else the checkout."""
-    here = Path(__file__).resolve().parent
-    installed = here / 'client_js'
-    return installed if (installed / ENTRY).is_file() else here.parent / 'client_js'
+    package = Path(__file__).resolve().parent.parent
+    installed = package / 'client_js'
+    return installed if (installed / ENTRY).is_file() else package.parent / 'client_js'
 
 
 def _order(sources: dict[str, str]) -> list[str]:

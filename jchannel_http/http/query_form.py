@@ -21,7 +21,7 @@ import base64
 import binascii
 import re
 
-from .errors import ProtocolError
+from ..errors import ProtocolError
 
 BASE64URL = re.compile(r'[A-Za-z0-9_-]*')
 BATCH_ID = re.compile(r'[A-Za-z0-9_-]{1,64}')

@@ -19,19 +19,20 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
-from . import openapi, transports
+from . import openapi
+from . import events as transports
 from .bundle import client_script
-from .clients import ClientConflict, check_client_id
+from ..protocol.clients import ClientConflict, check_client_id
 from .connections import BodyTimeout, within_body_deadline
-from .errors import ProtocolError, ResyncError, StateError
-from .frames import Call, Echo, Error, Pipe, Result, decode_item
-from .values import dumps, encode_checked, loads
+from ..errors import ProtocolError, ResyncError, StateError
+from ..protocol.frames import Call, Echo, Error, Pipe, Result, decode_item
+from ..values import dumps, encode_checked, loads
 from .page import page_html
 from .probe import websocket_probe
 from .query_form import PartAssembly, decode_base64url
-from .rpc import MissingMethod, invoke
-from .server import Server
-from .stream_http import stream_routes
+from ..kernel.rpc import MissingMethod, invoke
+from ..server import Server
+from .streams import stream_routes
 
 log = logging.getLogger('jchannel_http')
 SERVER = web.AppKey('server', Server)

@@ -15,11 +15,11 @@ from typing import Any, Callable
 import orjson
 from aiohttp import web
 
-from .errors import FrontendError, ProtocolError, ResyncError
+from ..errors import FrontendError, ProtocolError, ResyncError
 from .query_form import decode_base64url
-from .values import dumps
-from .server import Server
-from .transfers import Download, Upload
+from ..values import dumps
+from ..server import Server
+from ..kernel.transfers import Download, Upload
 
 STREAM_ID = re.compile(r'[1-9][0-9]{0,15}')
 OFFSET = re.compile(r'[0-9]{1,16}')

@@ -1,0 +1,1 @@
+"""The aiohttp adapter: HTTP requests in, kernel-layer calls, HTTP answers out."""

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = '0.1.0'
-
-from .kernel.channel import Channel  # noqa: E402
-from .errors import (  # noqa: E402
+from . import types as types  # jupyter-jchannel's jchannel.types, as an attribute
+from ._version import __version__
+from .errors import (
     FrontendError,
     JChannelError,
     ProtocolError,
@@ -22,11 +21,11 @@ from .errors import (  # noqa: E402
     StateError,
     TunnelError,
 )
-from .kernel.meta_generator import MetaGenerator  # noqa: E402
-from .options import Options  # noqa: E402
-from .kernel.progress import Progress, ProgressFeed, Source  # noqa: E402
-from .server import Server  # noqa: E402
-from . import types as types  # noqa: E402  (jupyter-jchannel's jchannel.types, as an attribute)
+from .kernel.channel import Channel
+from .kernel.meta_generator import MetaGenerator
+from .kernel.progress import Progress, ProgressFeed, Source
+from .options import Options
+from .server import Server
 
 __all__ = [
     'Channel',

@@ -10,10 +10,12 @@ import re
 from dataclasses import dataclass, fields
 from typing import Any
 
+from .protocol import wire
+
 MiB = 1024 * 1024
-TRANSPORTS = (None, 'sse-get', 'sse-post', 'poll')
+TRANSPORTS = (None, *wire.TRANSPORTS)
 """The page's transports in the order it tries them; None lets it probe."""
-SEND_METHODS = (None, 'post', 'get')
+SEND_METHODS = (None, *wire.SEND_METHODS)
 """How the page sends its frames and upload chunks; None: POST until a path refuses it."""
 MAX_REQUEST_LINE = 8190
 """aiohttp's default bound on a request line; ``max_url`` above it raises the server's bound."""
@@ -225,3 +227,15 @@ def _origins(value: Any) -> tuple[str, ...]:
             raise ValueError(f'allow_origins: {origin!r} is not an origin; write scheme://host'
                              "[:port] with no path or trailing slash, e.g. 'http://localhost:8888'")
     return tuple(origin.lower() for origin in origins)  # browsers send origins in lower case
+
+
+def client_options(options: Options) -> dict[str, Any]:
+    """The page client's options that follow the server's ``options`` (``token`` aside)."""
+    page: dict[str, Any] = {'firstEventDeadline': options.first_event_deadline,
+                            'upgradeInterval': options.upgrade_interval,
+                            'maxUrl': options.max_url}
+    if options.send_method is not None:
+        page['sendMethod'] = options.send_method
+    if options.transport is not None:
+        page['transport'] = options.transport
+    return page

@@ -5,32 +5,30 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import re
 import secrets
 import sys
-import time
-from typing import Any, Callable
+from typing import Any
 
 from aiohttp import web
 
-from .notebook import cell_log
-from .kernel.channel import Channel
-from .protocol.clients import Admission, ClientGate
+from .errors import StateError
+from .http.app import PROTOCOL_LOG, make_app
 from .http.connections import ConnectionGuard, GuardedRunner, runner_options
-from .errors import ResyncError, StateError
-from .notebook.frontend import NotebookOutput, in_notebook
-from .protocol.frames import Request, Stop
+from .kernel.channel import Channel
+from .kernel.endpoint import Endpoint
 from .kernel.link import Link
-from .options import Options
-from .kernel.rpc import Rpc, Unsent
+from .kernel.rpc import Rpc
+from .kernel.transfers import StreamHub
+from .notebook import cell_log
+from .notebook.frontend import NotebookOutput, in_notebook
+from .options import Options, client_options
+from .protocol.clients import Admission, ClientGate
 from .tunnels import Launcher, close_tunnel, open_tunnel
 from .tunnels import resolve as resolve_tunnel
-from .kernel.transfers import StreamHub
 
 log = logging.getLogger('jchannel_http')
 
 _WILDCARDS = {'0.0.0.0': '127.0.0.1', '::': '::1', '': '127.0.0.1'}
-_CHANNEL_KEY = re.compile(r'[1-9][0-9]{0,15}')  # ASCII digits only: int() takes others
 
 
 def _browser_url(host: str, port: int) -> str:
@@ -75,21 +73,15 @@ class Server:
         self._url_given = url.rstrip('/') if url else None
         self._url = self._url_given
         self.token = token or secrets.token_urlsafe(32)
-        self._channels: dict[int, Channel] = {}
-        self._names: dict[str, Channel] = {}
-        self._link: Link | None = None
-        self._rpc: Rpc | None = None
-        self._streams: StreamHub | None = None
-        self._gate = ClientGate(self.options.liveness)
         self.connections = ConnectionGuard(self.options)
-        """Bounds on the TCP connections (see ``connections.py``)."""
+        """Bounds on the TCP connections (see ``http/connections.py``)."""
+        self.endpoint = Endpoint(lambda: self.url, self.options)
+        """The kernel's end of the conversation: channels, the page client, its session."""
+        self.endpoint.on_page_wanted = self._show_bootstrap
+        self.endpoint.on_page_admitted = self._settle_bootstrap
         self._runner: web.AppRunner | None = None
-        self._started_at = 0.0
         self._stopped = False
         self._notebook: NotebookOutput | None = None
-        self._arrival = asyncio.Event()
-        self._watchdog: asyncio.Task | None = None
-        self._dismissing: asyncio.Task | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -109,24 +101,17 @@ class Server:
         await self._stop()
 
     async def _start(self) -> None:
-        from .http.app import PROTOCOL_LOG, make_app  # the HTTP adapter imports this module
-
         if self._runner is not None:
             return  # already listening: as jupyter-jchannel, starting again does nothing
         if self._stopped:  # started again after stop(): a fresh life with the same token
             self._stopped = False
             self.port = self._port_asked
             self._url = self._url_given
-            self._gate = ClientGate(self.options.liveness)
             self.connections = ConnectionGuard(self.options)
             self._notebook = None
-            for channel in self._channels.values():
-                channel._open = False  # the page forgot it: the next call opens it again
-        self._link = Link(self.options)
-        self._streams = StreamHub(self.options, lambda: self._gate.is_live(time.monotonic()))
-        self._rpc = Rpc(self._link, self._channels, self.options.debug, self._streams)
-        runner = GuardedRunner(make_app(self), self.connections, access_log=None,
-                               handler_cancellation=True,
+        self.endpoint.begin(self.options)
+        runner = GuardedRunner(make_app(self.endpoint, self.token, self.connections),
+                               self.connections, access_log=None, handler_cancellation=True,
                                shutdown_timeout=self.options.shutdown_timeout,
                                logger=PROTOCOL_LOG, **runner_options(self.options))
         await runner.setup()
@@ -136,8 +121,10 @@ class Server:
         except OSError as exc:
             await runner.cleanup()
             self._stopped = True  # start() may be tried again
+            self.endpoint.failed()
             raise StateError(f'cannot listen on {self.host}:{self.port}: {exc.strerror}') from exc
         self._runner = runner
+        self.endpoint.listening()
         self.connections.start()
         self.port = runner.addresses[0][1]
         if self.tunnel is not None:
@@ -146,37 +133,13 @@ class Server:
             except BaseException:
                 self._runner = None
                 self._stopped = True  # start() may be tried again
+                self.endpoint.failed()
                 await self.connections.stop()
                 await runner.cleanup()
                 raise
             self._tunnel_open = True
-        self._started_at = time.monotonic()
-        self._watchdog = asyncio.create_task(self._watch_page())
+        self.endpoint.serving()
         self._announce()
-
-    async def _watch_page(self) -> None:
-        """Fail the kernel calls sent to a page that went away (it released the server, or it
-        has been silent for two heartbeats): without a ``deadline`` nothing else would end them.
-
-        A tick that comes late (the kernel's loop was blocked, so the page could not be heard)
-        is skipped: the page gets a fresh chance to be heard first.
-        """
-        loop = asyncio.get_running_loop()
-        interval = min(1.0, self.options.liveness / 4)
-        last = loop.time()
-        while True:
-            await asyncio.sleep(interval)
-            now = loop.time()
-            late, last = now - last > 3 * interval, now
-            if late or self._rpc is None or self._rpc.pending == 0:
-                continue
-            if self._gate.current is None or self._gate.is_live(time.monotonic()):
-                continue
-            failed = self._rpc.pending
-            self._rpc.fail_all(StateError(
-                'the page went away (it released the server, or was silent for '
-                f'{self.options.liveness:g} s); the call may or may not have run in it'))
-            log.info('failed %d call(s) sent to a page that went away', failed)
 
     def _announce(self) -> None:
         if in_notebook():
@@ -190,25 +153,23 @@ class Server:
         else:
             print(line, file=sys.stderr)
 
+    def _show_bootstrap(self) -> None:
+        """A call found no page: in a notebook, show the bootstrap in the running cell again."""
+        if self._notebook is not None:
+            self._notebook.show()
+
+    def _settle_bootstrap(self) -> None:
+        """A page came in: the notebook's bootstrap output says so."""
+        if self._notebook is not None and self._notebook.pending:
+            self._notebook.settle(f'jchannel_http: connected to {self.url}')
+
     async def _stop(self) -> None:
         if self._stopped or self._runner is None:
             return
         self._stopped = True
-        self._arrival.set()
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            await asyncio.gather(self._watchdog, return_exceptions=True)
-            self._watchdog = None
-        await self._dismiss_page()
+        await self.endpoint.stop()
         if self._notebook is not None:
             self._notebook.close(f'jchannel_http: the server at {self.url} was stopped')
-        if self._link is not None:
-            self._link.stop()
-        if self._rpc is not None:
-            self._rpc.fail_all(StateError('the server was stopped'))
-            await self._rpc.stop()
-        if self._streams is not None:
-            await self._streams.stop()
         try:
             await self.connections.stop()
             if self._runner is not None:
@@ -218,18 +179,6 @@ class Server:
             if self._tunnel_open and self.tunnel is not None:
                 self._tunnel_open = False
                 await close_tunnel(self.tunnel)
-
-    async def _dismiss_page(self) -> None:
-        """Tell a connected page that the server stops, so that its client stops retrying."""
-        if self._rpc is None or not self._gate.is_live(time.monotonic()):
-            return
-        request = asyncio.ensure_future(self._rpc.request(Stop))
-        for _ in range(40):  # at most 2 s; the page stops at once and releases the server
-            if request.done() or not self._gate.is_live(time.monotonic()):
-                break
-            await asyncio.sleep(0.05)
-        request.cancel()
-        await asyncio.gather(request, return_exceptions=True)
 
     @property
     def running(self) -> bool:
@@ -306,14 +255,7 @@ class Server:
 
     def client_options(self) -> dict[str, Any]:
         """The page client's options that follow the server's (``token`` aside)."""
-        options: dict[str, Any] = {'firstEventDeadline': self.options.first_event_deadline,
-                                   'upgradeInterval': self.options.upgrade_interval,
-                                   'maxUrl': self.options.max_url}
-        if self.options.send_method is not None:
-            options['sendMethod'] = self.options.send_method
-        if self.options.transport is not None:
-            options['transport'] = self.options.transport
-        return options
+        return client_options(self.options)
 
     # -- channels ----------------------------------------------------------------------------
 
@@ -334,82 +276,8 @@ class Server:
 
     def channel(self, key: str) -> Channel | None:
         """The channel named ``key``, or whose numeric key is ``key``."""
-        if key in self._names:
-            return self._names[key]
-        return self._channels.get(int(key)) if _CHANNEL_KEY.fullmatch(key) else None
-
-    def _register(self, channel: Channel) -> None:
-        if self._channels.get(channel.key) is channel:
-            return
-        if channel.name is not None:
-            if channel.name in self._names:
-                raise ValueError(f'a channel named {channel.name!r} exists already')
-            self._names[channel.name] = channel
-        self._channels[channel.key] = channel
-
-    def _unregister(self, channel: Channel) -> None:
-        self._channels.pop(channel.key, None)
-        if channel.name is not None:
-            self._names.pop(channel.name, None)
-
-    async def _await_page(self, timeout: float | None, what: str,
-                          end: float | None = None) -> None:
-        """Return once a page is connected, waiting at most ``timeout`` seconds for one (and
-        not beyond the loop time ``end``, a call's deadline).
-
-        In a notebook, a missing page is brought back through the running cell's output: the
-        server shows the bootstrap there again (after a reload, the tab has no client).
-        """
-        if self._gate.is_live(time.monotonic()):
-            return
-        if self._notebook is not None and not self._stopped:
-            self._notebook.show()
-        loop = asyncio.get_running_loop()
-        bounds = [bound for bound in (None if timeout is None else loop.time() + timeout, end)
-                  if bound is not None]
-        until = min(bounds) if bounds else None
-        while True:
-            self._arrival.clear()
-            if self._stopped or self._runner is None:
-                raise StateError('the server was stopped' if self._stopped
-                                 else 'the server is not running: await server.start() first')
-            if self._gate.is_live(time.monotonic()):
-                return
-            remaining = None if until is None else until - loop.time()
-            if remaining is not None and remaining <= 0:
-                waited = 'until the deadline' if end is not None and until == end \
-                    else f'{timeout} s'
-                raise StateError(
-                    f'no page is connected to {self.url} (waited {waited} for {what}): run '
-                    'start() in a notebook, or open server.page_url in a browser')
-            try:
-                await asyncio.wait_for(self._arrival.wait(), remaining)
-            except asyncio.TimeoutError:
-                pass
-
-    async def _request(self, make: Callable[[int], Request], timeout: float | None,
-                       what: str, end: float | None = None) -> Any:
-        """Send a request to the connected page and return its answer.
-
-        ``timeout`` bounds the wait for room in the outbox; ``end`` (a loop time, the call's
-        deadline) the whole request. Without ``end`` the answer is awaited as long as the page
-        that got the request stays (``_watch_page`` fails it when that page goes away).
-        """
-        if self._rpc is None or self._stopped:
-            raise StateError('the server is not running: await server.start() first'
-                             if not self._stopped else 'the server was stopped')
-        try:
-            return await self._rpc.request(make, timeout, end)
-        except Unsent:
-            if not self._gate.is_live(time.monotonic()):
-                raise StateError(
-                    f'no page is connected to {self.url} (waited {timeout} s for {what}): run '
-                    'start() in a notebook, or open server.page_url in a browser'
-                ) from None
-            raise TimeoutError(f'the page did not take {what} within {timeout} s: the outbox '
-                               'stayed full (the page does not acknowledge)') from None
-        except asyncio.TimeoutError:
-            raise TimeoutError(f'the page did not answer {what} by its deadline') from None
+        channel = self.endpoint.channel(key)
+        return channel if isinstance(channel, Channel) else None
 
     # -- what jupyter-jchannel's Server offers as well --------------------------------------
 
@@ -427,100 +295,44 @@ class Server:
     def stop_client(self) -> None:
         """Stop the connected page's client (the server keeps running; the next call brings
         a client back in a notebook). Does nothing when no page is connected."""
-        if self.running and (self._dismissing is None or self._dismissing.done()):
-            self._dismissing = asyncio.ensure_future(self._dismiss_page())
+        if self.running:
+            self.endpoint.stop_client()
 
-    # -- the page client (used by the HTTP adapter) ------------------------------------------
+    # -- the kernel endpoint's state, as the server's attributes ---------------------------
 
     @property
     def link(self) -> Link:
         """The current conversation with the page."""
-        if self._link is None:
-            raise StateError('the server is not running')
-        return self._link
+        return self.endpoint.link
 
     @property
     def rpc(self) -> Rpc:
         """Kernel-side call bookkeeping."""
-        if self._rpc is None:
-            raise StateError('the server is not running')
-        return self._rpc
+        return self.endpoint.rpc
 
     @property
     def streams(self) -> StreamHub:
         """The byte streams of the current session."""
-        if self._streams is None:
-            raise StateError('the server is not running')
-        return self._streams
+        return self.endpoint.streams
 
     @property
     def gate(self) -> ClientGate:
         """Which page client is current."""
-        return self._gate
+        return self.endpoint.gate
 
     def admit(self, client: str) -> Admission:
         """Let ``client`` in (ClientConflict while another is live); renew on takeover."""
-        admission = self._gate.admit(client, time.monotonic())
-        if admission is Admission.TAKEOVER:
-            self.renew('another page took over (a reload or a new tab)')
-        self._arrival.set()
-        if self._notebook is not None and self._notebook.pending:
-            self._notebook.settle(f'jchannel_http: connected to {self.url}')
-        return admission
+        return self.endpoint.admit(client)
 
     def renew(self, reason: str) -> None:
         """Start a new session: kernel calls waiting for the old page fail with StateError."""
-        log.info('new session: %s', reason)
-        self.link.renew()
-        if self._streams is not None:
-            self._streams.reset(reason)
-        self.rpc.fail_all(StateError(f'{reason}; the call may or may not have run in the old page'))
+        self.endpoint.renew(reason)
 
     def resume(self, client: str, session: str | None, cursor: int) -> list:
-        """Where the stream of ``client`` starts: the frames after ``cursor``.
-
-        Raises ResyncError (HTTP 410) when ``session`` is not the current one or ``cursor``
-        cannot be served; the page then starts over with no session.
-        """
-        current = self.link.session
-        if session is None:
-            if current.inbox.cursor > 0 or current.outbox.acked > 0:
-                self.renew('the page started over')
-        elif session != current.id:
-            raise ResyncError('the session is over (the kernel server was restarted or another '
-                              'page took over); start a new one')
-        elif cursor < current.outbox.acked and client == self._gate.current:
-            # The session's own page acknowledged more than this: the request is an old one
-            # sent again (a browser retries a request whose connection was cut, cursor and all),
-            # not a page that lost its state. Serve it from what the page has not acknowledged.
-            log.debug('request from cursor %d after frames up to %d were acknowledged: a replay',
-                      cursor, current.outbox.acked)
-            cursor = current.outbox.acked
-        try:
-            return self.link.resume(cursor)  # an acknowledgement: it may make room
-        except ResyncError as exc:
-            self.renew(f'the page asked for a resync: {exc}')
-            raise
+        """Where the stream of ``client`` starts: the frames after ``cursor`` (see
+        ``Endpoint.resume``)."""
+        return self.endpoint.resume(client, session, cursor)
 
     def status(self) -> dict[str, Any]:
         """What ``GET /status`` answers."""
-        now = time.monotonic()
-        link = self.link
-        outbox = link.session.outbox
-        return {
-            'connected': self._gate.is_live(now),
-            'client': self._gate.current,
-            'transport': self._gate.transport if self._gate.is_live(now) else None,
-            'send_method': self._gate.send_method if self._gate.is_live(now) else None,
-            'session': link.session.id,
-            'sent': outbox.last_seq,
-            'acked': outbox.acked,
-            'received': link.session.inbox.cursor,
-            'outbox': {'messages': len(outbox), 'bytes': outbox.bytes},
-            'pending_calls': self.rpc.pending,
-            'channels': [
-                {'key': channel.key, 'name': channel.name, 'open': channel.is_open}
-                for channel in self._channels.values()
-            ],
-            'uptime': round(now - self._started_at, 3),
-        }
+        return self.endpoint.status()

@@ -1,87 +1,42 @@
-"""The aiohttp adapter: translates HTTP requests into Server calls and back.
+"""The aiohttp application: routes, and the one middleware that guards every request.
 
-Each handler parses and validates its request, calls the server, and writes the answer;
-the protocol itself lives in ``session.py``, ``link.py`` and ``rpc.py``.
+The guard answers CORS preflights, checks origins and the token, bounds the requests in flight
+and the time to read a body, and turns every error into one JSON answer (``error_for``). The
+handlers live one job per module (events, messages, streams, direct, static, probe); each reads
+its request and calls the kernel endpoint; none knows the server that listens.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import re
 import secrets
-import time
-from typing import Any, Awaitable, Callable, Iterator
+from typing import Any, Awaitable, Callable
 
-import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
-from . import openapi
-from . import events as transports
-from .bundle import client_script
-from ..protocol.clients import ClientConflict, check_client_id
-from .connections import BodyTimeout, within_body_deadline
 from ..errors import ProtocolError, ResyncError, StateError
-from ..protocol.frames import Call, Echo, Error, Pipe, Result, decode_item
-from ..values import dumps, encode_checked, loads
-from .page import page_html
+from ..kernel.endpoint import Endpoint
+from ..protocol.clients import ClientConflict
+from .connections import BodyTimeout, ConnectionGuard, within_body_deadline
+from .context import ACCESS, ENDPOINT, IN_FLIGHT, PARTS, PREFIX, Access, InFlight
+from .cors import add_cors, check_origin, preflight
+from .direct import direct_call, status
+from .events import events, poll
+from .messages import messages, messages_by_get, release
 from .probe import websocket_probe
-from .query_form import PartAssembly, decode_base64url
-from ..kernel.rpc import MissingMethod, invoke
-from ..server import Server
+from .query_form import PartAssembly
+from .replies import NO_STORE, HttpError, json_response
+from .static import client_js, favicon, openapi_json, page
 from .streams import stream_routes
 
+__all__ = ['IN_FLIGHT', 'PROTOCOL_LOG', 'HttpError', 'InFlight', 'error_for', 'make_app']
+
 log = logging.getLogger('jchannel_http')
-SERVER = web.AppKey('server', Server)
-PREFIX = web.AppKey('prefix', str)
 PUBLIC = {'/client.js', '/openapi.json', '/page', '/favicon.ico'}  # static content, no data
-ALLOWED_HEADERS = ('Authorization, Content-Type, Last-Event-ID, ngrok-skip-browser-warning, '
-                   'X-XSRFToken, Stream-Offset, Stream-End, Stream-Total')
-FROM_PAGE = (Call, Echo, Pipe, Result, Error)
-POST_FIELDS = {'client', 'session', 'ack', 'messages', 'carry'}
-SEQUENCE_NUMBER = re.compile(r'[0-9]{1,16}')  # JavaScript counts exactly up to 2**53
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class HttpError(Exception):
-    """An error answered as JSON with an HTTP status."""
-
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None,
-                 **extra: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.headers = headers or {}
-        self.body = {'error': code, 'message': message, **extra}
-
-
-class InFlight:
-    """Counts the authenticated requests being handled and refuses those beyond ``limit``."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.count = 0
-
-    @contextlib.contextmanager
-    def slot(self) -> Iterator[None]:
-        """Hold one of the ``limit`` slots while the request is handled, or raise a 429."""
-        if self.count >= self.limit:
-            raise HttpError(429, 'too_many_requests',
-                            f'{self.limit} requests are in flight already (the max_requests '
-                            'option); retry later', headers={'Retry-After': '1'})
-        self.count += 1
-        try:
-            yield
-        finally:
-            self.count -= 1
-
-
-IN_FLIGHT = web.AppKey('in_flight', InFlight)
-PARTS = web.AppKey('parts', PartAssembly)
-NO_STORE = {'Cache-Control': 'no-store, no-transform'}
 
 
 class ProtocolLog(logging.LoggerAdapter):
@@ -99,27 +54,24 @@ class ProtocolLog(logging.LoggerAdapter):
 
 PROTOCOL_LOG = ProtocolLog(logging.getLogger('jchannel_http.http'))
 
+_STATUS: list[tuple[type[BaseException], int, str]] = [
+    (ClientConflict, 409, 'client_conflict'),
+    (ResyncError, 410, 'resync'),
+    (ProtocolError, 400, 'bad_request'),
+    (StateError, 503, 'unavailable'),
+]
+"""The library's errors and their answers, most specific first."""
 
-def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None
-                  ) -> web.Response:
-    """A JSON response encoded by orjson."""
-    return web.Response(body=dumps(data), status=status, content_type='application/json',
-                        headers=headers)
 
-
-def _error_for(exc: Exception) -> HttpError:
+def error_for(exc: Exception) -> HttpError:
+    """The one mapping of an error to its HTTP answer."""
     if isinstance(exc, HttpError):
         return exc
-    if isinstance(exc, ClientConflict):
-        return HttpError(409, 'client_conflict', str(exc))
     if isinstance(exc, BodyTimeout):
         return HttpError(408, 'request_timeout', str(exc), headers={'Connection': 'close'})
-    if isinstance(exc, ResyncError):
-        return HttpError(410, 'resync', str(exc))
-    if isinstance(exc, ProtocolError):
-        return HttpError(400, 'bad_request', str(exc))
-    if isinstance(exc, StateError):
-        return HttpError(503, 'unavailable', str(exc))
+    for kind, status_code, code in _STATUS:
+        if isinstance(exc, kind):
+            return HttpError(status_code, code, str(exc))
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
         return HttpError(413, 'too_large', 'the request body is larger than max_body allows')
     if isinstance(exc, web.HTTPNotFound):
@@ -132,27 +84,6 @@ def _error_for(exc: Exception) -> HttpError:
     return HttpError(500, 'internal_error', f'unexpected {type(exc).__name__}; see the kernel log')
 
 
-def _origin_allowed(server: Server, origin: str) -> bool:
-    """Any origin when allow_origins is None; else those listed and the server's own."""
-    allowed = server.options.allow_origins
-    return allowed is None or origin in allowed or origin == str(URL(server.url).origin())
-
-
-def _check_origin(request: web.Request) -> None:
-    origin = request.headers.get('Origin')
-    if origin and not _origin_allowed(request.app[SERVER], origin):
-        raise HttpError(403, 'forbidden_origin',
-                        f'origin {origin} is not in allow_origins; add it there to let its pages '
-                        'call this server')
-
-
-def _cors(request: web.Request, response: web.StreamResponse) -> None:
-    origin = request.headers.get('Origin')
-    if origin and _origin_allowed(request.app[SERVER], origin) and not response.prepared:
-        response.headers['Access-Control-Allow-Origin'] = origin
-        response.headers['Vary'] = 'Origin'
-
-
 def _token_of(request: web.Request) -> str | None:
     header = request.headers.get('Authorization', '')
     if header[:7].lower() == 'bearer ':
@@ -163,7 +94,7 @@ def _token_of(request: web.Request) -> str | None:
 def _authorized(request: web.Request) -> bool:
     """Whether the request carries the token (compared in constant time)."""
     given = _token_of(request)
-    expected = request.app[SERVER].token
+    expected = request.app[ACCESS].token
     return given is not None and secrets.compare_digest(
         given.encode('utf-8', 'surrogateescape'), expected.encode())
 
@@ -173,243 +104,42 @@ async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse
         return preflight(request)
     if _route_path(request) in PUBLIC:
         return await handler(request)
-    _check_origin(request)
+    check_origin(request)
     if not _authorized(request):
         raise HttpError(401, 'unauthorized',
                         'a valid token is needed: Authorization: Bearer <token> or ?token=')
-    server = request.app[SERVER]
-    server.connections.authenticate(request.protocol)
+    request.app[ACCESS].connections.authenticate(request.protocol)
     with request.app[IN_FLIGHT].slot():
-        return await within_body_deadline(request, handler, server.options.body_timeout)
+        return await within_body_deadline(request, handler,
+                                          request.app[ENDPOINT].options.body_timeout)
 
 
 @web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     """CORS, origins, the token, the in-flight limit, the body deadline and JSON errors for
     every request; the connection guard learns when the request starts and ends."""
-    connections = request.app[SERVER].connections
+    connections = request.app[ACCESS].connections
     connections.begin(request.protocol)
     try:
         try:
             response = await _guarded(request, handler)
         except Exception as exc:
-            error = _error_for(exc)
+            error = error_for(exc)
             response = json_response(error.body, error.status, {**NO_STORE, **error.headers})
-        _cors(request, response)
+        add_cors(request, response)
         return response
     finally:
         connections.end(request.protocol)
 
 
-def preflight(request: web.Request) -> web.Response:
-    """Answer a CORS preflight for an allowed origin."""
-    _check_origin(request)
-    response = web.Response(status=204)
-    response.headers.update({
-        'Access-Control-Allow-Methods': 'GET, POST, OPTIONS',
-        'Access-Control-Allow-Headers': ALLOWED_HEADERS,
-        'Access-Control-Max-Age': '7200',
-    })
-    if request.headers.get('Access-Control-Request-Private-Network') == 'true':
-        response.headers['Access-Control-Allow-Private-Network'] = 'true'
-    return response
-
-
-async def read_json(request: web.Request, empty: Any = None) -> Any:
-    """The request body parsed as JSON (``empty`` for an empty body), or a 400."""
-    body = await request.read()
-    if not body and empty is not None:
-        return empty
-    try:
-        return loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise HttpError(400, 'bad_request', f'the body is not valid JSON: {exc}') from exc
-
-
-def _int_param(value: str | None, name: str) -> int:
-    if value is None or value == '':
-        return 0
-    if not SEQUENCE_NUMBER.fullmatch(value):
-        raise ProtocolError(f'{name} must be a non-negative integer of at most 16 digits')
-    return int(value)
-
-
-async def events(request: web.Request) -> web.StreamResponse:
-    """GET or POST /events: the kernel -> page event stream (see transports.py)."""
-    cursor = _int_param(request.query.get('cursor'), 'cursor')
-    if request.headers.get('Last-Event-ID'):  # wins over the cursor, which must still be valid
-        cursor = _int_param(request.headers['Last-Event-ID'], 'Last-Event-ID')
-    return await transports.event_stream(request, request.app[SERVER], cursor,
-                                         lambda response: _cors(request, response))
-
-
-async def poll(request: web.Request) -> web.Response:
-    """GET /poll: the kernel -> page frames by long-poll (see transports.py)."""
-    cursor = _int_param(request.query.get('cursor'), 'cursor')
-    return await transports.long_poll(request, request.app[SERVER], cursor)
-
-
-def _parse_post(body: Any) -> tuple[str, str, int, list, bool]:
-    if not isinstance(body, dict):
-        raise ProtocolError('the body must be a JSON object')
-    unknown = set(body) - POST_FIELDS
-    if unknown:
-        raise ProtocolError(f'unknown field(s) {sorted(unknown)}; expected {sorted(POST_FIELDS)}')
-    client = check_client_id(body.get('client'))
-    session = body.get('session')
-    if not isinstance(session, str):
-        raise ProtocolError("field 'session' must be the session id from the hello event")
-    ack = body.get('ack', 0)
-    if not isinstance(ack, int) or isinstance(ack, bool) or ack < 0:
-        raise ProtocolError("field 'ack' must be a non-negative integer")
-    messages = body.get('messages', [])
-    if not isinstance(messages, list):
-        raise ProtocolError("field 'messages' must be a JSON array")
-    carry = body.get('carry', False)
-    if not isinstance(carry, bool):
-        raise ProtocolError("field 'carry' must be true or false")
-    return client, session, ack, messages, carry
-
-
-async def messages(request: web.Request) -> web.Response:
-    """POST /messages: frames and acknowledgements from the page; with ``carry``, the answer
-    also carries kernel frames after ``ack`` (see transports.carry)."""
-    client, session, ack, raw, carry = _parse_post(await read_json(request))
-    return await _take_batch(request, client, session, ack, raw, carry, 'post')
-
-
-async def messages_by_get(request: web.Request) -> web.Response:
-    """GET /messages: the same batch in the query, for paths that refuse POST (see
-    query_form.py). The answer always carries frames, except that of a batch's non-final part,
-    which is ``{"ack": ..., "have": <characters held>}``."""
-    server = request.app[SERVER]
-    query = request.query
-    client = check_client_id(query.get('client'))
-    session = query.get('session')
-    if not session:
-        raise ProtocolError("'session' must be the session id from the hello event")
-    ack = _int_param(query.get('ack'), 'ack')
-    if 'messages' in query:
-        text: str | None = query['messages']
-    else:
-        server.admit(client)
-        if session != server.link.session.id:
-            raise ResyncError('the session is over (the kernel server was restarted or another '
-                              'page took over); start a new one')
-        assembly = request.app[PARTS]
-        text = assembly.add((client, session), query)
-        if text is None:
-            server.link.acknowledge(ack)
-            server.gate.touch(client, time.monotonic())
-            server.gate.sent(client, 'get')
-            return json_response({'ack': server.link.session.inbox.cursor,
-                                  'have': assembly.have}, headers=NO_STORE)
-    raw = loads_checked(decode_base64url(text, 'messages'))
-    if not isinstance(raw, list):
-        raise ProtocolError('messages must encode a JSON array of frames')
-    return await _take_batch(request, client, session, ack, raw, True, 'get')
-
-
-def loads_checked(body: bytes) -> Any:
-    """``body`` parsed as JSON, or a 400."""
-    try:
-        return loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise HttpError(400, 'bad_request', f'the batch is not valid JSON: {exc}') from exc
-
-
-async def _take_batch(request: web.Request, client: str, session: str, ack: int, raw: list,
-                      carry: bool, method: str) -> web.Response:
-    server = request.app[SERVER]
-    limit = transports.answer_bytes(server, request.query.get('bytes'))
-    # An item that is not a valid frame keeps its place in the sequence and fails only its own
-    # call (rpc.py); only an item without a usable sequence number refuses the whole batch.
-    frames = [decode_item(item, FROM_PAGE) for item in raw]
-    server.admit(client)
-    link = server.link
-    if session != link.session.id:
-        raise ResyncError('the session is over (the kernel server was restarted or another '
-                          'page took over); start a new one')
-    link.acknowledge(ack)
-    rpc = server.rpc
-    for frame in link.receive(frames):
-        rpc.handle(frame)
-    server.gate.touch(client, time.monotonic())
-    server.gate.sent(client, method)
-    answer = {'ack': link.session.inbox.cursor}
-    if not carry:
-        return json_response(answer)
-    return transports.frames_response(answer, await transports.carry(server, link.session, ack,
-                                                                     limit))
-
-
-async def release(request: web.Request) -> web.Response:
-    """POST (or GET) /release: the page is going away; another may take over at once."""
-    client = check_client_id(request.query.get('client'))
-    return json_response({'released': request.app[SERVER].gate.release(client)},
-                         headers=NO_STORE)
-
-
-async def direct_call(request: web.Request) -> web.Response:
-    """POST /channels/{channel}/call/{method}: call a handler method without a page."""
-    server = request.app[SERVER]
-    channel = server.channel(request.match_info['channel'])
-    if channel is None:
-        raise HttpError(404, 'not_found', f"no channel {request.match_info['channel']!r}")
-    args = await read_json(request, empty=[])
-    if not isinstance(args, list):
-        raise HttpError(400, 'bad_request', 'the body must be a JSON array of arguments')
-    method = request.match_info['method']
-    try:
-        result = await invoke(channel.handler, method, args)
-        return web.Response(body=encode_checked({'result': result}, {'result': result}),
-                            content_type='application/json')
-    except MissingMethod as exc:
-        raise HttpError(404, 'not_found', str(exc)) from exc
-    except asyncio.CancelledError:
-        raise
-    except BaseException as exc:  # KeyboardInterrupt and SystemExit end only this call
-        if not isinstance(exc, TypeError):
-            log.warning('handler method %r of channel %s raised %s (called over HTTP)', method,
-                        channel.name or channel.key, type(exc).__name__, exc_info=exc)
-        error = server.rpc.error_frame(0, exc)
-        raise HttpError(422, 'handler_error', error.message, name=error.name) from exc
-
-
-async def status(request: web.Request) -> web.Response:
-    """GET /status."""
-    return json_response(request.app[SERVER].status())
-
-
-async def client_js(request: web.Request) -> web.Response:
-    """GET /client.js: the browser client, one classic script."""
-    return web.Response(body=client_script(), content_type='text/javascript', charset='utf-8',
-                        headers={'Cache-Control': 'no-cache'})
-
-
-async def openapi_json(request: web.Request) -> web.Response:
-    """GET /openapi.json."""
-    return json_response(openapi.describe(request.app[SERVER].url))
-
-
-async def page(request: web.Request) -> web.Response:
-    """GET /page: a page that becomes the client."""
-    return web.Response(text=page_html(request.app[SERVER].client_options()),
-                        content_type='text/html',
-                        headers={'Cache-Control': 'no-store', 'Referrer-Policy': 'no-referrer'})
-
-
-async def favicon(request: web.Request) -> web.Response:
-    """GET /favicon.ico: nothing, so browsers stop asking."""
-    return web.Response(status=204)
-
-
-def make_app(server: Server) -> web.Application:
-    """The aiohttp application serving ``server``."""
-    app = web.Application(middlewares=[guard], client_max_size=server.options.max_body)
-    app[SERVER] = server
-    app[IN_FLIGHT] = InFlight(server.options.max_requests)
-    app[PARTS] = PartAssembly(server.options.max_body)
+def make_app(endpoint: Endpoint, token: str, connections: ConnectionGuard) -> web.Application:
+    """The aiohttp application serving ``endpoint`` to requests that carry ``token``."""
+    options = endpoint.options
+    app = web.Application(middlewares=[guard], client_max_size=options.max_body)
+    app[ENDPOINT] = endpoint
+    app[ACCESS] = Access(token, connections)
+    app[IN_FLIGHT] = InFlight(options.max_requests)
+    app[PARTS] = PartAssembly(options.max_body)
     app.router.add_get('/events', events, allow_head=False)  # an endless answer
     app.router.add_post('/events', events)
     app.router.add_get('/poll', poll, allow_head=False)
@@ -424,8 +154,8 @@ def make_app(server: Server) -> web.Application:
     app.router.add_get('/page', page)
     app.router.add_get('/favicon.ico', favicon)
     app.router.add_get('/probe/websocket', websocket_probe)
-    app.add_routes(stream_routes(server, _cors))
-    app[PREFIX] = URL(server.url).path.rstrip('/')
+    app.add_routes(stream_routes(endpoint))
+    app[PREFIX] = URL(endpoint.url()).path.rstrip('/')
     _serve_under_prefix(app.router, app[PREFIX])
     return app
 

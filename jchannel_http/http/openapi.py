@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 
 _ERROR = {'$ref': '#/components/schemas/Error'}
 _CURSOR = {'type': 'string', 'pattern': '^[0-9]{0,16}$'}

@@ -9,28 +9,24 @@ Every request names the session (``?session=``): a stream lives as long as its s
 
 from __future__ import annotations
 
-import re
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 from aiohttp import web
 
 from ..errors import FrontendError, ProtocolError, ResyncError
-from .query_form import decode_base64url
-from ..values import dumps
-from ..server import Server
+from ..kernel.endpoint import Endpoint
 from ..kernel.transfers import Download, Upload
+from ..protocol import wire
+from .cors import add_cors
+from .query_form import decode_base64url
+from .replies import NO_STORE, HttpError, json_response
 
-STREAM_ID = re.compile(r'[1-9][0-9]{0,15}')
-OFFSET = re.compile(r'[0-9]{1,16}')
-EXPOSED = 'Stream-End, Stream-Total, Stream-Window'
-
-Cors = Callable[[web.Request, web.StreamResponse], None]
-
-
-def _error(status: int, code: str, message: str, **extra: Any) -> web.Response:
-    return web.Response(body=dumps({'error': code, 'message': message, **extra}),
-                        status=status, content_type='application/json')
+STREAM_ID = wire.POSITIVE_ID
+OFFSET = wire.SEQUENCE_NUMBER
+EXPOSED = ', '.join(wire.EXPOSED_HEADERS)
+OFFSET_HEADER = f'the {wire.STREAM_OFFSET} header'
+TOTAL_HEADER = f'the {wire.STREAM_TOTAL} header'
 
 
 def _number(value: str | None, name: str, default: int | None = None) -> int:
@@ -52,11 +48,10 @@ def _flag(value: str | None) -> bool:
 
 
 class StreamHandlers:
-    """The stream endpoints of one server."""
+    """The stream endpoints of one kernel endpoint."""
 
-    def __init__(self, server: Server, cors: Cors) -> None:
-        self.server = server
-        self.cors = cors
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
 
     def routes(self) -> list[web.RouteDef]:
         """The routes to add to the application."""
@@ -84,20 +79,19 @@ class StreamHandlers:
         """Check the session, once the rest of the request was validated."""
         session = request.query.get('session')
         if not session:
-            raise ProtocolError('?session= is required: the session id from the hello event')
-        if session != self.server.link.session.id:
-            raise ResyncError('the session of this stream is over (the page was replaced or '
-                              'the kernel server restarted); start a new one')
+            raise ProtocolError(f'?session= is required: {wire.SESSION_REQUIRED}')
+        if session != self.endpoint.session_id:
+            raise ResyncError(wire.STREAM_SESSION_OVER)
 
     async def chunk(self, request: web.Request) -> web.Response:
         """POST /streams/up/{id}: one chunk of a page -> kernel stream."""
         key = self._key(request)
-        options = self.server.options
-        offset = _number(request.headers.get('Stream-Offset'), 'the Stream-Offset header')
-        last = _flag(request.headers.get('Stream-End'))
-        total = request.headers.get('Stream-Total')
+        options = self.endpoint.options
+        offset = _number(request.headers.get(wire.STREAM_OFFSET), OFFSET_HEADER)
+        last = _flag(request.headers.get(wire.STREAM_END))
+        total = request.headers.get(wire.STREAM_TOTAL)
         if total is not None:
-            _number(total, 'the Stream-Total header')
+            _number(total, TOTAL_HEADER)
         self._session(request)
         limit = options.chunk_size
         if request.method == 'GET':
@@ -106,11 +100,11 @@ class StreamHandlers:
         else:
             data = await _read_body(request, limit)
         if data is None:
-            return _error(413, 'too_large', f'a chunk may have at most {limit} bytes '
-                          '(chunk_size); send smaller chunks', chunk_size=limit)
-        stream = self.server.streams.upload(key)
+            raise HttpError(413, 'too_large', f'a chunk may have at most {limit} bytes '
+                            '(chunk_size); send smaller chunks', chunk_size=limit)
+        stream = self.endpoint.streams.upload(key)
         if total is not None and stream.total is None:
-            stream.total = _number(total, 'the Stream-Total header')
+            stream.total = _number(total, TOTAL_HEADER)
         stored = await stream.put(offset, data, last, options.heartbeat)
         return _answer(stream, stored, options.chunk_size, options.chunks_in_flight)
 
@@ -129,7 +123,7 @@ class StreamHandlers:
                 or not isinstance(body.get('message'), str):
             raise ProtocolError('the body must be {"name": "<error class>", "message": "..."}')
         self._session(request)
-        stream = self.server.streams.upload(key)
+        stream = self.endpoint.streams.upload(key)
         stream.fail(FrontendError(body['name'], body['message']))
         return _json({'state': stream.state})
 
@@ -140,21 +134,21 @@ class StreamHandlers:
         self._session(request)
         stream = self._download(key)
         if stream is None:
-            return _error(404, 'not_found', f'no stream {key} from the kernel in this session '
-                          '(finished, cancelled or never started)')
+            raise HttpError(404, 'not_found', f'no stream {key} from the kernel in this session '
+                            '(finished, cancelled or never started)')
         if offset < stream.backlog.acked:
             raise ProtocolError(f'offset {offset} was acknowledged already (up to '
                                 f'{stream.backlog.acked}); resume from the offset you hold')
         stream.ack(offset)
         if stream.error is not None and offset == stream.backlog.produced:
-            error = self.server.rpc.error_frame(0, stream.error)
-            return _error(422, 'stream_error', error.message, name=error.name)
+            error = self.endpoint.rpc.error_frame(0, stream.error)
+            raise HttpError(422, 'stream_error', error.message, name=error.name)
         response = web.StreamResponse(headers=self._headers(stream))
-        self.cors(request, response)
+        add_cors(request, response)
         await response.prepare(request)
         try:
-            await stream.serve(offset, response.write, self.server.options.stream_response_bytes,
-                               self.server.options.heartbeat)
+            await stream.serve(offset, response.write, self.endpoint.options.stream_response_bytes,
+                               self.endpoint.options.heartbeat)
         except (ConnectionError, RuntimeError):
             pass  # the page went away; it asks again from the offset it holds
         return response
@@ -162,31 +156,31 @@ class StreamHandlers:
     def _headers(self, stream: Download) -> dict[str, str]:
         headers = {
             'Content-Type': 'application/octet-stream',
-            'Cache-Control': 'no-store, no-transform',
+            **NO_STORE,
             'X-Accel-Buffering': 'no',
             'Access-Control-Expose-Headers': EXPOSED,
-            'Stream-Window': str(stream.backlog.window),
+            wire.STREAM_WINDOW: str(stream.backlog.window),
         }
         if stream.total is not None:
-            headers['Stream-Total'] = str(stream.total)
+            headers[wire.STREAM_TOTAL] = str(stream.total)
         end = stream.complete_at
         if end is not None:
-            headers['Stream-End'] = str(end)
+            headers[wire.STREAM_END] = str(end)
         return headers
 
     def _download(self, key: int) -> Download | None:
-        stream = self.server.streams.downloads.get(key)
+        stream = self.endpoint.streams.downloads.get(key)
         return None if stream is None or stream.cancelled else stream
 
     async def ack(self, request: web.Request) -> web.Response:
         """POST /streams/down/{id}/ack: the page holds every byte before Stream-Offset."""
         key = self._key(request)
-        offset = _number(request.headers.get('Stream-Offset'), 'the Stream-Offset header')
-        end = _flag(request.headers.get('Stream-End'))
+        offset = _number(request.headers.get(wire.STREAM_OFFSET), OFFSET_HEADER)
+        end = _flag(request.headers.get(wire.STREAM_END))
         self._session(request)
         stream = self._download(key)
         if stream is None:
-            return _error(404, 'not_found', f'no stream {key} from the kernel in this session')
+            raise HttpError(404, 'not_found', f'no stream {key} from the kernel in this session')
         if end:
             stream.acknowledge_end(offset)
         else:
@@ -204,8 +198,7 @@ class StreamHandlers:
 
 
 def _json(data: Any) -> web.Response:
-    return web.Response(body=dumps(data), content_type='application/json',
-                        headers={'Cache-Control': 'no-store, no-transform'})
+    return json_response(data, headers=NO_STORE)
 
 
 def _answer(stream: Upload, stored: bool, chunk_size: int, in_flight: int) -> web.Response:
@@ -230,6 +223,6 @@ async def _read_body(request: web.Request, limit: int) -> bytes | None:
         parts.append(part)
 
 
-def stream_routes(server: Server, cors: Cors) -> list[web.RouteDef]:
-    """The stream routes of ``server``; ``cors`` adds CORS headers before a response starts."""
-    return StreamHandlers(server, cors).routes()
+def stream_routes(endpoint: Endpoint) -> list[web.RouteDef]:
+    """The stream routes of ``endpoint``."""
+    return StreamHandlers(endpoint).routes()

@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..protocol.frames import Call, Close, Echo, Open, Pipe
+from .endpoint import Endpoint, HasEndpoint, endpoint_of
 from .progress import ProgressCallback, as_source
-
-if TYPE_CHECKING:
-    from ..server import Server
 
 log = logging.getLogger('jchannel_http')
 _keys = itertools.count(1)
@@ -44,7 +42,8 @@ class Channel:
     opens it first, with a warning in the log.
     """
 
-    def __init__(self, server: 'Server', code: str, name: str | None = None) -> None:
+    def __init__(self, server: HasEndpoint | Endpoint, code: str, name: str | None = None
+                 ) -> None:
         if not isinstance(code, str):
             raise TypeError('code must be a string of JavaScript: the source of a function')
         if name is not None and (not isinstance(name, str) or not name or name.isdigit()
@@ -52,14 +51,14 @@ class Channel:
             raise ValueError('a channel name must be a non-empty string, not all digits, no /')
         self.key = next(_keys)
         self.name = name
-        self._server = server
+        self._endpoint = endpoint_of(server)
         self._code = code
         self._handler: object = None
         self._open = False
         self._opened_in: str | None = None
         self._reopening: asyncio.Task | None = None
         self.context_timeout: float | None = 3
-        server._register(self)
+        self._endpoint.register(self)
 
     def __repr__(self) -> str:
         state = 'open' if self._open else 'closed'
@@ -132,10 +131,15 @@ class Channel:
             lambda call, key: Pipe(call, self.key, key), source, timeout, _end(deadline),
             'a pipe'))
 
+    def page_forgot(self) -> None:
+        """The page no longer knows this channel (the server started again): the next call
+        opens it again."""
+        self._open = False
+
     def destroy(self) -> None:
         """Forget this channel on the kernel (close it first to let the page forget it too)."""
         self._open = False
-        self._server._unregister(self)
+        self._endpoint.unregister(self)
 
     async def __aenter__(self) -> 'Channel':
         await self._open_in_page(self.context_timeout)
@@ -145,10 +149,10 @@ class Channel:
         await self._close(self.context_timeout)
 
     async def _open_in_page(self, timeout: float | None, end: float | None = None) -> Any:
-        self._server._register(self)  # again, if it was closed: a closed channel is released
-        await self._server._await_page(timeout, 'opening the channel', end)
-        session = self._server._link.session.id
-        result = await self._server._request(
+        self._endpoint.register(self)  # again, if it was closed: a closed channel is released
+        await self._endpoint.await_page(timeout, 'opening the channel', end)
+        session = self._endpoint.session_id
+        result = await self._endpoint.request(
             lambda call: Open(call, self.key, self._code), timeout, 'opening the channel', end)
         self._open = True
         self._opened_in = session
@@ -159,19 +163,19 @@ class Channel:
         again and ``/status`` no longer lists it (``open()`` registers it again)."""
         was_open, self._open = self._open, False
         try:
-            if was_open and self._opened_in == self._server._link.session.id:
-                await self._server._request(lambda call: Close(call, self.key), timeout,
+            if was_open and self._opened_in == self._endpoint.session_id:
+                await self._endpoint.request(lambda call: Close(call, self.key), timeout,
                                             'closing the channel', end)
         finally:
-            self._server._unregister(self)
+            self._endpoint.unregister(self)
 
     async def _ready(self, timeout: float | None, end: float | None) -> None:
         if not self._open:
             if self._reopening is None or self._reopening.done():
                 log.warning('channel %s is not open: opening it first', self.name or self.key)
         else:
-            await self._server._await_page(timeout, 'a page to call', end)
-            if self._opened_in == self._server._link.session.id:
+            await self._endpoint.await_page(timeout, 'a page to call', end)
+            if self._opened_in == self._endpoint.session_id:
                 return
         # Never opened, closed, or opened in a page since replaced (a reload or a new tab): run
         # the channel's code there (once for every call waiting meanwhile).
@@ -181,22 +185,22 @@ class Channel:
 
     async def _echo(self, args: tuple, timeout: float | None, end: float | None) -> list:
         await self._ready(timeout, end)
-        return await self._server._request(
+        return await self._endpoint.request(
             lambda call: Echo(call, self.key, list(args)), timeout, 'an echo', end)
 
     async def _call(self, name: str, args: tuple, timeout: float | None,
                     end: float | None) -> Any:
         await self._ready(timeout, end)
-        return await self._server._request(
+        return await self._endpoint.request(
             lambda call: Call(call, self.key, name, list(args)), timeout, f'call {name!r}', end)
 
     async def _with_stream(self, make: Any, source: Any, timeout: float | None,
                            end: float | None, what: str) -> Any:
         await self._ready(timeout, end)
-        streams = self._server.streams
+        streams = self._endpoint.streams
         key = streams.send(source)
         try:
-            return await self._server._request(lambda call: make(call, key), timeout, what, end)
+            return await self._endpoint.request(lambda call: make(call, key), timeout, what, end)
         except BaseException:
             streams.abandon(key)
             raise

@@ -12,6 +12,7 @@ import secrets
 from ..errors import StateError
 from ..protocol.frames import Frame
 from ..options import Options
+from ..protocol.delivery import Delivery
 from ..protocol.session import Entry, OutboxFull, Prepared, Session
 
 
@@ -28,14 +29,24 @@ class Link:
         self.session = self._make_session()
         self.stopped = False
         self.stream_generation = 0
-        self.carried: set[int] = set()
-        """Frames of the session carried back in answers to POSTs and not yet acknowledged:
-        a POST sends them again (its answer may have been lost); streams and polls skip them."""
-        self.streamed = 0
-        """The last frame of the session that a stream or a poll handed out: the page gets
-        those again by resuming, so a POST carries only later ones."""
+        self.delivery = Delivery()
+        """Which way hands out each frame of the session (see protocol/delivery.py)."""
         self._changed = asyncio.Event()
+        """Set when streams and polls should look again (new frames, a new stream, the end)."""
+        self._for_posts = asyncio.Event()
+        """Set when lingering POSTs should look again: they look first (see ``push``)."""
+        self._lingering = 0
         self._room = asyncio.Event()
+
+    @property
+    def carried(self) -> set[int]:
+        """Frames carried back in answers to POSTs and not yet acknowledged."""
+        return self.delivery.carried
+
+    @property
+    def streamed(self) -> int:
+        """The last frame of the session that a stream or a poll handed out."""
+        return self.delivery.streamed
 
     def _make_session(self) -> Session:
         return Session(new_session_id(), self.options.outbox_messages,
@@ -44,8 +55,7 @@ class Link:
     def renew(self) -> Session:
         """Start a new session (a new page took over); streams of the old one end."""
         self.session = self._make_session()
-        self.carried = set()
-        self.streamed = 0
+        self.delivery = Delivery()
         self._wake()
         return self.session
 
@@ -56,7 +66,17 @@ class Link:
 
     def _wake(self) -> None:
         self._changed.set()
+        self._for_posts.set()
         self._room.set()
+
+    def _frames_sent(self) -> None:
+        """Wake whoever hands out new frames. A lingering POST (see ``wait_to_carry``) is woken
+        alone: it takes its share before it next awaits, and only then wakes the streams, which
+        so never hand out what it carries."""
+        if self._lingering:
+            self._for_posts.set()
+        else:
+            self._changed.set()
 
     def push(self, frame: Frame | Prepared) -> Entry | None:
         """Send ``frame`` now if the outbox has room; return None if it has not."""
@@ -66,7 +86,7 @@ class Link:
             entry = self.session.outbox.push(frame)
         except OutboxFull:
             return None
-        self._changed.set()
+        self._frames_sent()
         return entry
 
     async def send(self, frame: Frame | Prepared) -> Entry:
@@ -90,8 +110,7 @@ class Link:
         """The page processed every frame up to ``upto``."""
         if self.session.outbox.ack(upto):
             self._room.set()
-        if self.carried:
-            self.carried = {seq for seq in self.carried if seq > upto}
+        self.delivery.acknowledged(upto)
 
     def resume(self, cursor: int) -> list[Entry]:
         """A stream or a poll resumes after ``cursor``: acknowledge up to it, as a POST's ack
@@ -115,25 +134,16 @@ class Link:
 
     def stream_share(self, entries: list[Entry]) -> list[Entry]:
         """Of ``entries``, those a stream or a poll hands out: the ones no POST carried."""
-        if not self.carried:
-            return entries
-        return [entry for entry in entries if entry.seq not in self.carried]
+        return self.delivery.for_stream(entries)
 
     def post_share(self, entries: list[Entry]) -> list[Entry]:
-        """Of ``entries``, those a POST's answer carries: the ones it carried before (that
-        answer may have been lost) and the ones no stream or poll handed out yet."""
-        return [entry for entry in entries
-                if entry.seq > self.streamed or entry.seq in self.carried]
+        """Of ``entries``, those a POST's answer carries (see ``Delivery.for_post``)."""
+        return self.delivery.for_post(entries)
 
     def handed_out(self, entries: list[Entry], by_post: bool) -> None:
         """``entries`` are on their way to the page, in a POST's answer or else by a stream or
         a poll. Call it before awaiting anything, so the other way does not take them too."""
-        if not entries:
-            return
-        if by_post:
-            self.carried.update(entry.seq for entry in entries)
-        else:
-            self.streamed = max(self.streamed, entries[-1].seq)
+        self.delivery.handed_out(entries, by_post)
 
     def entries_after(self, sent: int) -> list[Entry]:
         """Held frames numbered after ``sent`` (never before the acknowledged ones)."""
@@ -166,3 +176,33 @@ class Link:
                 await asyncio.wait_for(self._changed.wait(), remaining)
             except asyncio.TimeoutError:
                 return []
+
+    async def wait_to_carry(self, session: Session, sent: int, timeout: float) -> list[Entry]:
+        """As ``wait_after`` for a POST that lingers for frames to carry back: the frames after
+        ``sent``, or an empty list when ``timeout`` passed or the session is over.
+
+        While it waits, new frames wake it before any stream; it wakes the streams as it
+        returns, and its caller hands out its share before it next awaits.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            while True:
+                self._for_posts.clear()
+                if self.stopped or session is not self.session:
+                    return []
+                entries = self.entries_after(sent)
+                if entries:
+                    return entries
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return []
+                self._lingering += 1
+                try:
+                    await asyncio.wait_for(self._for_posts.wait(), remaining)
+                except asyncio.TimeoutError:
+                    return []
+                finally:
+                    self._lingering -= 1
+        finally:
+            self._changed.set()  # the streams look once this POST took its share

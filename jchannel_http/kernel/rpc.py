@@ -10,7 +10,7 @@ import inspect
 import logging
 import traceback
 import weakref
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from ..errors import FrontendError, ProtocolError, StateError
 from ..protocol.frames import Call, Echo, Error, Frame, Invalid, Pipe, Request, Result
@@ -18,11 +18,17 @@ from .progress import is_stream
 from ..protocol.session import Prepared
 
 if TYPE_CHECKING:
-    from .channel import Channel
     from .link import Link
     from .transfers import StreamHub
 
 log = logging.getLogger('jchannel_http')
+
+
+class HasHandler(Protocol):
+    """What a page call reaches: a channel's handler (see channel.py)."""
+
+    @property
+    def handler(self) -> object: ...
 
 
 class MissingMethod(AttributeError):
@@ -79,11 +85,12 @@ def calls_in_flight() -> bool:
 class Rpc:
     """Outgoing calls waiting for replies, and incoming calls being answered."""
 
-    def __init__(self, link: 'Link', channels: dict[int, 'Channel'], debug: bool = False,
-                 streams: 'StreamHub | None' = None) -> None:
+    def __init__(self, link: 'Link', channel_of: Callable[[int], HasHandler | None],
+                 debug: bool = False, streams: 'StreamHub | None' = None) -> None:
         self._link = link
         self._streams = streams
-        self._channels = channels
+        self._channel_of = channel_of
+        """The channel of a key, or None (the endpoint's registry)."""
         self._debug = debug
         self._next_call = 0
         self._pending: dict[int, asyncio.Future] = {}
@@ -216,7 +223,7 @@ class Rpc:
                         type(exc).__name__, exc_info=exc)
 
     async def _run(self, frame: Call | Echo | Pipe) -> Any:
-        channel = self._channels.get(frame.channel)
+        channel = self._channel_of(frame.channel)
         stream = getattr(frame, 'stream', None)
         received = None if stream is None or self._streams is None else self._streams.receive(stream)
         if channel is None:

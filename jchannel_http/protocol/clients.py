@@ -6,11 +6,11 @@ Pure bookkeeping with the clock passed in, so the rules are tested without waiti
 from __future__ import annotations
 
 import enum
-import re
 
-from ..errors import JChannelError, ProtocolError
+from ..errors import JChannelError
+from .wire import CLIENT_ID, check_client_id
 
-CLIENT_ID = re.compile(r'[A-Za-z0-9_-]{8,64}')
+__all__ = ['CLIENT_ID', 'Admission', 'ClientConflict', 'ClientGate', 'check_client_id']
 
 
 class ClientConflict(JChannelError):
@@ -26,13 +26,6 @@ class Admission(enum.Enum):
     """The current client again."""
     TAKEOVER = 'takeover'
     """A new client replaces one that went silent or released the server: new session."""
-
-
-def check_client_id(client: object) -> str:
-    """Return ``client`` if it is a well-formed client id, else raise ProtocolError."""
-    if not isinstance(client, str) or not CLIENT_ID.fullmatch(client):
-        raise ProtocolError('client must be 8 to 64 characters of A-Z, a-z, 0-9, _ and -')
-    return client
 
 
 class ClientGate:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from .._version import __version__
+from ..protocol import wire
 
 _ERROR = {'$ref': '#/components/schemas/Error'}
 _CURSOR = {'type': 'string', 'pattern': '^[0-9]{0,16}$'}
 _CLIENT = {'name': 'client', 'in': 'query', 'required': True,
-           'schema': {'type': 'string', 'pattern': '^[A-Za-z0-9_-]{8,64}$'},
+           'schema': {'type': 'string', 'pattern': f'^{wire.CLIENT_ID_PATTERN}$'},
            'description': 'The page client id.'}
 
 
@@ -237,7 +238,7 @@ def _messages_by_get() -> dict[str, Any]:
 
 def _events(method: str) -> dict[str, Any]:
     """The event stream, answered the same to GET (transport sse-get) and POST (sse-post)."""
-    transport = {'GET': 'sse-get', 'POST': 'sse-post'}[method]
+    transport = wire.STREAM_TRANSPORTS[method]
     return {
         'summary': f'Kernel -> page event stream (transport {transport})',
         'parameters': [
@@ -263,7 +264,7 @@ def describe(url: str) -> dict[str, Any]:
     return {
         'openapi': '3.0.3',
         'info': {
-            'title': 'jchannel_http kernel server',
+            'title': wire.SERVER_TITLE,
             'version': __version__,
             'description': 'RPC between a Jupyter kernel and its page over plain HTTP. '
                            'Every endpoint but /client.js and /openapi.json needs the token.',

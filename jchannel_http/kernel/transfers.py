@@ -1,4 +1,4 @@
-"""The kernel's ends of byte streams: asyncio around the pure ``streams.py`` core.
+"""The kernel's ends of byte streams: asyncio around the pure ``protocol/streams.py`` core.
 
 * ``Upload``: a page -> kernel stream. HTTP handlers ``put`` chunks (waiting while the window is
   full: that wait is what slows the page down to the consumer's pace); a ``MetaGenerator``

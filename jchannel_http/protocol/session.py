@@ -1,7 +1,7 @@
 """The pure protocol core: sequence numbers, acknowledgements, outbox, de-duplication.
 
 Nothing here touches a socket, a clock or an event loop: frames go in, frames and bytes come
-out, and the adapters (``link.py`` on the kernel, ``client_js/session.js`` in the page) own
+out, and the adapters (``kernel/link.py`` on the kernel, ``client_js/session.js`` in the page) own
 the I/O. One ``Session`` is one side of a conversation; pairing two of them and dropping,
 repeating and reordering what passes between them is how the tests prove exactly-once
 delivery.

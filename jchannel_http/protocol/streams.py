@@ -11,7 +11,7 @@ A stream carries bytes one way, each byte identified by its offset from the star
   page has not acknowledged, so that a response cut in the middle can be resumed from any
   offset the page names; the producer may add only while the backlog is under its window.
 
-The asyncio adapters are ``transfers.py`` (kernel) and ``client_js/streams.js`` (page).
+The asyncio adapters are ``kernel/transfers.py`` and ``client_js/streams.js`` (page).
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 import aiohttp
 import orjson
 
-from ..tunnels import SERVER_TITLE
+from ..protocol.wire import SERVER_TITLE
 
 KiB = 1024
 MiB = 1024 * KiB

@@ -39,11 +39,11 @@ import orjson
 
 from ..errors import JChannelError, TunnelError
 from ..kernel.rpc import calls_in_flight
+from ..protocol.wire import SERVER_TITLE
 
 log = logging.getLogger('jchannel_http')
 
 NAMES = ('auto', 'cloudflared', 'colab', 'jupyter-server-proxy', 'ngrok')
-SERVER_TITLE = 'jchannel_http kernel server'  # the title of GET /openapi.json
 PROBE_INTERVAL = 0.25
 
 

@@ -396,7 +396,7 @@ async def test_colab_page_that_does_not_answer_times_out(fake_colab, monkeypatch
 
 async def test_colab_blocks_the_loop_in_short_slices_only(fake_colab, monkeypatch) -> None:
     monkeypatch.setenv('FAKE_COLAB_SILENT', '1')
-    monkeypatch.setattr('jchannel_http.tunnels.EVAL_JS_SLICE', 0.3)
+    monkeypatch.setattr('jchannel_http.tunnels.colab.EVAL_JS_SLICE', 0.3)
     ticks = 0
 
     async def tick() -> None:

@@ -13,6 +13,7 @@ import weakref
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from ..errors import FrontendError, ProtocolError, StateError
+from ..protocol.calls import CallTable
 from ..protocol.frames import Call, Echo, Error, Frame, Invalid, Pipe, Request, Result
 from .progress import is_stream
 from ..protocol.session import Prepared
@@ -79,7 +80,7 @@ _EVERY: 'weakref.WeakSet[Rpc]' = weakref.WeakSet()
 def calls_in_flight() -> bool:
     """Whether a call of any server of this process is in flight: a kernel call waiting for its
     page, or a page's call being handled (see ColabLauncher, which must not block meanwhile)."""
-    return any(rpc._pending or rpc._tasks for rpc in list(_EVERY))
+    return any(len(rpc._pending) or rpc._tasks for rpc in list(_EVERY))
 
 
 class Rpc:
@@ -92,8 +93,7 @@ class Rpc:
         self._channel_of = channel_of
         """The channel of a key, or None (the endpoint's registry)."""
         self._debug = debug
-        self._next_call = 0
-        self._pending: dict[int, asyncio.Future] = {}
+        self._pending: CallTable[asyncio.Future] = CallTable()
         self._tasks: set[asyncio.Task] = set()
         self._handlers: dict[type, Callable[[Any], None]] = {
             Result: self._on_result,
@@ -118,11 +118,9 @@ class Rpc:
         sent); ``reply_by`` is the loop time by which the whole request must be answered
         (``asyncio.TimeoutError`` beyond it). None: no bound.
         """
-        self._next_call += 1
-        call = self._next_call
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._pending[call] = future
+        call = self._pending.open(future)
         timer = None
         try:
             frame = Prepared.of(make(call))  # TypeError here: nothing was sent
@@ -142,21 +140,20 @@ class Rpc:
         finally:
             if timer is not None:
                 timer.cancel()
-            self._pending.pop(call, None)
+            self._pending.close(call)
 
     def fail_all(self, error: Exception) -> None:
         """Fail every kernel call still waiting (the page went away, or the server stopped)."""
-        for future in self._pending.values():
+        for future in self._pending.drain():
             if not future.done():
                 future.set_exception(error)
-        self._pending.clear()
 
     def handle(self, frame: Frame | Invalid) -> None:
         """Process one frame from the page."""
         self._handlers[type(frame)](frame)
 
     def _settle(self, call: int, settle: Callable[[asyncio.Future], None]) -> None:
-        future = self._pending.get(call)
+        future = self._pending.waiter(call)
         if future is None or future.done():
             log.debug('reply to call %d, which nobody waits for any more', call)
             return
@@ -166,7 +163,7 @@ class Rpc:
         if frame.stream is None or self._streams is None:
             self._settle(frame.call, lambda future: future.set_result(frame.value))
             return
-        future = self._pending.get(frame.call)
+        future = self._pending.waiter(frame.call)
         if future is None or future.done():  # nobody will read the stream: stop its producer
             self._streams.refuse(frame.stream)
             return

@@ -29,7 +29,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from ..options import Options
+from ..options import MAX_REQUEST_LINE, Options
 
 try:
     import resource
@@ -282,8 +282,6 @@ class GuardedRunner(web.AppRunner):
 
 def runner_options(options: Options) -> dict[str, Any]:
     """aiohttp's own connection settings that follow the options."""
-    from ..options import MAX_REQUEST_LINE
-
     # a GET carrying frames has a request line of up to max_url characters plus what a proxy
     # adds to it (Colab's appends "&authuser=0"), the method and the protocol
     return {'keepalive_timeout': options.keepalive_timeout,

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..errors import ResyncError
 from ..options import Options
+from ..protocol import wire
 from ..protocol.clients import ClientGate
 from ..protocol.delivery import first_entries, hello_fields
 from ..protocol.session import Entry
@@ -89,7 +90,7 @@ class Feed:
                 after = waited[-1].seq
                 entries = self._link.stream_share(waited)
         if self.session is not self._link.session:
-            raise ResyncError('the session is over (another page took over); start a new one')
+            raise ResyncError(wire.SESSION_TAKEN_OVER)
         entries = first_entries(entries, limit)
         self._link.handed_out(entries, by_post=False)
         return entries

@@ -93,6 +93,7 @@ def sse_hello(cursor: int, data: bytes, padding: int) -> bytes:
 
 SESSION_OVER = ('the session is over (the kernel server was restarted or another page took '
                 'over); start a new one')
+SESSION_TAKEN_OVER = 'the session is over (another page took over); start a new one'
 STREAM_SESSION_OVER = ('the session of this stream is over (the page was replaced or the kernel '
                        'server restarted); start a new one')
 SESSION_REQUIRED = 'the session id from the hello event'

@@ -1,7 +1,9 @@
 """The kernel side of the conversation with the page: asyncio around the pure Session.
 
 ``Link`` numbers and keeps what the kernel sends (waiting when the outbox is full), takes in
-what the page posts, and wakes the event streams when there is something new to write.
+what the page posts, and wakes those who hand frames out when there is something new: a POST
+lingering for frames to carry back first, then the event streams and polls, so that each frame
+takes the one way ``protocol/delivery.py`` gives it without anyone yielding to anyone.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The kernel server: lifecycle, channels, the current page client and its session."""
+"""The kernel server, a facade: it listens (the aiohttp runner of http/), opens the tunnel, shows
+the notebook output, and hands channels, the page client and its session to kernel/endpoint.py."""
 
 from __future__ import annotations
 

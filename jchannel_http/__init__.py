@@ -13,6 +13,7 @@ from typing import Any
 
 from . import types as types  # jupyter-jchannel's jchannel.types, as an attribute
 from ._version import __version__
+from .channel import Channel  # jupyter-jchannel's jchannel.channel, as an attribute
 from .errors import (
     FrontendError,
     JChannelError,
@@ -21,7 +22,6 @@ from .errors import (
     StateError,
     TunnelError,
 )
-from .kernel.channel import Channel
 from .kernel.meta_generator import MetaGenerator
 from .kernel.progress import Progress, ProgressFeed, Source
 from .options import Options

@@ -24,14 +24,14 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ('notebook', ('notebook',)),
     ('tunnels', ('tunnels',)),
     ('server', ('server',)),
-    ('types', ('types',)),
+    ('compat', ('types', 'channel')),
     ('tools', ('tools',)),
     ('public', ('', '__main__')),
 ]
 """Each group of modules, with the first part of their name below the package."""
 
 RANK = {'bottom': 0, 'protocol': 1, 'options': 2, 'kernel': 3, 'http': 4, 'notebook': 4,
-        'tunnels': 4, 'server': 5, 'types': 6, 'tools': 6, 'public': 7}
+        'tunnels': 4, 'server': 5, 'compat': 6, 'tools': 6, 'public': 7}
 """A module imports only from lower ranks, or from its own group. http, notebook and tunnels
 share a rank and do not import one another: only the server knows them all."""
 

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 import jchannel_http as jchannel  # was `import jchannel`
-from jchannel_http.kernel.channel import Channel  # was jchannel.channel
+from jchannel_http.channel import Channel  # was jchannel.channel
 from jchannel_http.server import Server  # was jchannel.server
 from jchannel_http.types import FrontendError, MetaGenerator, StateError  # was jchannel.types
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 from typing import AsyncIterator
 
 import pytest
@@ -11,41 +10,9 @@ from playwright.async_api import Page
 
 import jchannel_http
 from jchannel_http import FrontendError
-from conftest import TOKEN
-from helpers import CutProxy
-
-
-PAGE_SIDE = '''(channel) => {
-  window.channel = channel;
-  window.seen = {};
-  channel.handler = {
-    indentLeft(line, count) { return line.padStart(line.length + count); },
-    indentRight(line, count) { return line.padEnd(line.length + count); },
-    async later(value) { await new Promise((r) => setTimeout(r, 5)); return value; },
-    count(id) { window.seen[id] = (window.seen[id] || 0) + 1; return id; },
-    fail() { throw new RangeError('out of range'); },
-  };
-  return 'ready';
-}'''
-
-
-class KernelSide:
-    def __init__(self) -> None:
-        self.seen: collections.Counter = collections.Counter()
-
-    def multiply(self, a, b):
-        return a * b
-
-    def divide(self, a, b):
-        return a / b
-
-    async def slow_echo(self, value):
-        await asyncio.sleep(0.001)
-        return value
-
-    def count(self, call_id):
-        self.seen[call_id] += 1
-        return call_id
+from support.kernel_server import TOKEN
+from support.calling_page import PAGE_SIDE, KernelSide
+from support.http_page import CutProxy
 
 
 @pytest.fixture(params=[None, 'poll'], ids=['probed', 'poll'])

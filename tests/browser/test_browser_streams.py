@@ -10,9 +10,9 @@ from playwright.async_api import Page
 import jchannel_http
 from jchannel_http import FrontendError, Progress
 
-from helpers import CutProxy
-from nginx_proxy import Nginx
-from stream_page import PAGE_SIDE, KernelSide, seeded_chunks, seeded_digest, seeded_stream
+from support.http_page import CutProxy
+from support.nginx import Nginx
+from support.stream_page import PAGE_SIDE, KernelSide, seeded_chunks, seeded_digest, seeded_stream
 
 MiB = 1 << 20
 

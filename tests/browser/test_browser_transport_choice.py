@@ -10,8 +10,8 @@ import time
 from playwright.async_api import Page
 
 import jchannel_http
-from helpers import COUNTING_PAGE, CountingKernel, calls_both_ways, check_each_ran_once
-from proxies import HoldingProxy
+from support.http_page import COUNTING_PAGE, CountingKernel, calls_both_ways, check_each_ran_once
+from support.proxies import HoldingProxy
 
 TOKEN = 'transport-choice-token-0123456789'
 

@@ -12,7 +12,7 @@ from playwright.async_api import Page
 import jchannel_http
 from jchannel_http import FrontendError, http_app
 from jchannel_http.errors import ProtocolError
-from conftest import TOKEN
+from support.kernel_server import TOKEN
 
 PAGE_SIDE = r'''(channel) => {
   window.channel = channel;

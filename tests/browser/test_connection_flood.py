@@ -12,7 +12,7 @@ import time
 import pytest
 
 TOKEN = 'flood-token-0123456789'
-HERE = os.path.dirname(__file__)
+HERE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'support')
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def descriptors() -> None:
 
 
 async def test_idle_connections_cannot_exhaust_the_kernel(browser, descriptors) -> None:
-    root = os.path.dirname(HERE)
+    root = os.path.dirname(os.path.dirname(HERE))
     env = {**os.environ, 'PYTHONPATH': os.pathsep.join([root, os.environ.get('PYTHONPATH', '')])}
     kernel = await asyncio.create_subprocess_exec(
         sys.executable, os.path.join(HERE, 'flood_server.py'), TOKEN, env=env,

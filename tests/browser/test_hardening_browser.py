@@ -15,7 +15,7 @@ from playwright.async_api import Page
 
 import jchannel_http
 
-from conftest import TOKEN
+from support.kernel_server import TOKEN
 
 PAGE_SIDE = '''(channel) => {
   window.channel = channel;

@@ -34,8 +34,8 @@ import jchannel_http
 from jchannel_http import FrontendError, MetaGenerator
 from jchannel_http.values import MAX_DEPTH
 
-from conftest import TOKEN
-from randomized_values import (KERNEL_UNSENDABLE, chunked, difference, digest, from_page_text,
+from support.kernel_server import TOKEN
+from support.randomized_values import (KERNEL_UNSENDABLE, chunked, difference, digest, from_page_text,
                                nested, page_form, random_payload, random_string, same,
                                stream_bytes, to_page_text, utf16_hash)
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 
 import jchannel_http
-from helpers import COUNTING_PAGE, CountingKernel
-from proxies import RetryingProxy
+from support.http_page import COUNTING_PAGE, CountingKernel
+from support.proxies import RetryingProxy
 
 TOKEN = 'replayed-requests-token-0123456789'
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parent.parent / 'support'
 MiB = 1 << 20
 SIZE = 512 * MiB
 CHROMIUM = ['/usr/bin/chromium', '--headless=new', '--no-sandbox', '--disable-gpu',
@@ -43,7 +43,7 @@ async def next_line(process: asyncio.subprocess.Process, seconds: float) -> dict
 async def test_512_mib_each_way_into_a_slow_consumer_keeps_kernel_memory_bounded() -> None:
     server = await asyncio.create_subprocess_exec(
         sys.executable, str(HERE / 'stream_memory_server.py'), str(SIZE),
-        stdout=subprocess.PIPE, cwd=HERE.parent)
+        stdout=subprocess.PIPE, cwd=HERE.parent.parent)
     profile = tempfile.TemporaryDirectory(prefix='jchannel-chromium-')
     browser = None
     try:

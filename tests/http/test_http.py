@@ -10,8 +10,8 @@ import pytest
 import jchannel_http
 from jchannel_http import FrontendError, StateError
 
-from conftest import TOKEN
-from helpers import EventReader, post
+from support.kernel_server import TOKEN
+from support.http_page import EventReader, post
 
 CLIENT = 'test-client-1'
 

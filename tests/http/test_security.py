@@ -16,8 +16,8 @@ import pytest
 import jchannel_http
 from jchannel_http.http_app import IN_FLIGHT
 
-from conftest import TOKEN
-from helpers import EventReader, post
+from support.kernel_server import TOKEN
+from support.http_page import EventReader, post
 
 CLIENT = 'security-client-1'
 OTHER = 'security-client-2'

@@ -14,8 +14,8 @@ import pytest
 
 import jchannel_http
 
-from conftest import TOKEN
-from helpers import EventReader, post
+from support.kernel_server import TOKEN
+from support.http_page import EventReader, post
 
 CLIENT = 'transport-client-1'
 

@@ -19,8 +19,8 @@ from typing import Iterator
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
-from helpers import CHROMIUM, CHROMIUM_ARGS
-from notebook_driver import (
+from support.http_page import CHROMIUM, CHROMIUM_ARGS
+from support.notebook_driver import (
     JupyterServer,
     NotebookTab,
     saved_outputs_html,
@@ -28,7 +28,7 @@ from notebook_driver import (
 
 pytestmark = pytest.mark.timeout(300)
 
-EXAMPLES = Path(__file__).resolve().parent.parent / 'examples'
+EXAMPLES = Path(__file__).resolve().parent.parent.parent / 'examples'
 STATUS = '[data-jchannel-http]'
 WAITING_FAILED = re.compile(r'waiting failed: (another page took over|the page went away)')
 """A call sent to a page that left fails: when the page counts as gone, or at the takeover."""

@@ -14,9 +14,9 @@ import pytest
 from playwright.async_api import Page
 
 import jchannel_http
-from helpers import CountingKernel, calls_both_ways, check_each_ran_once
-from colab_proxy import ColabProxy
-from fake_tunnel import install_fake_colab
+from support.http_page import CountingKernel, calls_both_ways, check_each_ran_once
+from support.colab_proxy import ColabProxy
+from support.stand_ins import install_fake_colab
 
 TOKEN = 'colab-browser-token-0123456789'
 CAP = 256 * 1024  # above client.js (about 127 KB), which must load whole

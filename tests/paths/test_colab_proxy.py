@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from colab_proxy import ColabProxy
+from support.colab_proxy import ColabProxy
 
 
 class Upstream:

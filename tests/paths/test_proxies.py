@@ -12,10 +12,10 @@ from playwright.async_api import Page
 
 import jchannel_http
 
-from helpers import CountingKernel
-from nginx_proxy import Nginx, free_port
-from proxies import ChaosProxy, HoldingProxy
-from stream_page import seeded_digest, seeded_stream, size_and_digest
+from support.http_page import CountingKernel
+from support.nginx import Nginx, free_port
+from support.proxies import ChaosProxy, HoldingProxy
+from support.stream_page import seeded_digest, seeded_stream, size_and_digest
 from test_tunnels_browser import JUPYTER_TOKEN, PREFIX, jupyter  # noqa: F401 (a fixture)
 
 TOKEN = 'proxy-test-token-0123456789'

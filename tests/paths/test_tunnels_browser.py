@@ -18,9 +18,9 @@ import aiohttp
 import pytest
 
 import jchannel_http
-from fake_tunnel import FakeCloudflared, install_fake_cloudflared, process_gone
-from nginx_proxy import free_port
-from test_browser import PAGE_SIDE, KernelSide
+from support.stand_ins import FakeCloudflared, install_fake_cloudflared, process_gone
+from support.nginx import free_port
+from support.calling_page import PAGE_SIDE, KernelSide
 
 TOKEN = 'browser-tunnel-token-0123'
 JUPYTER_TOKEN = 'jupyter-token-0123456789'

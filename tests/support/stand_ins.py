@@ -19,9 +19,9 @@ import aiohttp
 import pytest
 import trustme
 
-from colab_proxy import ColabProxy
+from support.colab_proxy import ColabProxy
 
-FIXTURES = Path(__file__).resolve().parent / 'fixtures'
+FIXTURES = Path(__file__).resolve().parent.parent / 'fixtures'
 
 
 @dataclass

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from playwright.async_api import async_playwright
 
-from helpers import CHROMIUM, CHROMIUM_ARGS
+from support.http_page import CHROMIUM, CHROMIUM_ARGS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 async def read_line(stream: asyncio.StreamReader, pattern: str, timeout: float = 20) -> re.Match:

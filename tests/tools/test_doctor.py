@@ -21,13 +21,13 @@ import pytest
 
 import jchannel_http
 from jchannel_http.doctor import OK, PROBLEM, INFO, SKIPPED, Doctor, Report
-from colab_proxy import ColabProxy
-from fake_tunnel import FakeCloudflared, install_fake_cloudflared
-from nginx_proxy import CONFIG, free_port
+from support.colab_proxy import ColabProxy
+from support.stand_ins import FakeCloudflared, install_fake_cloudflared
+from support.nginx import CONFIG, free_port
 
 TOKEN = 'doctor-token-0123456789'
 MiB = 1024 * 1024
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 @pytest.fixture

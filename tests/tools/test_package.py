@@ -48,7 +48,7 @@ def test_the_wheel_ships_the_client(tmp_path) -> None:
     import zipfile
     from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parent.parent.parent
     subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps',
                     '-q', '-w', str(tmp_path), str(root)], check=True, timeout=300,
                    capture_output=True)

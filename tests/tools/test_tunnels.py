@@ -26,9 +26,9 @@ import jchannel_http
 from jchannel_http import TunnelError
 from jchannel_http.tunnels import (ColabLauncher, CloudflaredLauncher,
                                    JupyterServerProxyLauncher, NgrokLauncher)
-from colab_proxy import ColabProxy
-from helpers import EventReader
-from fake_tunnel import (FIXTURES, FakeCloudflared, install_fake_cloudflared,
+from support.colab_proxy import ColabProxy
+from support.http_page import EventReader
+from support.stand_ins import (FIXTURES, FakeCloudflared, install_fake_cloudflared,
                          install_fake_colab, process_gone)
 
 TOKEN = 'tunnel-token-0123456789'

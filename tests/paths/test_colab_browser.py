@@ -1,5 +1,5 @@
 """A real page in headless Chromium reaching the kernel through the stand-in of Colab's proxy
-(tests/colab_proxy.py), with start(tunnel='colab') and tunnel='auto' asking the stand-in
+(tests/support/colab_proxy.py), with start(tunnel='colab') and tunnel='auto' asking the stand-in
 google.colab for the address: POST is refused, so page -> kernel frames and uploads go over GET;
 the buffered variant holds event streams, so kernel -> page frames come by long-poll; the capped
 variant cuts large answers, so answers and downloads come in bounded pieces."""

@@ -1,4 +1,4 @@
-"""The stand-in of Colab's proxy (tests/colab_proxy.py) does what the public reports say."""
+"""The stand-in of Colab's proxy (tests/support/colab_proxy.py) does what the public reports say."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Real cloudflared, ngrok and Colab cannot be reached from CI, so the tunnel tests run their code
 paths against local emulations (see tests/fixtures/bin/cloudflared and
-tests/fixtures/google/colab/output.py with tests/colab_proxy.py for what each emulates).
+tests/fixtures/google/colab/output.py with tests/support/colab_proxy.py for what each emulates).
 """
 
 from __future__ import annotations

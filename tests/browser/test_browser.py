@@ -12,7 +12,7 @@ import jchannel_http
 from jchannel_http import FrontendError
 from support.kernel_server import TOKEN
 from support.calling_page import PAGE_SIDE, KernelSide
-from support.http_page import CutProxy
+from support.proxies import CutProxy
 
 
 @pytest.fixture(params=[None, 'poll'], ids=['probed', 'poll'])

@@ -10,7 +10,7 @@ from playwright.async_api import Page
 import jchannel_http
 from jchannel_http import FrontendError, Progress
 
-from support.http_page import CutProxy
+from support.proxies import CutProxy
 from support.nginx import Nginx
 from support.stream_page import PAGE_SIDE, KernelSide, seeded_chunks, seeded_digest, seeded_stream
 

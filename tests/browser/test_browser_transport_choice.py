@@ -10,7 +10,7 @@ import time
 from playwright.async_api import Page
 
 import jchannel_http
-from support.http_page import COUNTING_PAGE, CountingKernel, calls_both_ways, check_each_ran_once
+from support.counting import COUNTING_PAGE, CountingKernel, calls_both_ways, check_each_ran_once
 from support.proxies import HoldingProxy
 
 TOKEN = 'transport-choice-token-0123456789'

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import jchannel_http
-from support.http_page import COUNTING_PAGE, CountingKernel
+from support.counting import COUNTING_PAGE, CountingKernel
 from support.proxies import RetryingProxy
 
 TOKEN = 'replayed-requests-token-0123456789'

@@ -14,7 +14,7 @@ from aiohttp import web
 from playwright.async_api import Browser, Page
 
 import jchannel_http
-from support.http_page import COUNTING_PAGE, CountingKernel
+from support.counting import COUNTING_PAGE, CountingKernel
 
 
 PAGE_SIDE = COUNTING_PAGE

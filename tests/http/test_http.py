@@ -11,7 +11,7 @@ import jchannel_http
 from jchannel_http import FrontendError, StateError
 
 from support.kernel_server import TOKEN
-from support.http_page import EventReader, post
+from support.fake_page import EventReader, post
 
 CLIENT = 'test-client-1'
 

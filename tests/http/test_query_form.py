@@ -12,7 +12,7 @@ import pytest
 from jchannel_http.errors import ProtocolError
 from jchannel_http.query_form import PartAssembly, decode_base64url
 
-from support.http_page import EventReader
+from support.fake_page import EventReader
 
 CLIENT = 'query-client-1'
 EMPTY = 'W10'  # [] in base64url

@@ -17,7 +17,7 @@ import jchannel_http
 from jchannel_http.http_app import IN_FLIGHT
 
 from support.kernel_server import TOKEN
-from support.http_page import EventReader, post
+from support.fake_page import EventReader, post
 
 CLIENT = 'security-client-1'
 OTHER = 'security-client-2'

@@ -8,7 +8,7 @@ import jchannel_http
 import pytest
 from jchannel_http import FrontendError, StateError
 
-from support.http_page import EventReader, post
+from support.fake_page import EventReader, post
 
 CLIENT = 'stream-client-1'
 

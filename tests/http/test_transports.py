@@ -15,7 +15,7 @@ import pytest
 import jchannel_http
 
 from support.kernel_server import TOKEN
-from support.http_page import EventReader, post
+from support.fake_page import EventReader, post
 
 CLIENT = 'transport-client-1'
 

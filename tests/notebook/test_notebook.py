@@ -19,7 +19,7 @@ from typing import Iterator
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
-from support.http_page import CHROMIUM, CHROMIUM_ARGS
+from support.chromium import CHROMIUM, CHROMIUM_ARGS
 from support.notebook_driver import (
     JupyterServer,
     NotebookTab,

@@ -12,7 +12,7 @@ from playwright.async_api import async_playwright
 
 import jchannel_http
 from jchannel_http.frontend import NotebookOutput, bootstrap_output, status_line
-from support.http_page import CHROMIUM, CHROMIUM_ARGS
+from support.chromium import CHROMIUM, CHROMIUM_ARGS
 
 
 

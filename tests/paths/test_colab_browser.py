@@ -14,7 +14,7 @@ import pytest
 from playwright.async_api import Page
 
 import jchannel_http
-from support.http_page import CountingKernel, calls_both_ways, check_each_ran_once
+from support.counting import CountingKernel, calls_both_ways, check_each_ran_once
 from support.colab_proxy import ColabProxy
 from support.stand_ins import install_fake_colab
 

@@ -12,7 +12,7 @@ from playwright.async_api import Page
 
 import jchannel_http
 
-from support.http_page import CountingKernel
+from support.counting import CountingKernel
 from support.nginx import Nginx, free_port
 from support.proxies import ChaosProxy, HoldingProxy
 from support.stream_page import seeded_digest, seeded_stream, size_and_digest

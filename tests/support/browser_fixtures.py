@@ -8,7 +8,7 @@ from typing import AsyncIterator
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
-from support.http_page import CHROMIUM, CHROMIUM_ARGS
+from support.chromium import CHROMIUM, CHROMIUM_ARGS
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@
   ``proxy_next_upstream timeout`` for idempotent requests, and as a browser does when the
   connection of a request it sent was cut before the answer).
 - ``ChaosProxy``: a TCP proxy that cuts some connections at a random byte offset and delays data.
+- ``CutProxy``: a TCP proxy whose connections the test cuts at will.
 """
 
 from __future__ import annotations
@@ -204,4 +205,56 @@ class ChaosProxy:
         for transport in list(self._transports):
             transport.abort()
         if self._server is not None:
+            await self._server.wait_closed()
+
+
+class CutProxy:
+    """A TCP proxy on a free loopback port whose connections the test can cut at will."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self.cuts = 0
+        self._server: asyncio.base_events.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> 'CutProxy':
+        self._server = await asyncio.start_server(self._serve, '127.0.0.1', 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection('127.0.0.1', self.target_port)
+        except OSError:
+            writer.close()
+            return
+        self._writers |= {writer, up_writer}
+        try:
+            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+        finally:
+            self._writers -= {writer, up_writer}
+
+    def cut(self) -> int:
+        """Abort every open connection; return how many were cut."""
+        writers = list(self._writers)
+        for writer in writers:
+            writer.transport.abort()
+        self.cuts += 1
+        return len(writers)
+
+    async def stop(self) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
             await self._server.wait_closed()

@@ -27,7 +27,7 @@ from jchannel_http import TunnelError
 from jchannel_http.tunnels import (ColabLauncher, CloudflaredLauncher,
                                    JupyterServerProxyLauncher, NgrokLauncher)
 from support.colab_proxy import ColabProxy
-from support.http_page import EventReader
+from support.fake_page import EventReader
 from support.stand_ins import (FIXTURES, FakeCloudflared, install_fake_cloudflared,
                          install_fake_colab, process_gone)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from typing import AsyncIterator
 
 import aiohttp
@@ -16,6 +15,7 @@ import jchannel_http
 
 from support.kernel_server import TOKEN
 from support.fake_page import EventReader, post
+from support.ports import free_port
 
 CLIENT = 'transport-client-1'
 
@@ -35,10 +35,6 @@ async def server() -> AsyncIterator[jchannel_http.Server]:
         yield server
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(('127.0.0.1', 0))
-        return probe.getsockname()[1]
 
 
 async def poll(http: aiohttp.ClientSession, server: jchannel_http.Server, timeout: float = 10,

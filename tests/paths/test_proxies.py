@@ -13,7 +13,8 @@ from playwright.async_api import Page
 import jchannel_http
 
 from support.counting import CountingKernel
-from support.nginx import Nginx, free_port
+from support.nginx import Nginx
+from support.ports import free_port
 from support.proxies import ChaosProxy, HoldingProxy
 from support.stream_page import seeded_digest, seeded_stream, size_and_digest
 from test_tunnels_browser import JUPYTER_TOKEN, PREFIX, jupyter  # noqa: F401 (a fixture)
@@ -170,19 +171,20 @@ async def test_nginx_configured_well_keeps_the_get_event_stream(page) -> None:
 
 
 async def test_a_proxy_holding_get_responses_ends_on_the_post_event_stream(page) -> None:
-    proxy_port = free_port()
-    async with jchannel_http.Server(token=TOKEN, url=f'http://127.0.0.1:{proxy_port}',
-                                    first_event_deadline=3) as server:
-        proxy = await HoldingProxy(server.port, proxy_port).start()
-        try:
+    # the proxy listens first (on a port it holds), then the server behind it
+    proxy = await HoldingProxy(0).start()
+    try:
+        async with jchannel_http.Server(token=TOKEN, url=proxy.url,
+                                        first_event_deadline=3) as server:
+            proxy.target = server.port
             channel = await connect(page, server)
             await calls_both_ways(page, channel, 100)
             assert await page_transport(page) == 'sse-post'
             assert server.status()['transport'] == 'sse-post'
             assert ('GET', '/events') in proxy.requests and ('POST', '/events') in proxy.requests
             assert ('GET', '/poll') not in proxy.requests
-        finally:
-            await proxy.stop()
+    finally:
+        await proxy.stop()
 
 
 async def test_jupyter_server_proxy_absolute_keeps_the_path_prefix(jupyter, page) -> None:  # noqa: F811
@@ -204,13 +206,13 @@ async def test_a_chaos_proxy_loses_and_repeats_no_call(page, transport) -> None:
     calls each way are done."""
     seed = int(os.environ.get('CHAOS_SEED', random.randrange(1 << 30)))
     count = 5000
-    proxy_port = free_port()
-    async with jchannel_http.Server(token=TOKEN, url=f'http://127.0.0.1:{proxy_port}',
-                                    transport=transport, heartbeat=5, max_body=64 * 1024,
-                                    poll_bytes=64 * 1024,
-                                    first_event_deadline=15) as server:
-        proxy = await ChaosProxy(server.port, seed, proxy_port).start()
-        try:
+    proxy = await ChaosProxy(0, seed).start()  # listening first, on a port it holds
+    try:
+        async with jchannel_http.Server(token=TOKEN, url=proxy.url,
+                                        transport=transport, heartbeat=5, max_body=64 * 1024,
+                                        poll_bytes=64 * 1024,
+                                        first_event_deadline=15) as server:
+            proxy.target = server.port
             channel = await connect(page, server)
             proxy.unleash()
             await calls_both_ways(page, channel, count)
@@ -222,5 +224,5 @@ async def test_a_chaos_proxy_loses_and_repeats_no_call(page, transport) -> None:
             assert proxy.cuts >= 5, f'seed {seed}: only {proxy.cuts} connections were cut'
             print(f'chaos seed {seed}: {proxy.connections} connections, {proxy.cuts} cut, '
                   f'transport {await page_transport(page)}')
-        finally:
-            await proxy.stop()
+    finally:
+        await proxy.stop()

@@ -19,7 +19,7 @@ import pytest
 
 import jchannel_http
 from support.stand_ins import FakeCloudflared, install_fake_cloudflared, process_gone
-from support.nginx import free_port
+from support.ports import free_port
 from support.calling_page import PAGE_SIDE, KernelSide
 
 TOKEN = 'browser-tunnel-token-0123'

@@ -9,6 +9,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from support.ports import free_port
+
 CONFIG = '''daemon off;
 master_process off;
 worker_processes 1;
@@ -39,10 +41,6 @@ SERVER = '''    server {{
 '''
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
 
 
 class Nginx:

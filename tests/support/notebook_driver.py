@@ -13,7 +13,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,26 +26,15 @@ import nbformat
 from playwright.sync_api import Browser, Page
 from playwright.sync_api import Error as PlaywrightError
 
+from support.ports import free_port
+
 
 CELL_TIMEOUT = 90.0
 LOAD_TIMEOUT = 90.0
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(('127.0.0.1', 0))
-        return probe.getsockname()[1]
 
 
-def port_is_free(port: int) -> bool:
-    """Whether nothing listens on loopback ``port``."""
-    with socket.socket() as probe:
-        try:
-            probe.bind(('127.0.0.1', port))
-        except OSError:
-            return False
-        return True
 
 
 class CellError(AssertionError):

@@ -23,7 +23,8 @@ import jchannel_http
 from jchannel_http.doctor import OK, PROBLEM, INFO, SKIPPED, Doctor, Report
 from support.colab_proxy import ColabProxy
 from support.stand_ins import FakeCloudflared, install_fake_cloudflared
-from support.nginx import CONFIG, free_port
+from support.nginx import CONFIG
+from support.ports import free_port, refused_port
 
 TOKEN = 'doctor-token-0123456789'
 MiB = 1024 * 1024
@@ -236,7 +237,8 @@ async def test_through_the_fake_cloudflared(fake_cloudflared) -> None:
 
 
 async def test_an_unreachable_url_a_wrong_token_and_no_token() -> None:
-    report = await Doctor(f'http://127.0.0.1:{free_port()}', TOKEN).run()
+    with refused_port() as port:
+        report = await Doctor(f'http://127.0.0.1:{port}', TOKEN).run()
     assert report.check('reachable').status == PROBLEM
     assert report.check('reachable').detail.startswith('no answer: ClientConnectorError')
     assert {check.status for check in report.checks[1:]} == {SKIPPED}

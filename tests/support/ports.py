@@ -1,15 +1,15 @@
 """Loopback ports for the servers the tests start.
 
-The kernel picks the port: a socket is bound to port 0. Where the server can take that socket
-(``aiohttp.web.SockSite``, ``asyncio.start_server(sock=...)``), ``listening_socket`` hands it over
-and no other process can take the port in between. The proxies of ``support.proxies`` and
-``jchannel_http.Server`` bind port 0 themselves, which is as good: start the proxy first, give the
-server its URL, then point the proxy at the server.
+Race-free first: a server that binds port 0 itself and reports the port it got
+(``jchannel_http.Server`` by default, ``aiohttp.web.TCPSite(..., 0)``,
+``asyncio.start_server(..., 0)``, the proxies of ``support.proxies``) needs nothing from here.
+When a proxy in front of a kernel server needs the server's port and the server the proxy's URL,
+start the proxy first on port 0, give the server ``proxy.url``, then set ``proxy.target``.
 
-Where the server can only be told a number before it starts (nginx, a Jupyter server, a kernel
-server whose URL must name its own port, the predecessor's ``start(port=...)``), ``free_port``
-returns a port that was free a moment ago: another process may bind it before the server does.
-Keep the gap short (start the server right after) and prefer the two ways above.
+``free_port`` is for a server that can only be told a number before it starts (nginx, a Jupyter
+server, a kernel server whose URL must name its own port, the predecessor's
+``start(port=...)``): check-then-use, the port was free a moment ago and another process may bind
+it before the server does. Keep the gap short (start the server right after).
 
 ``refused_port`` is a port where connections are refused for as long as it is held, with no race:
 the socket is bound but does not listen, so nobody else can bind it meanwhile.
@@ -24,16 +24,8 @@ from typing import Iterator
 LOOPBACK = '127.0.0.1'
 
 
-def listening_socket(host: str = LOOPBACK, backlog: int = 128) -> socket.socket:
-    """A socket listening on a port the kernel chose, for a server that accepts a socket."""
-    sock = socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET)
-    try:
-        sock.bind((host, 0))
-        sock.listen(backlog)
-    except OSError:
-        sock.close()
-        raise
-    return sock
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ':' in host else socket.AF_INET
 
 
 def free_port(host: str = LOOPBACK) -> int:
@@ -41,25 +33,15 @@ def free_port(host: str = LOOPBACK) -> int:
 
     Check-then-use: the port is released before it is returned, so another process may take it
     before the server binds it (see the module's docstring for the race-free ways)."""
-    with socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET) as probe:
+    with socket.socket(_family(host)) as probe:
         probe.bind((host, 0))
         return probe.getsockname()[1]
-
-
-def port_is_free(port: int, host: str = LOOPBACK) -> bool:
-    """Whether nothing holds ``port`` on ``host`` (a server that stopped has let it go)."""
-    with socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET) as probe:
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-        return True
 
 
 @contextlib.contextmanager
 def refused_port(host: str = LOOPBACK) -> Iterator[int]:
     """A port that refuses connections while the block runs: bound, never listening, so no other
     process can take it meanwhile."""
-    with socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET) as held:
+    with socket.socket(_family(host)) as held:
         held.bind((host, 0))
         yield held.getsockname()[1]

@@ -10,6 +10,7 @@ from playwright.async_api import Page
 
 import jchannel_http
 from jchannel_http import FrontendError
+from support.chromium import open_channel
 from support.kernel_server import TOKEN
 from support.calling_page import PAGE_SIDE, KernelSide
 from support.proxies import CutProxy
@@ -29,12 +30,10 @@ async def server(transport: str | None) -> AsyncIterator[jchannel_http.Server]:
 
 
 async def connect(page: Page, server: jchannel_http.Server) -> jchannel_http.Channel:
-    await page.goto(server.page_url)
-    channel = await server.open(PAGE_SIDE, timeout=10)
-    channel.handler = KernelSide()
     forced = server.options.transport
+    channel = await open_channel(page, server, PAGE_SIDE, KernelSide(), 10,
+                                 client_ready=forced is not None)
     if forced is not None:  # the server's option reached the page, which uses it
-        await page.wait_for_function('window.jchannelClient !== undefined')
         assert await page.evaluate('window.jchannelClient.transport') == forced
         assert server.status()['transport'] == forced
     return channel

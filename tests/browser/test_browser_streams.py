@@ -10,27 +10,18 @@ from playwright.async_api import Page
 import jchannel_http
 from jchannel_http import FrontendError, Progress
 
+from support.chromium import open_channel
 from support.proxies import CutProxy
 from support.nginx import Nginx
 from support.stream_page import PAGE_SIDE, KernelSide, seeded_chunks, seeded_digest, seeded_stream
+from support.waiting import wait_until
 
 MiB = 1 << 20
 
 
 
 async def connect(page: Page, server: jchannel_http.Server) -> jchannel_http.Channel:
-    await page.goto(server.page_url)
-    channel = await server.open(PAGE_SIDE, timeout=10)
-    channel.handler = KernelSide()
-    return channel
-
-
-async def wait_for(condition, seconds: float = 10) -> None:
-    for _ in range(int(seconds * 20)):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    assert condition()
+    return await open_channel(page, server, PAGE_SIDE, KernelSide(), 10)
 
 
 async def test_64_mib_each_way_checked_by_sha256(server, page) -> None:
@@ -175,13 +166,8 @@ async def test_a_consumer_that_stops_early_stops_the_producer_both_ways(server, 
     assert await page.evaluate("channel.call('endless').then(async (s) => {"
                                " let n = 0; for await (const c of s) { if (++n === 2) break; }"
                                " return n; })") == 2
-    await asyncio.wait_for(_until(lambda: handler.finished == 2), 10)
-    await wait_for(lambda: server.streams.status()['held_bytes'] == 0)
-
-
-async def _until(condition) -> None:
-    while not condition():
-        await asyncio.sleep(0.05)
+    await wait_until(lambda: handler.finished == 2, 10)
+    await wait_until(lambda: server.streams.status()['held_bytes'] == 0)
 
 
 class CuttingKernelSide(KernelSide):
@@ -225,7 +211,7 @@ async def test_cuts_in_the_middle_of_transfers_both_ways(page) -> None:
             }''', size)
             assert got == expected
             assert proxy.cuts == 6
-            await wait_for(lambda: server.streams.status()['held_bytes'] == 0)
+            await wait_until(lambda: server.streams.status()['held_bytes'] == 0)
         finally:
             await proxy.stop()
 

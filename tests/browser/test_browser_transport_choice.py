@@ -10,8 +10,10 @@ import time
 from playwright.async_api import Page
 
 import jchannel_http
+from support.chromium import open_channel
 from support.counting import COUNTING_PAGE, CountingKernel, calls_both_ways, check_each_ran_once
 from support.proxies import HoldingProxy
+from support.waiting import wait_connected
 
 TOKEN = 'transport-choice-token-0123456789'
 
@@ -22,10 +24,7 @@ KernelSide = CountingKernel
 
 
 async def connect(page: Page, server: jchannel_http.Server) -> jchannel_http.Channel:
-    await page.goto(server.page_url)
-    channel = await server.open(PAGE_SIDE, timeout=30)
-    channel.handler = KernelSide()
-    await page.wait_for_function('window.jchannelClient !== undefined', timeout=30_000)
+    channel = await open_channel(page, server, PAGE_SIDE, KernelSide(), 30, client_ready=True)
     await page.evaluate('''() => {
         const client = window.jchannelClient, shown = client.onstatechange;
         window.transports = [client.transport];
@@ -37,12 +36,6 @@ async def connect(page: Page, server: jchannel_http.Server) -> jchannel_http.Cha
     return channel
 
 
-async def wait_for_transport(page: Page, transport: str, seconds: float) -> None:
-    await page.wait_for_function(
-        '(t) => window.jchannelClient.transport === t && window.jchannelClient.state === "connected"',
-        arg=transport, timeout=seconds * 1000)
-
-
 async def test_a_blocked_kernel_loop_keeps_the_page_on_its_get_event_stream(page) -> None:
     async with jchannel_http.Server(token=TOKEN, heartbeat=1, first_event_deadline=1) as server:
         channel = await connect(page, server)
@@ -51,7 +44,7 @@ async def test_a_blocked_kernel_loop_keeps_the_page_on_its_get_event_stream(page
         # a cell computing synchronously: the server's event loop answers nothing for 8 s, many
         # heartbeats and first-event deadlines
         time.sleep(8)
-        await wait_for_transport(page, 'sse-get', 20)
+        await wait_connected(page, 'sse-get', 20)
         for _ in range(100):
             if server.status()['transport'] == 'sse-get':
                 break
@@ -72,12 +65,12 @@ async def test_a_buffering_path_moves_the_page_down_and_back_up_once_it_stops(pa
         proxy.target = server.port
         try:
             channel = await connect(page, server)
-            await wait_for_transport(page, 'poll', 30)
+            await wait_connected(page, 'poll', 30)
             assert server.status()['transport'] == 'poll'
             await calls_both_ways(page, channel, range(0, 50))
             proxy.holding.clear()  # the path stops buffering
             during = asyncio.ensure_future(calls_both_ways(page, channel, range(50, 250)))
-            await wait_for_transport(page, 'sse-get', 30)
+            await wait_connected(page, 'sse-get', 30)
             await during
             for _ in range(100):
                 if server.status()['transport'] == 'sse-get':

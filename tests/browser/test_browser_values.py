@@ -12,6 +12,7 @@ from playwright.async_api import Page
 import jchannel_http
 from jchannel_http import FrontendError, http_app
 from jchannel_http.errors import ProtocolError
+from support.chromium import open_channel
 from support.kernel_server import TOKEN
 
 PAGE_SIDE = r'''(channel) => {
@@ -50,11 +51,7 @@ async def server() -> AsyncIterator[jchannel_http.Server]:
 
 
 async def connect(page: Page, server: jchannel_http.Server) -> jchannel_http.Channel:
-    await page.goto(server.page_url)
-    channel = await server.open(PAGE_SIDE, timeout=10)
-    channel.handler = KernelSide()
-    await page.wait_for_function('window.jchannelClient !== undefined')
-    return channel
+    return await open_channel(page, server, PAGE_SIDE, KernelSide(), 10, client_ready=True)
 
 
 async def test_results_json_cannot_carry_fail_the_kernel_call_and_nothing_wedges(

@@ -15,6 +15,7 @@ from playwright.async_api import Page
 
 import jchannel_http
 
+from support.chromium import open_channel
 from support.kernel_server import TOKEN
 
 PAGE_SIDE = '''(channel) => {
@@ -58,10 +59,7 @@ class KernelSide:
 
 
 async def connect(page: Page, server: jchannel_http.Server) -> jchannel_http.Channel:
-    await page.goto(server.page_url)
-    channel = await server.open(PAGE_SIDE, timeout=10)
-    channel.handler = KernelSide()
-    return channel
+    return await open_channel(page, server, PAGE_SIDE, KernelSide(), 10)
 
 
 async def page_call(page: Page, name: str, *args: object) -> dict:

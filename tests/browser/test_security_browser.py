@@ -14,6 +14,7 @@ from aiohttp import web
 from playwright.async_api import Browser, Page
 
 import jchannel_http
+from support.chromium import new_page, open_channel
 from support.counting import COUNTING_PAGE, CountingKernel
 
 
@@ -27,13 +28,8 @@ KernelSide = CountingKernel
 
 
 async def connect(browser: Browser, server: jchannel_http.Server) -> tuple[Page, jchannel_http.Channel]:
-    page = await browser.new_page()
-    page.errors = []
-    page.on('pageerror', lambda error: page.errors.append(error))
-    await page.goto(server.page_url)
-    channel = await server.open(PAGE_SIDE, timeout=20)
-    channel.handler = KernelSide()
-    return page, channel
+    page = await new_page(browser)
+    return page, await open_channel(page, server, PAGE_SIDE, KernelSide(), 20)
 
 
 async def test_the_token_leaves_no_trace_after_the_page_loads(server, browser) -> None:

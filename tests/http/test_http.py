@@ -11,16 +11,13 @@ import jchannel_http
 from jchannel_http import FrontendError, StateError
 
 from support.kernel_server import TOKEN
-from support.fake_page import EventReader, post
+from support.fake_page import EventReader, open_events, open_page, post
 
 CLIENT = 'test-client-1'
 
 
 async def open_stream(http, server, client=CLIENT, **query) -> tuple:
-    params = {'client': client, **{k: str(v) for k, v in query.items()}}
-    response = await http.get(f'{server.url}/events', params=params,
-                              headers={'Accept': 'text/event-stream'})
-    return response, EventReader(response)
+    return await open_events(http, server, client, **query)
 
 
 async def test_event_stream_headers_and_exact_first_bytes(server, http) -> None:
@@ -87,9 +84,7 @@ class Handler:
 
 async def connect(http, server) -> tuple:
     """A stream whose hello was read; returns (response, reader, session id)."""
-    response, reader = await open_stream(http, server)
-    hello = await reader.event()
-    return response, reader, hello['data']['session']
+    return await open_page(http, server, CLIENT)
 
 
 async def test_page_calls_reach_the_handler_once_even_when_posted_twice(server, http) -> None:

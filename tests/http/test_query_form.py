@@ -12,7 +12,7 @@ import pytest
 from jchannel_http.errors import ProtocolError
 from jchannel_http.query_form import PartAssembly, decode_base64url
 
-from support.fake_page import EventReader
+from support.fake_page import open_page
 
 CLIENT = 'query-client-1'
 EMPTY = 'W10'  # [] in base64url
@@ -35,10 +35,8 @@ class Counter:
 
 
 async def hello(http, server):
-    response = await http.get(f'{server.url}/events', params={'client': CLIENT},
-                              headers={'Accept': 'text/event-stream'})
-    reader = EventReader(response)
-    return response, (await reader.event())['data']['session']
+    response, _, session = await open_page(http, server, CLIENT)
+    return response, session
 
 
 def calls(key: int, first: int, count: int, arg=None) -> list[dict]:

@@ -17,7 +17,7 @@ import jchannel_http
 from jchannel_http.http_app import IN_FLIGHT
 
 from support.kernel_server import TOKEN
-from support.fake_page import EventReader, post
+from support.fake_page import FakePage, post
 
 CLIENT = 'security-client-1'
 OTHER = 'security-client-2'
@@ -39,69 +39,9 @@ class Handler:
         self.calls.append('secret')
 
 
-class Page:
-    """A hand-driven page client: an open event stream and the frames it has seen."""
-
-    def __init__(self, http: aiohttp.ClientSession, server: jchannel_http.Server) -> None:
-        self.http = http
-        self.server = server
-        self.session = ''
-        self.seq = 0
-        self.response: aiohttp.ClientResponse | None = None
-        self.reader: EventReader | None = None
-
-    async def connect(self) -> 'Page':
-        self.response = await self.http.get(f'{self.server.url}/events',
-                                            params={'client': CLIENT},
-                                            headers={'Accept': 'text/event-stream'})
-        assert self.response.status == 200
-        self.reader = EventReader(self.response)
-        self.session = (await self.reader.event())['data']['session']
-        return self
-
-    async def send(self, *frames: dict, ack: int = 0) -> tuple:
-        numbered = []
-        for frame in frames:
-            self.seq += 1
-            numbered.append({'seq': self.seq, **frame})
-        return await post(self.http, self.server, {'client': CLIENT, 'session': self.session,
-                                                   'ack': ack, 'messages': numbered})
-
-    async def frame(self) -> dict:
-        return (await self.reader.event())['data']
-
-    async def open(self, channel: jchannel_http.Channel) -> None:
-        """Answer the kernel's open frame for ``channel``."""
-        opening = channel.open()
-        frame = await self.frame()
-        assert (frame['type'], frame['channel']) == ('open', channel.key)
-        status, _ = await self.send({'type': 'result', 'call': frame['call'], 'value': None},
-                                    ack=frame['seq'])
-        assert status == 200
-        assert await opening is None
-
-    async def round_trip(self, channel: jchannel_http.Channel, a: int, b: int) -> None:
-        """The page calls the kernel and the kernel calls the page: both must work."""
-        status, _ = await self.send({'type': 'call', 'call': self.seq + 1,
-                                     'channel': channel.key, 'name': 'multiply', 'args': [a, b]})
-        assert status == 200
-        assert (await self.frame())['value'] == a * b
-        calling = channel.echo(a, b)
-        frame = await self.frame()
-        assert frame['type'] == 'echo'
-        status, _ = await self.send({'type': 'result', 'call': frame['call'],
-                                     'value': frame['args']}, ack=frame['seq'])
-        assert status == 200
-        assert await calling == [a, b]
-
-    def close(self) -> None:
-        if self.response is not None:
-            self.response.close()
-
-
 @pytest.fixture
-async def page(server, http) -> AsyncIterator[Page]:
-    page = await Page(http, server).connect()
+async def page(server, http) -> AsyncIterator[FakePage]:
+    page = await FakePage(http, server, CLIENT).connect()
     yield page
     page.close()
 
@@ -295,7 +235,7 @@ async def test_a_refused_batch_takes_none_of_its_frames(http) -> None:
     async with jchannel_http.Server(token=TOKEN, max_ahead=2) as server:
         channel = jchannel_http.Channel(server, 'c')
         channel.handler = Handler()
-        page = await Page(http, server).connect()
+        page = await FakePage(http, server, CLIENT).connect()
         try:
             call = {'type': 'call', 'channel': channel.key, 'name': 'multiply', 'args': [6, 7]}
             batch = [{'seq': seq, 'call': seq, **call} for seq in (1, 5, 6, 7)]
@@ -330,7 +270,7 @@ async def test_a_traceback_only_with_debug(http) -> None:
                                  data=b'[1, 0]') as response:
                 error = await response.json()
             assert response.status == 422 and error['name'] == 'ZeroDivisionError'
-            page = await Page(http, server).connect()
+            page = await FakePage(http, server, CLIENT).connect()
             try:
                 await page.send({'type': 'call', 'call': 1, 'channel': channel.key,
                                  'name': 'divide', 'args': [1, 0]})
@@ -552,7 +492,7 @@ async def test_more_requests_in_flight_than_max_requests_get_429(http) -> None:
 
 async def test_an_event_stream_holds_a_request_slot(http) -> None:
     async with jchannel_http.Server(token=TOKEN, max_requests=1, heartbeat=1) as server:
-        page = await Page(http, server).connect()
+        page = await FakePage(http, server, CLIENT).connect()
         try:
             check_json_error(*await request(server, 'GET', '/status', {}), 429,
                              'too_many_requests', 'retry later')

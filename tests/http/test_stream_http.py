@@ -8,7 +8,7 @@ import jchannel_http
 import pytest
 from jchannel_http import FrontendError, StateError
 
-from support.fake_page import EventReader, post
+from support.fake_page import open_page, post
 
 CLIENT = 'stream-client-1'
 
@@ -32,11 +32,7 @@ class Saver:
 
 async def page(http, server):
     """An event stream as the page opens it; returns (response, reader, session)."""
-    response = await http.get(f'{server.url}/events', params={'client': CLIENT},
-                              headers={'Accept': 'text/event-stream'})
-    reader = EventReader(response)
-    hello = await reader.event()
-    return response, reader, hello['data']['session']
+    return await open_page(http, server, CLIENT)
 
 
 async def chunk(http, server, session, key, offset, data, end=False, **headers):

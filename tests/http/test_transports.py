@@ -16,6 +16,7 @@ import jchannel_http
 from support.kernel_server import TOKEN
 from support.fake_page import EventReader, post
 from support.ports import free_port
+from support.waiting import wait_until
 
 CLIENT = 'transport-client-1'
 
@@ -54,11 +55,8 @@ def opened_channel(server: jchannel_http.Server) -> jchannel_http.Channel:
 
 async def queued(server: jchannel_http.Server, count: int) -> None:
     """Wait until ``count`` frames are in the kernel's outbox."""
-    for _ in range(200):
-        if len(server.link.session.outbox) >= count:
-            return
-        await asyncio.sleep(0.01)
-    assert len(server.link.session.outbox) >= count
+    await wait_until(lambda: len(server.link.session.outbox) >= count, 2,
+                     f'{count} frames in the outbox', interval=0.01)
 
 
 async def held(server: jchannel_http.Server, http, **query) -> asyncio.Future:

@@ -19,7 +19,7 @@ from typing import Iterator
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
-from support.chromium import CHROMIUM, CHROMIUM_ARGS
+from support.chromium import LAUNCH
 from support.notebook_driver import (
     JupyterServer,
     NotebookTab,
@@ -57,8 +57,7 @@ print('left', json.dumps(await channel.call('indentLeft', 'hello', 4, timeout=60
 @pytest.fixture(scope='module')
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM,
-                                             args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(**LAUNCH)
         yield browser
         browser.close()
 

@@ -12,7 +12,7 @@ from playwright.async_api import async_playwright
 
 import jchannel_http
 from jchannel_http.frontend import NotebookOutput, bootstrap_output, status_line
-from support.chromium import CHROMIUM, CHROMIUM_ARGS
+from support.chromium import LAUNCH
 
 
 
@@ -83,8 +83,7 @@ def test_shown_once_per_cell_then_replaced_and_closed(published) -> None:
 
 async def test_stop_makes_a_plain_page_stop_its_client() -> None:
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM,
-                                                   args=CHROMIUM_ARGS)
+        browser = await playwright.chromium.launch(**LAUNCH)
         try:
             page = await browser.new_page()
             server = await jchannel_http.start()

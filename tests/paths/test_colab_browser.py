@@ -14,9 +14,11 @@ import pytest
 from playwright.async_api import Page
 
 import jchannel_http
+from support.chromium import open_channel
 from support.counting import CountingKernel, calls_both_ways, check_each_ran_once
 from support.colab_proxy import ColabProxy
 from support.stand_ins import install_fake_colab
+from support.waiting import wait_connected
 
 TOKEN = 'colab-browser-token-0123456789'
 CAP = 256 * 1024  # above client.js (about 127 KB), which must load whole
@@ -82,18 +84,7 @@ RECORD_ERRORS = '''(() => {
 
 async def connect(page: Page, server: jchannel_http.Server) -> jchannel_http.Channel:
     await page.add_init_script(RECORD_ERRORS)
-    await page.goto(server.page_url)
-    channel = await server.open(PAGE_SIDE, timeout=30)
-    channel.handler = KernelSide()
-    await page.wait_for_function('window.jchannelClient !== undefined', timeout=30_000)
-    return channel
-
-
-async def wait_connected(page: Page, transport: str, seconds: float = 60) -> None:
-    await page.wait_for_function(
-        '(t) => window.jchannelClient.transport === t'
-        ' && window.jchannelClient.state === "connected"',
-        arg=transport, timeout=seconds * 1000)
+    return await open_channel(page, server, PAGE_SIDE, KernelSide(), 30, client_ready=True)
 
 
 async def test_calls_both_ways_a_thousand_at_once_over_get(page, server, colab) -> None:

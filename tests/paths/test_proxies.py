@@ -12,11 +12,13 @@ from playwright.async_api import Page
 
 import jchannel_http
 
+from support.chromium import open_channel
 from support.counting import CountingKernel
 from support.nginx import Nginx
 from support.ports import free_port
 from support.proxies import ChaosProxy, HoldingProxy
 from support.stream_page import seeded_digest, seeded_stream, size_and_digest
+from support.waiting import wait_until
 from test_tunnels_browser import JUPYTER_TOKEN, PREFIX, jupyter  # noqa: F401 (a fixture)
 
 TOKEN = 'proxy-test-token-0123456789'
@@ -67,23 +69,12 @@ class KernelSide(CountingKernel):
 async def connect(page: Page, server: jchannel_http.Server,
                   page_url: str | None = None) -> jchannel_http.Channel:
     """Open ``page_url`` (the server's page by default) and a channel to it."""
-    await page.goto(page_url or server.page_url)
-    channel = await server.open(PAGE_SIDE, timeout=30)
-    channel.handler = KernelSide()
-    await page.wait_for_function('window.jchannelClient !== undefined', timeout=30_000)
-    return channel
+    return await open_channel(page, server, PAGE_SIDE, KernelSide(), 30, page_url,
+                              client_ready=True)
 
 
 async def page_transport(page: Page) -> str:
     return await page.evaluate('window.jchannelClient.transport')
-
-
-async def wait_until(condition, seconds: float = 30) -> None:
-    for _ in range(int(seconds * 20)):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    assert condition()
 
 
 async def calls_both_ways(page: Page, channel: jchannel_http.Channel, count: int) -> None:
@@ -216,7 +207,7 @@ async def test_a_chaos_proxy_loses_and_repeats_no_call(page, transport) -> None:
             channel = await connect(page, server)
             proxy.unleash()
             await calls_both_ways(page, channel, count)
-            await wait_until(lambda: server.status()['outbox']['messages'] == 0)
+            await wait_until(lambda: server.status()['outbox']['messages'] == 0, 30)
             await page.wait_for_function(
                 'window.jchannelClient.stats.outbox.messages === 0', timeout=30_000)
             stats = await page.evaluate('window.jchannelClient.stats')

@@ -8,13 +8,13 @@ from typing import AsyncIterator
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
-from support.chromium import CHROMIUM, CHROMIUM_ARGS
+from support.chromium import LAUNCH, new_page
 
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = await playwright.chromium.launch(**LAUNCH)
         yield browser
         await browser.close()
 
@@ -22,7 +22,4 @@ async def browser() -> AsyncIterator[Browser]:
 @pytest.fixture
 async def page(browser: Browser) -> Page:
     """A tab whose uncaught errors are collected in ``page.errors``."""
-    page = await browser.new_page()
-    page.errors = []
-    page.on('pageerror', lambda error: page.errors.append(error))
-    return page
+    return await new_page(browser)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from playwright.async_api import async_playwright
 
-from support.chromium import CHROMIUM, CHROMIUM_ARGS
+from support.chromium import LAUNCH
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -34,8 +34,7 @@ async def test_demo_page_calls_the_kernel_and_shows_kernel_calls() -> None:
     try:
         page_url = (await read_line(process.stdout, r'(http://\S+/page\?token=\S+)')).group(1)
         async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(executable_path=CHROMIUM,
-                                                       args=CHROMIUM_ARGS)
+            browser = await playwright.chromium.launch(**LAUNCH)
             page = await browser.new_page()
             await page.goto(page_url)
             await page.click('#demo-multiply', timeout=20_000)

@@ -10,9 +10,9 @@ from playwright.async_api import Page
 
 import jchannel_http
 from jchannel_http import FrontendError
+from support.calling_page import PAGE_SIDE, KernelSide
 from support.chromium import open_channel
 from support.kernel_server import TOKEN
-from support.calling_page import PAGE_SIDE, KernelSide
 from support.proxies import CutProxy
 
 

@@ -11,8 +11,8 @@ import jchannel_http
 from jchannel_http import FrontendError, Progress
 
 from support.chromium import open_channel
-from support.proxies import CutProxy
 from support.nginx import Nginx
+from support.proxies import CutProxy
 from support.stream_page import PAGE_SIDE, KernelSide, seeded_chunks, seeded_digest, seeded_stream
 from support.waiting import wait_until
 

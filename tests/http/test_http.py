@@ -10,8 +10,8 @@ import pytest
 import jchannel_http
 from jchannel_http import FrontendError, StateError
 
-from support.kernel_server import TOKEN
 from support.fake_page import EventReader, open_events, open_page, post
+from support.kernel_server import TOKEN
 
 CLIENT = 'test-client-1'
 

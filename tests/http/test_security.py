@@ -16,8 +16,8 @@ import pytest
 import jchannel_http
 from jchannel_http.http_app import IN_FLIGHT
 
-from support.kernel_server import TOKEN
 from support.fake_page import FakePage, post
+from support.kernel_server import TOKEN
 
 CLIENT = 'security-client-1'
 OTHER = 'security-client-2'

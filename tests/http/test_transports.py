@@ -13,8 +13,8 @@ import pytest
 
 import jchannel_http
 
-from support.kernel_server import TOKEN
 from support.fake_page import EventReader, post
+from support.kernel_server import TOKEN
 from support.ports import free_port
 from support.waiting import wait_until
 

@@ -15,8 +15,8 @@ from playwright.async_api import Page
 
 import jchannel_http
 from support.chromium import open_channel
-from support.counting import CountingKernel, calls_both_ways, check_each_ran_once
 from support.colab_proxy import ColabProxy
+from support.counting import CountingKernel, calls_both_ways, check_each_ran_once
 from support.stand_ins import install_fake_colab
 from support.waiting import wait_connected
 

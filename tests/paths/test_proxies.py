@@ -14,12 +14,12 @@ import jchannel_http
 
 from support.chromium import open_channel
 from support.counting import CountingKernel
+from support.jupyter_proxy import JUPYTER_TOKEN, PREFIX
 from support.nginx import Nginx
 from support.ports import free_port
 from support.proxies import ChaosProxy, HoldingProxy
 from support.stream_page import seeded_digest, seeded_stream, size_and_digest
 from support.waiting import wait_until
-from test_tunnels_browser import JUPYTER_TOKEN, PREFIX, jupyter  # noqa: F401 (a fixture)
 
 TOKEN = 'proxy-test-token-0123456789'
 MiB = 1 << 20
@@ -178,7 +178,7 @@ async def test_a_proxy_holding_get_responses_ends_on_the_post_event_stream(page)
         await proxy.stop()
 
 
-async def test_jupyter_server_proxy_absolute_keeps_the_path_prefix(jupyter, page) -> None:  # noqa: F811
+async def test_jupyter_server_proxy_absolute_keeps_the_path_prefix(jupyter, page) -> None:
     port = free_port()
     url = f'{jupyter}{PREFIX}proxy/absolute/{port}'
     async with jchannel_http.Server(token=TOKEN, port=port, url=url + '/',

@@ -8,29 +8,20 @@ jupyter-server-proxy 4.x it keeps the GET event stream.
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
-import tempfile
-from typing import AsyncIterator
 
-import aiohttp
 import pytest
 
 import jchannel_http
-from support.stand_ins import FakeCloudflared, install_fake_cloudflared, process_gone
-from support.ports import free_port
 from support.calling_page import PAGE_SIDE, KernelSide
+from support.jupyter_proxy import JUPYTER_TOKEN, PREFIX
+from support.stand_ins import FakeCloudflared, install_fake_cloudflared, process_gone
 
 TOKEN = 'browser-tunnel-token-0123'
-JUPYTER_TOKEN = 'jupyter-token-0123456789'
-PREFIX = '/user/alice/'
 
 
 @pytest.fixture
 def fake_cloudflared(tmp_path, monkeypatch) -> FakeCloudflared:
     return install_fake_cloudflared(tmp_path, monkeypatch)
-
 
 
 async def calls_both_ways(server: jchannel_http.Server, page) -> None:
@@ -57,49 +48,6 @@ async def test_a_page_through_the_fake_cloudflared(fake_cloudflared, browser) ->
         pid = server.tunnel.pid
         await server.stop()
     assert process_gone(pid)
-
-
-@pytest.fixture
-async def jupyter() -> AsyncIterator[str]:
-    """A real Jupyter server with jupyter-server-proxy under PREFIX, token auth; its origin."""
-    port = free_port()
-    root = tempfile.TemporaryDirectory(prefix='jchannel-jupyter-')
-    others = ('jupyterlab', 'nbclassic', 'notebook', 'jupyter_lsp', 'jupyter_server_terminals',
-              'notebook_shim')  # not needed: off, for a faster start
-    only_the_proxy = repr({'jupyter_server_proxy': True, **{name: False for name in others}})
-    env = {**os.environ, 'JUPYTER_RUNTIME_DIR': root.name, 'JUPYTER_DATA_DIR': root.name}
-    process = subprocess.Popen(
-        [sys.executable, '-m', 'jupyter_server', '--no-browser', '--allow-root',
-         '--ip=127.0.0.1', f'--port={port}', f'--IdentityProvider.token={JUPYTER_TOKEN}',
-         f'--ServerApp.base_url={PREFIX}', f'--ServerApp.root_dir={root.name}',
-         f'--ServerApp.jpserver_extensions={only_the_proxy}'],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    origin = f'http://127.0.0.1:{port}'
-    try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(150):
-                if process.poll() is not None:
-                    raise RuntimeError(f'jupyter exited: {process.stderr.read().decode()}')
-                try:
-                    async with http.get(f'{origin}{PREFIX}api/status',
-                                        params={'token': JUPYTER_TOKEN}) as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.2)
-            else:
-                raise RuntimeError('jupyter did not answer within 30 s')
-        yield origin
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        process.stderr.close()
-        root.cleanup()
 
 
 async def test_a_page_through_jupyter_server_proxy(jupyter, browser, monkeypatch) -> None:

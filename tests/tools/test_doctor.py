@@ -22,9 +22,9 @@ import pytest
 import jchannel_http
 from jchannel_http.doctor import OK, PROBLEM, INFO, SKIPPED, Doctor, Report
 from support.colab_proxy import ColabProxy
-from support.stand_ins import FakeCloudflared, install_fake_cloudflared
 from support.nginx import CONFIG
 from support.ports import free_port, refused_port
+from support.stand_ins import FakeCloudflared, install_fake_cloudflared
 
 TOKEN = 'doctor-token-0123456789'
 MiB = 1024 * 1024

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from support.chromium import CHROMIUM, CHROMIUM_ARGS
+
 HERE = Path(__file__).resolve().parent.parent / 'support'
 MiB = 1 << 20
 SIZE = 512 * MiB
-CHROMIUM = ['/usr/bin/chromium', '--headless=new', '--no-sandbox', '--disable-gpu',
-            '--disable-background-networking', '--disable-component-update', '--disable-sync',
-            '--no-first-run', '--disable-extensions']
+BROWSER = [CHROMIUM, '--headless=new', *CHROMIUM_ARGS, '--disable-extensions']
 
 
 def rss(pid: int) -> int:
@@ -48,7 +48,7 @@ async def test_512_mib_each_way_into_a_slow_consumer_keeps_kernel_memory_bounded
     browser = None
     try:
         page_url = (await next_line(server, 30))['page_url']
-        browser = subprocess.Popen([*CHROMIUM, f'--user-data-dir={profile.name}', page_url],
+        browser = subprocess.Popen([*BROWSER, f'--user-data-dir={profile.name}', page_url],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                    start_new_session=True)
         assert (await next_line(server, 60))['event'] == 'connected'

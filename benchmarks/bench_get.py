@@ -6,7 +6,7 @@ Run it as ``python benchmarks/bench_get.py``; it prints a table and writes
 
 Three servers run side by side: one with the library's defaults reached directly (the page
 sends its batches in ``POST /messages``), one with ``send_method='get'`` reached directly (the
-GET form alone), and one with the defaults through ``tests/colab_proxy.py`` (streaming variant:
+GET form alone), and one with the defaults through ``tests/support/colab_proxy.py`` (streaming variant:
 POST refused, so the page sends in ``GET /messages``; the stand-in adds its own hop, an aiohttp
 forwarder, as Colab's proxy adds one). For each, ``--runs`` times: the p50 and p99 of
 sequential page -> kernel calls timed in the page with ``performance.now()``, and the rate of
@@ -27,7 +27,7 @@ from playwright.async_api import Page, async_playwright
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / 'tests')]
 import jchannel_http  # noqa: E402
-from colab_proxy import ColabProxy  # noqa: E402
+from support.colab_proxy import ColabProxy  # noqa: E402
 
 CHROMIUM = '/usr/bin/chromium'
 CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
@@ -127,7 +127,7 @@ async def main(runs: int, count: int, many: int) -> str:
         f'- {runs} runs of {count} sequential calls (after {count // 10} untimed) and '
         f'{many:,} calls in flight at once, per path, interleaved',
         '- POST: a server reached directly; GET, plain path: a server with send_method=\'get\' '
-        'reached directly; GET, through the stand-in: a server behind tests/colab_proxy.py '
+        'reached directly; GET, through the stand-in: a server behind tests/support/colab_proxy.py '
         '(streaming variant, one more hop), where POST is refused and the page moves to GET',
         '',
         '| figure | POST, plain path | GET, plain path | GET, through the stand-in | ratio '

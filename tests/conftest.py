@@ -1,46 +1,28 @@
-"""Shared fixtures: a real kernel server on a free loopback port, HTTP helpers, and headless
-Chromium (Debian's, driven by Playwright)."""
+"""What every layer of the tests shares: ``tests/`` on ``sys.path`` (so ``from support... import``
+works from every folder), a real kernel server on a free loopback port and an HTTP session holding
+its token. Playwright's fixtures live in the conftest of each folder that uses a browser, so the
+pure layers never import it."""
 
 from __future__ import annotations
 
-from typing import AsyncIterator
+import sys
+from pathlib import Path
 
-import aiohttp
-import pytest
-from playwright.async_api import Browser, Page, async_playwright
+TESTS = Path(__file__).resolve().parent
+if str(TESTS) not in sys.path:
+    sys.path.insert(0, str(TESTS))
 
-import jchannel_http
-from helpers import CHROMIUM, CHROMIUM_ARGS
+from support.kernel_server import TOKEN, http, server  # noqa: E402,F401 (fixtures)
 
-TOKEN = 'test-token-0123456789'
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[jchannel_http.Server]:
-    server = jchannel_http.Server(token=TOKEN, heartbeat=1)
-    await server.start()
-    yield server
-    await server.stop()
+LAYERS = ('protocol', 'kernel', 'http', 'browser', 'notebook', 'tools', 'paths', 'compat')
+"""The folders of tests/, each also a marker (``-m 'not browser'``); see pyproject.toml."""
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(headers={'Authorization': f'Bearer {TOKEN}'}) as session:
-        yield session
+def pytest_collection_modifyitems(items: list) -> None:
+    """Marks each test with the layer its folder names."""
+    import pytest
 
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        await browser.close()
-
-
-@pytest.fixture
-async def page(browser: Browser) -> Page:
-    """A tab whose uncaught errors are collected in ``page.errors``."""
-    page = await browser.new_page()
-    page.errors = []
-    page.on('pageerror', lambda error: page.errors.append(error))
-    return page
+    for item in items:
+        parts = Path(item.path).resolve().relative_to(TESTS).parts
+        if len(parts) > 1 and parts[0] in LAYERS:
+            item.add_marker(getattr(pytest.mark, parts[0]))

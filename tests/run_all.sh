@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything the tests need (Python packages, Debian's chromium and nginx), then runs every test:
-# the JavaScript client's unit tests under node, and the Python suite (core, HTTP, browser).
+# the JavaScript client's unit tests under node, and the Python suite, one folder per layer
+# (protocol, http, browser, notebook, tools, paths, compat). Arguments go to pytest:
+#   bash tests/run_all.sh tests/protocol     # one layer
+#   bash tests/run_all.sh -m 'not notebook'  # every layer but one
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

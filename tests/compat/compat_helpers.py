@@ -18,7 +18,7 @@ import types
 
 from playwright.async_api import Page
 
-from helpers import CutProxy
+from support.proxies import CutProxy
 
 LOREM = ('Lorem ipsum dolor sit amet, consectetur adipiscing elit.\n'
          'Sed do eiusmod tempor incididunt ut labore et dolore magna aliqua.\n'

@@ -17,7 +17,7 @@ from jchannel_http.server import Server  # was jchannel.server
 from jchannel_http.types import FrontendError, MetaGenerator, StateError  # was jchannel.types
 
 from compat_helpers import load_client
-from nginx_proxy import free_port
+from support.ports import free_port
 
 HOST = '127.0.0.1'
 

@@ -18,8 +18,8 @@ from jchannel_http.types import FrontendError, MetaGenerator  # was jchannel.typ
 
 from compat_helpers import (LOREM, CloudflareWrapper, NgrokStandIn, indentation_steps,
                             load_client)
-from fake_tunnel import install_fake_cloudflared
-from nginx_proxy import free_port
+from support.ports import free_port
+from support.stand_ins import install_fake_cloudflared
 
 HOST = '127.0.0.1'
 

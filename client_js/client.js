@@ -5,6 +5,7 @@ import { Receiver } from './receiver.js';
 import { Rpc } from './rpc.js';
 import { Sender } from './sender.js';
 import { StreamHub } from './streams.js';
+import { DEFAULT_REMEMBER_SECONDS, TransportMemory, tabStorage } from './transport_memory.js';
 import { TRANSPORTS, transportCandidates } from './transports.js';
 import { DEFAULT_MAX_URL, SEND_METHODS } from './wire.js';
 
@@ -41,6 +42,13 @@ const INACTIVE_STATES = new Set(['stopped', 'failed']);
  *   while the server answers GET, then GET
  * @property {number} [maxUrl] the most characters of a URL built to send over GET (default 8000;
  *   the server's hello may say otherwise); longer batches and chunks are split
+ * @property {number} [rememberTransport] seconds for which a tab remembers the transport and the
+ *   send method that worked for this server (in sessionStorage, by origin and path), so that a
+ *   reload connects on them at once instead of probing; past it the page probes again, and a
+ *   remembered transport that fails is forgotten (default 600; 0 turns the memory off). Unused
+ *   when `transport` is given
+ * @property {{getItem: Function, setItem: Function, removeItem: Function} | null} [storage] where
+ *   that memory is kept (default: the tab's sessionStorage)
  * @property {() => number} [now] the clock, in milliseconds (default: Date.now)
  * @property {() => number} [random] source of numbers in [0, 1) for the backoff jitter
  * @property {(milliseconds: number, signal: AbortSignal) => Promise<void>} [sleep] waits before a
@@ -81,6 +89,10 @@ export class Client {
   #rpc;
   /** @type {StreamHub} */
   #streams;
+  /** @type {TransportMemory} */
+  #memory;
+  /** @type {string | null} what the memory holds now, as 'transport method' */
+  #remembered = null;
   /** @type {{resolve: (client: Client) => void, reject: (error: Error) => void}[]} */
   #readyWaiters = [];
   #started = false;
@@ -114,6 +126,8 @@ export class Client {
       maxAhead,
       sendMethod = null,
       maxUrl = DEFAULT_MAX_URL,
+      rememberTransport = DEFAULT_REMEMBER_SECONDS,
+      storage = tabStorage(),
       onstatechange = null,
     } = options;
     if (sendMethod !== null && !SEND_METHODS.includes(sendMethod)) {
@@ -141,6 +155,10 @@ export class Client {
       conn.sendForced = true;
     }
     this.#conn = conn;
+    this.#memory = new TransportMemory({
+      storage: transport === null ? storage : null, url: this.url, now, seconds: rememberTransport,
+    });
+    const remembered = this.#recall(candidates);
     this.#path = new Path(conn, {
       note: (error) => this.#note(error),
       deadline: () => this.#receiver.firstEventDeadline,
@@ -178,7 +196,12 @@ export class Client {
       onFrame: (frame) => this.#onFrame(frame),
       sender: this.#sender,
       path: this.#path,
-    }, { candidates, heartbeat, heartbeatGrace, firstEventDeadline, upgradeInterval });
+      worked: (name) => this.#rememberWorking(name),
+      forget: () => {
+        this.#remembered = null;
+        this.#memory.forget();
+      },
+    }, { candidates, heartbeat, heartbeatGrace, firstEventDeadline, upgradeInterval, remembered });
     this.#rpc = new Rpc({
       client: this,
       send: (frame, epoch) => this.#sender.send(frame, epoch),
@@ -283,6 +306,29 @@ export class Client {
 
   get #active() {
     return !INACTIVE_STATES.has(this.state);
+  }
+
+  /**
+   * @param {string[]} candidates
+   * @returns {string | null} the transport this tab remembers for the server, if it may be used
+   *   (the send method it remembers is taken too, unless sendMethod was given)
+   */
+  #recall(candidates) {
+    const known = this.#memory.recall();
+    if (known === null || candidates.length < 2 || !candidates.includes(known.transport)) return null;
+    const conn = this.#conn;
+    const method = conn.sendForced ? conn.sendMethod : known.sendMethod;
+    if (method === 'get' && TRANSPORTS[known.transport].method !== 'GET') return null;
+    conn.sendMethod = method;
+    this.#remembered = `${known.transport} ${known.sendMethod}`;
+    return known.transport;
+  }
+
+  #rememberWorking(transport) {
+    const now = `${transport} ${this.#conn.sendMethod}`;
+    if (now === this.#remembered) return;
+    this.#remembered = now;
+    this.#memory.remember(transport, this.#conn.sendMethod);
   }
 
   #note(error) {

@@ -24,6 +24,8 @@ const MIN_HOLD_SECONDS = 1;
  * @property {(frame: Record<string, any>) => void} onFrame
  * @property {Sender} sender
  * @property {Path} path
+ * @property {(transport: string) => void} worked the transport passed a hello: remember it
+ * @property {() => void} forget the remembered transport failed: forget it
  */
 
 /**
@@ -33,6 +35,8 @@ const MIN_HOLD_SECONDS = 1;
  * @property {number} heartbeatGrace
  * @property {number} firstEventDeadline
  * @property {number} upgradeInterval
+ * @property {string | null} [remembered] the transport that worked last in this tab: the first
+ *   one tried (the probe of the better ones is skipped); forgotten when it fails first
  */
 
 /**
@@ -61,6 +65,8 @@ export class Receiver {
   /** silences after a hello in a row, on this transport, while the server answered a probe */
   #silences = 0;
   #attempt = 0;
+  /** whether the transport came from memory and has not passed a hello yet */
+  #fromMemory = false;
   /** @type {AbortController | null} */
   #streamController = null;
   /** @type {ReturnType<typeof setTimeout> | undefined} */
@@ -75,7 +81,9 @@ export class Receiver {
    * @param {ReceiverHost} host
    * @param {ReceiverOptions} options
    */
-  constructor(conn, host, { candidates, heartbeat, heartbeatGrace, firstEventDeadline, upgradeInterval }) {
+  constructor(conn, host, {
+    candidates, heartbeat, heartbeatGrace, firstEventDeadline, upgradeInterval, remembered = null,
+  }) {
     this.#conn = conn;
     this.#host = host;
     this.#candidates = candidates;
@@ -85,6 +93,12 @@ export class Receiver {
     this.#upgradeInterval = upgradeInterval;
     /** @type {string} the transport in use, or being tried */
     this.transport = candidates[0];
+    const start = remembered === null ? -1 : candidates.indexOf(remembered);
+    if (start >= 0) {
+      this.#candidate = start;
+      this.transport = remembered;
+      this.#fromMemory = true;
+    }
   }
 
   /** @returns {number} seconds a `/status` probe may take */
@@ -141,6 +155,15 @@ export class Receiver {
       if (!host.active()) return;
       if (failure.cutAt !== null && host.path.shrinkAnswers(failure)) continue;
       if (failure.action === 'refused') failure = host.path.refusedPost(failure, true);
+      if (failure.action === 'advance' && this.#fromMemory) {
+        // the remembered transport does not work (any more): forget it and probe from the best
+        this.#fromMemory = false;
+        host.forget();
+        if (this.#candidate !== 0) {
+          this.#upgradeTransport();
+          continue;
+        }
+      }
       if (failure.action === 'advance' && this.#advanceTransport(failure)) continue;
       host.handleFailure(failure, host.state() === 'connected' ? 'reconnecting' : host.state());
       if (!host.active()) return;
@@ -410,6 +433,8 @@ export class Receiver {
     if (TRANSPORTS[this.transport].streaming) this.#armWatchdog(controller);
     const moved = this.#helloTransport !== this.transport; // back up, after an upgrade
     this.#helloTransport = this.transport;
+    this.#fromMemory = false;
+    host.worked(this.transport);
     if (host.state() === 'connected' && host.lastError() === null && !moved) {
       host.sender.scheduleFlush();
       return;

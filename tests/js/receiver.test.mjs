@@ -38,6 +38,8 @@ function receiverOf(handler, candidates) {
       conn.inbox.receive(frame.seq, frame);
     },
     path: fakePath(conn).path,
+    worked: () => {},
+    forget: () => {},
   };
   host.sender = new Sender(conn, { ...host, postTimeout: 5 });
   const receiver = new Receiver(conn, host, {

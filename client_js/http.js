@@ -2,7 +2,7 @@ import { HEADERS } from './wire.js';
 
 /**
  * What the page does with each HTTP answer, in one table for calls, receive requests and streams
- * alike (see README, "What the page does with each answer"), and the reading of answers that
+ * alike (see README, "How it works", and tests/vectors/answers.json), and the reading of answers that
  * goes with it: `TransportError` (a failed request with its action), `checkResponse`, `readJson`.
  *
  * Every status here either changes what the next request says or ends the retries: a status

@@ -3,7 +3,7 @@ import { Path } from '../../client_js/path.js';
 
 /**
  * A Connection to http://kernel.test whose requests go to `handler` (a fake server: a function
- * of the URL and the init, returning a Response), with sleeps that end at once.
+ * of the URL and the init, returning a Response), with sleeps that end on the next task (so that loops yield to timers).
  *
  * @param {(url: URL, init: RequestInit) => Response | Promise<Response>} handler
  * @param {{maxUrl?: number}} [options]

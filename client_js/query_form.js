@@ -6,9 +6,6 @@
 
 const BINARY_SLICE = 0x8000;
 
-/** Statuses with which a path may refuse a request's method rather than the request itself. */
-export const REFUSAL_STATUSES = new Set([403, 405, 500, 501]);
-
 /**
  * @param {Uint8Array} bytes
  * @returns {string} `bytes` in unpadded base64url

@@ -1,4 +1,5 @@
 import { createParser } from './sse_parser.js';
+import { TRANSPORT_NAMES } from './wire.js';
 
 /**
  * How kernel -> page frames reach the page: one object per transport, tried in
@@ -114,7 +115,7 @@ export const TRANSPORTS = Object.freeze({
 });
 
 /** The order in which a client that is not told which transport to use tries them. */
-export const TRANSPORT_ORDER = Object.freeze(['sse-get', 'sse-post', 'poll']);
+export const TRANSPORT_ORDER = TRANSPORT_NAMES;
 
 /**
  * @param {string | null | undefined} forced a transport name, or null/undefined to probe

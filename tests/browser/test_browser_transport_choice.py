@@ -85,3 +85,44 @@ async def test_a_buffering_path_moves_the_page_down_and_back_up_once_it_stops(pa
             assert page.errors == []
         finally:
             await proxy.stop()
+
+
+async def test_a_reload_behind_a_buffering_path_reconnects_on_the_remembered_poll_at_once(page) -> None:
+    # both event streams are held: the first page probes them and ends on poll, and its tab
+    # remembers it; the reloaded page polls at once, with no event stream tried
+    proxy = await HoldingProxy(0, holding=('GET', 'POST')).start()
+    async with jchannel_http.Server(token=TOKEN, heartbeat=1, first_event_deadline=1,
+                                    url=proxy.url) as server:
+        proxy.target = server.port
+        try:
+            channel = await connect(page, server)
+            await wait_for_transport(page, 'poll', 30)
+            await calls_both_ways(page, channel, range(0, 10))
+            first = len(proxy.requests)
+            assert ('GET', '/events') in proxy.requests[:first]
+            assert ('POST', '/events') in proxy.requests[:first]
+            remembered = await page.evaluate('''() => Object.entries(sessionStorage)
+                .filter(([key]) => key.startsWith('jchannel-transport '))
+                .map(([, value]) => JSON.parse(value))''')
+            assert [(m['transport'], m['sendMethod']) for m in remembered] == [('poll', 'post')]
+
+            started = time.monotonic()
+            await page.reload()
+            await page.wait_for_function(
+                '() => window.jchannelClient?.state === "connected"', timeout=10_000, polling=10)
+            elapsed = time.monotonic() - started
+            assert await page.evaluate('window.jchannelClient.transport') == 'poll'
+            assert elapsed < 1.0, f'the reloaded page took {elapsed:.2f} s to connect'
+            after = proxy.requests[first:]
+            assert ('GET', '/poll') in after
+            assert ('GET', '/events') not in after and ('POST', '/events') not in after
+            # no move from one transport to the next was reported either
+            assert await page.evaluate('window.jchannelClient.lastError') is None
+
+            reopened = await server.open(PAGE_SIDE, timeout=30)
+            reopened.handler = KernelSide()
+            await calls_both_ways(page, reopened, range(0, 20))
+            await check_each_ran_once(page, reopened, 20)
+            assert page.errors == []
+        finally:
+            await proxy.stop()

@@ -96,7 +96,7 @@ async def test_a_reload_behind_a_buffering_path_reconnects_on_the_remembered_pol
         proxy.target = server.port
         try:
             channel = await connect(page, server)
-            await wait_for_transport(page, 'poll', 30)
+            await wait_connected(page, 'poll', 30)
             await calls_both_ways(page, channel, range(0, 10))
             first = len(proxy.requests)
             assert ('GET', '/events') in proxy.requests[:first]

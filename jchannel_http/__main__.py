@@ -2,6 +2,7 @@
 
 ``python -m jchannel_http demo [--host H] [--port P]``: serve a demo page until interrupted.
 ``python -m jchannel_http doctor URL [--token T]``: probe a running server through the path.
+``python -m jchannel_http --version``: print the version.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ import argparse
 import asyncio
 import sys
 
-from . import demo, doctor
+from . import __version__, demo, doctor
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog='python -m jchannel_http')
+    parser.add_argument('--version', action='version', version=f'jchannel_http {__version__}')
     commands = parser.add_subparsers(dest='command', required=True)
     demo_parser = commands.add_parser('demo', help='serve a demo page until interrupted')
     demo_parser.add_argument('--host', default='127.0.0.1')

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs everything the tests need (Python packages, Debian's chromium and nginx), then runs every test:
-# the JavaScript client's unit tests under node, and the Python suite (core, HTTP, browser).
+# the JavaScript client's unit tests under node, the documentation site (mkdocs --strict) and the
+# Python suite (core, HTTP, browser).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
+python3 -m pip install --quiet --disable-pip-version-check -e '.[test,docs]'
 
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
@@ -16,4 +17,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 node --test tests/js/
+site=$(mktemp -d)
+python3 -m mkdocs build --quiet --strict -d "$site"   # broken links and anchors fail it
+rm -rf "$site"
 python3 -m pytest -q -p no:cacheprovider "$@"

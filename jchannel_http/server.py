@@ -358,12 +358,15 @@ class Server:
         not beyond the loop time ``end``, a call's deadline).
 
         In a notebook, a missing page is brought back through the running cell's output: the
-        server shows the bootstrap there again (after a reload, the tab has no client).
+        server shows the bootstrap there again (after a reload, the tab has no client), and the
+        wait lasts at least ``client_load_timeout`` so that the tab can load it.
         """
         if self._gate.is_live(time.monotonic()):
             return
         if self._notebook is not None and not self._stopped:
             self._notebook.show()
+            if timeout is not None:  # the tab needs time to load the client it just got
+                timeout = max(timeout, self.options.client_load_timeout)
         loop = asyncio.get_running_loop()
         bounds = [bound for bound in (None if timeout is None else loop.time() + timeout, end)
                   if bound is not None]

@@ -24,6 +24,10 @@ def main(argv: list[str] | None = None) -> int:
                              help='port to listen on (0 picks a free one; default 8765)')
     demo_parser.add_argument('--interval', type=float, default=2.0,
                              help='seconds between the calls the kernel makes into the page')
+    demo_parser.add_argument('--calls', type=int, default=None, metavar='N',
+                             help='make N calls into the page, then only answer (default: no '
+                                  'end; a small N keeps the frame numbers of a session driven '
+                                  'by hand with curl as README shows them)')
     doctor_parser = commands.add_parser(
         'doctor', help='probe a running server through whatever sits in between',
         description='Probe a running kernel server the way the page client does, print a '
@@ -41,7 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == 'doctor':
         return run_doctor(parser, args)
     try:
-        asyncio.run(demo.run(args.host, args.port, args.interval))
+        if args.calls is not None and args.calls < 0:
+            parser.error('--calls must be 0 or more')
+        if not args.interval >= 0:
+            parser.error('--interval must be 0 or more seconds')
+        asyncio.run(demo.run(args.host, args.port, args.interval, args.calls))
     except KeyboardInterrupt:
         print('stopped', file=sys.stderr)
     return 0

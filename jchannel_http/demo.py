@@ -246,8 +246,10 @@ def demo_channel(server: Server) -> Channel:
     return channel
 
 
-async def run(host: str = '127.0.0.1', port: int = 8765, interval: float = 2.0) -> None:
-    """Serve the demo until cancelled."""
+async def run(host: str = '127.0.0.1', port: int = 8765, interval: float = 2.0,
+              calls: int | None = None) -> None:
+    """Serve the demo until cancelled; the kernel calls the page every ``interval`` seconds,
+    ``calls`` times (None: with no end), and keeps answering the page afterwards."""
     async with Server(host, port) as server:
         print(f'Open this address in a browser: {server.page_url}', flush=True)
         channel = demo_channel(server)
@@ -260,6 +262,8 @@ async def run(host: str = '127.0.0.1', port: int = 8765, interval: float = 2.0) 
             except JChannelError as exc:
                 log.info('waiting for a page: %s', exc)
         for count in itertools.count(1):
+            if calls is not None and count > calls:
+                await asyncio.Event().wait()  # the page and curl may still call the kernel
             await asyncio.sleep(interval)
             method = 'indentLeft' if count % 2 else 'indentRight'
             try:

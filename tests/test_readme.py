@@ -200,7 +200,8 @@ async def run_page(sample: Sample, page: Page) -> None:
 
 # -- the kernel and page samples, in order -----------------------------------------------------
 
-async def test_kernel_page_and_script_samples_run_as_written(tmp_path, monkeypatch) -> None:
+async def test_kernel_page_and_script_samples_run_as_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # the samples write files (data.bin)
     namespace: dict[str, Any] = {'__name__': '__readme__'}
     servers: list[jchannel_http.Server] = []
@@ -340,7 +341,7 @@ async def read_demo_line(stream: asyncio.StreamReader, pattern: str) -> re.Match
     raise AssertionError(f'the demo did not print {pattern!r}')
 
 
-async def test_the_curl_walkthrough_runs_against_the_demo(tmp_path) -> None:
+async def test_the_curl_walkthrough_runs_against_the_demo(tmp_path: Path) -> None:
     demo = await asyncio.create_subprocess_exec(
         sys.executable, '-m', 'jchannel_http', 'demo', '--port', '0', '--interval', '0.3',
         '--calls', '2', cwd=ROOT, stdout=asyncio.subprocess.PIPE,

@@ -2,6 +2,7 @@
 
 ``python -m jchannel_http demo [--host H] [--port P]``: serve a demo page until interrupted.
 ``python -m jchannel_http doctor URL [--token T]``: probe a running server through the path.
+``python -m jchannel_http --version``: print the version.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ import argparse
 import asyncio
 import sys
 
+from ._version import __version__
 from .tools import demo, doctor
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog='python -m jchannel_http')
+    parser.add_argument('--version', action='version', version=f'jchannel_http {__version__}')
     commands = parser.add_subparsers(dest='command', required=True)
     demo_parser = commands.add_parser('demo', help='serve a demo page until interrupted')
     demo_parser.add_argument('--host', default='127.0.0.1')
@@ -22,6 +25,10 @@ def main(argv: list[str] | None = None) -> int:
                              help='port to listen on (0 picks a free one; default 8765)')
     demo_parser.add_argument('--interval', type=float, default=2.0,
                              help='seconds between the calls the kernel makes into the page')
+    demo_parser.add_argument('--calls', type=int, default=None, metavar='N',
+                             help='make N calls into the page, then only answer (default: no '
+                                  'end; a small N keeps the frame numbers of a session driven '
+                                  'by hand with curl as README shows them)')
     doctor_parser = commands.add_parser(
         'doctor', help='probe a running server through whatever sits in between',
         description='Probe a running kernel server the way the page client does, print a '
@@ -39,7 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == 'doctor':
         return run_doctor(parser, args)
     try:
-        asyncio.run(demo.run(args.host, args.port, args.interval))
+        if args.calls is not None and args.calls < 0:
+            parser.error('--calls must be 0 or more')
+        if not args.interval >= 0:
+            parser.error('--interval must be 0 or more seconds')
+        asyncio.run(demo.run(args.host, args.port, args.interval, args.calls))
     except KeyboardInterrupt:
         print('stopped', file=sys.stderr)
     return 0

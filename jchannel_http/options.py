@@ -62,6 +62,12 @@ class Options:
     """Seconds after which the server ends an event stream with a ``retry:`` hint; the page
     reconnects at once and resumes (proxies that hold or time out long requests let go)."""
 
+    client_load_timeout: float = 15.0
+    """Least seconds a wait for a page lasts when it shows the bootstrap in a notebook cell (the
+    first call or ``open``, or the first after a reload): the tab loads the client and connects
+    within that time, whatever shorter ``timeout`` the call was given. A ``deadline`` still
+    bounds it. Outside a notebook, ``timeout`` alone bounds the wait."""
+
     first_event_deadline: float = 3.0
     """Seconds the page waits for an event stream's first event before it asks the server for
     ``/status``: answered while the event is still missing, a proxy is buffering and the page moves
@@ -182,6 +188,7 @@ class Options:
         if not self.shutdown_timeout >= 0:
             raise ValueError('shutdown_timeout must be a non-negative number of seconds')
         for name in ('poll_hold', 'stream_max_age', 'first_event_deadline', 'upgrade_interval',
+                     'client_load_timeout',
                      'head_timeout', 'keepalive_timeout', 'body_timeout'):
             if not getattr(self, name) > 0:
                 raise ValueError(f'{name} must be a positive number of seconds')

@@ -154,10 +154,13 @@ class Server:
         else:
             print(line, file=sys.stderr)
 
-    def _show_bootstrap(self) -> None:
-        """A call found no page: in a notebook, show the bootstrap in the running cell again."""
-        if self._notebook is not None:
-            self._notebook.show()
+    def _show_bootstrap(self) -> bool:
+        """A call found no page: in a notebook, show the bootstrap in the running cell again
+        (and say so)."""
+        if self._notebook is None:
+            return False
+        self._notebook.show()
+        return True
 
     def _settle_bootstrap(self) -> None:
         """A page came in: the notebook's bootstrap output says so."""

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs everything the tests need (Python packages, Debian's chromium and nginx), then runs every test:
-# the JavaScript client's unit tests under node, and the Python suite, one folder per layer
-# (protocol, http, browser, notebook, tools, paths, compat). Arguments go to pytest:
+# the JavaScript client's unit tests under node, the documentation site (mkdocs --strict) and the
+# Python suite, one folder per layer (protocol, http, browser, notebook, tools, paths, compat).
+# Arguments go to pytest:
 #   bash tests/run_all.sh tests/protocol     # one layer
 #   bash tests/run_all.sh -m 'not notebook'  # every layer but one
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
+python3 -m pip install --quiet --disable-pip-version-check -e '.[test,docs]'
 
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
@@ -19,4 +20,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 node --test tests/js/
+site=$(mktemp -d)
+python3 -m mkdocs build --quiet --strict -d "$site"   # broken links and anchors fail it
+rm -rf "$site"
 python3 -m pytest -q -p no:cacheprovider "$@"

@@ -62,7 +62,7 @@ class Endpoint:
     def __init__(self, url: Callable[[], str], options: Options) -> None:
         self.url = url
         self.options = options
-        self.on_page_wanted: Callable[[], None] | None = None
+        self.on_page_wanted: Callable[[], bool] | None = None
         self.on_page_admitted: Callable[[], None] | None = None
         self._channels: dict[int, Registered] = {}
         self._names: dict[str, Registered] = {}
@@ -243,12 +243,14 @@ class Endpoint:
         not beyond the loop time ``end``, a call's deadline).
 
         A missing page is asked for first (``on_page_wanted``: in a notebook, the server shows
-        the bootstrap again; after a reload, the tab has no client).
+        the bootstrap again; after a reload, the tab has no client). When it was asked for, the
+        wait lasts at least ``client_load_timeout`` so that the tab can load the client.
         """
         if self.page_live():
             return
-        if self.on_page_wanted is not None and not self._stopped:
-            self.on_page_wanted()
+        if self.on_page_wanted is not None and not self._stopped and self.on_page_wanted():
+            if timeout is not None:  # the tab needs time to load the client it just got
+                timeout = max(timeout, self.options.client_load_timeout)
         loop = asyncio.get_running_loop()
         bounds = [bound for bound in (None if timeout is None else loop.time() + timeout, end)
                   if bound is not None]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from typing import Iterator
 
 import pytest
@@ -99,3 +101,46 @@ async def test_stop_makes_a_plain_page_stop_its_client() -> None:
             assert re.fullmatch(r'stopped \(the kernel server was stopped\)', state)
         finally:
             await browser.close()
+
+
+async def test_a_wait_that_shows_the_bootstrap_lasts_long_enough_for_the_tab_to_load_it(
+        published) -> None:
+    shell, outputs = published
+    shell.parent_header = {'msg_id': 'cell-1'}
+    server = await jchannel_http.start(client_load_timeout=1.5)
+    try:
+        # Outside a notebook, timeout alone bounds the wait.
+        started = time.monotonic()
+        with pytest.raises(jchannel_http.StateError, match=r'waited 0.2 s'):
+            await server.open('(channel) => 1', timeout=0.2)
+        assert time.monotonic() - started < 1.2
+        # In a notebook, the wait shows the bootstrap and lasts at least client_load_timeout.
+        server._notebook = NotebookOutput(server.url, server.token, server.client_options())
+        started = time.monotonic()
+        with pytest.raises(jchannel_http.StateError, match=r'waited 1.5 s'):
+            await server.open('(channel) => 1', timeout=0.2)
+        assert time.monotonic() - started >= 1.4
+        assert len(outputs) == 1 and '<script>' in outputs[0]['data']['text/html']
+        # A tab that loads the client after the call's own timeout is still in time.
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(**LAUNCH)
+            try:
+                page = await browser.new_page()
+
+                async def load_later() -> None:
+                    await asyncio.sleep(0.5)
+                    await page.goto(server.page_url)
+
+                loading = asyncio.create_task(load_later())
+                channel = await server.open('(channel) => "loaded in time"', timeout=0.2)
+                await loading
+                assert await channel.echo('x') == ['x']
+            finally:
+                await browser.close()
+    finally:
+        await server.stop()
+
+
+def test_client_load_timeout_must_be_positive() -> None:
+    with pytest.raises(ValueError, match='client_load_timeout must be a positive number'):
+        jchannel_http.Server(client_load_timeout=0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import __version__
+from .frames import TYPES
 
 _ERROR = {'$ref': '#/components/schemas/Error'}
 _CURSOR = {'type': 'string', 'pattern': '^[0-9]{0,16}$'}
@@ -58,8 +59,7 @@ FRAME = {
     'required': ['seq', 'type'],
     'properties': {
         'seq': {'type': 'integer', 'minimum': 1},
-        'type': {'type': 'string',
-                 'enum': ['open', 'close', 'echo', 'call', 'pipe', 'result', 'error']},
+        'type': {'type': 'string', 'enum': list(TYPES)},
         'call': {'type': 'integer', 'minimum': 1},
         'channel': {'type': 'integer', 'minimum': 1},
         'code': {'type': 'string',

@@ -7,6 +7,7 @@ what the page posts, and wakes the event streams when there is something new to 
 from __future__ import annotations
 
 import asyncio
+import collections
 import secrets
 
 from .errors import StateError
@@ -36,6 +37,8 @@ class Link:
         those again by resuming, so a POST carries only later ones."""
         self._changed = asyncio.Event()
         self._room = asyncio.Event()
+        self._waiting: collections.deque[object] = collections.deque()
+        """Senders waiting for room, first come first served (docs/protocol.md, "Sessions")."""
 
     def _make_session(self) -> Session:
         return Session(new_session_id(), self.options.outbox_messages,
@@ -59,7 +62,15 @@ class Link:
         self._room.set()
 
     def push(self, frame: Frame | Prepared) -> Entry | None:
-        """Send ``frame`` now if the outbox has room; return None if it has not."""
+        """Send ``frame`` now if the outbox has room and no sender waits for room before it;
+        return None if not."""
+        if self._waiting:
+            if self.stopped:
+                raise StateError('the server is stopped')
+            return None
+        return self._push(frame)
+
+    def _push(self, frame: Frame | Prepared) -> Entry | None:
         if self.stopped:
             raise StateError('the server is stopped')
         try:
@@ -73,18 +84,31 @@ class Link:
         """Send ``frame``, waiting while the outbox is full (backpressure, never a drop).
 
         The frame is encoded once, before any wait (TypeError for a value that cannot be sent);
-        each acknowledgement that frees room wakes the waiting senders to try again.
+        senders wait in line, first come first served: each acknowledgement that frees room
+        wakes them, and the first in line tries again (a small frame never overtakes a large
+        one that waits, which could then wait for ever).
         """
         prepared = frame if isinstance(frame, Prepared) else Prepared.of(frame)
         session = self.session
-        while True:
-            if session is not self.session:
-                raise StateError('the page client was replaced before this message could be sent')
-            entry = self.push(prepared)
-            if entry is not None:
-                return entry
-            self._room.clear()  # nothing runs between the refusal above and this wait
-            await self._room.wait()
+        entry = self.push(prepared)
+        if entry is not None:
+            return entry
+        turn = object()
+        self._waiting.append(turn)
+        try:
+            while True:
+                if session is not self.session:
+                    raise StateError('the page client was replaced before this message could '
+                                     'be sent')
+                if self._waiting[0] is turn:
+                    entry = self._push(prepared)
+                    if entry is not None:
+                        return entry
+                self._room.clear()  # nothing runs between the refusal above and this wait
+                await self._room.wait()
+        finally:
+            self._waiting.remove(turn)
+            self._room.set()  # the next in line tries
 
     def acknowledge(self, upto: int) -> None:
         """The page processed every frame up to ``upto``."""

@@ -212,6 +212,9 @@ export class Client {
   #epoch = 0;
   #attempt = 0;
   #postAttempt = 0;
+  /** whether the answer to the last POST (or GET) of frames was lost: it may have carried kernel
+   * frames that only another one carries again, so another goes even with nothing to send */
+  #answerLost = false;
   #ackSent = 0;
   #maxBody = Infinity;
   /** @type {number} a body size the path refused (413): later bodies stay under it */
@@ -476,6 +479,7 @@ export class Client {
     this.#inbox.reset();
     this.session = null;
     this.#ackSent = 0;
+    this.#answerLost = false;
     this.#parts = null;
     this.#streams.reset(error);
     this.#streamController?.abort(new TransportError('retry', 'the session was reset'));
@@ -1114,7 +1118,7 @@ export class Client {
 
   #needsFlush() {
     if (!this.#active || this.session === null || this.#hidden) return false;
-    return this.#outbox.size > 0 || this.#inbox.cursor > this.#ackSent;
+    return this.#outbox.size > 0 || this.#inbox.cursor > this.#ackSent || this.#answerLost;
   }
 
   async #flushLoop() {
@@ -1124,6 +1128,7 @@ export class Client {
       while (this.#needsFlush()) {
         const method = this.#sendMethod === 'get' ? 'GET' : 'POST';
         let failure = await (method === 'GET' ? this.#getOnce() : this.#postOnce());
+        this.#answerLost = failure !== null;
         if (failure === null) this.#oddAnswers = 0;
         if (failure === null || !this.#active) continue;
         if (failure.action === 'retry' && isRefusal(failure)) failure = await this.#explain(failure, method);

@@ -225,17 +225,21 @@ class FaultProxy(HoldingProxy):
       proxy would); the client gets the second answer (an event stream is not sent twice);
     - ``cut_response``: the answer passes up to a random byte offset, then a reset (event
       streams are cut part way, after the hello or before it);
+    - ``replay``: the request passes, and reaches the server once more up to ``max_replay``
+      seconds later, after newer ones (a stale copy, as a network that held it would deliver);
+      the copy's answer is read for a moment and thrown away;
 
     and, independently, each request and each answer is held up to ``max_delay`` seconds with
     chance ``delay``. ``counts`` tells how often each fault happened.
     """
 
     RATES = {'drop_request': 0.05, 'cut_request': 0.04, 'drop_response': 0.05,
-             'duplicate': 0.05, 'cut_response': 0.06}
+             'duplicate': 0.05, 'cut_response': 0.06, 'replay': 0.05}
 
     def __init__(self, target: int, seed: int, port: int = 0,
                  rates: dict[str, float] | None = None, delay: float = 0.15,
-                 max_delay: float = 0.03, max_cut: int = 16 * 1024) -> None:
+                 max_delay: float = 0.03, max_cut: int = 16 * 1024,
+                 max_replay: float = 0.5) -> None:
         super().__init__(target, port, holding=())
         self.seed = seed
         self.rates = dict(self.RATES if rates is None else rates)
@@ -245,6 +249,8 @@ class FaultProxy(HoldingProxy):
         self.delay = delay
         self.max_delay = max_delay
         self.max_cut = max_cut
+        self.max_replay = max_replay
+        self._replays: set[asyncio.Future[None]] = set()
         self.calm = False
         """While true, every request passes untouched."""
         self.counts: collections.Counter[str] = collections.Counter()
@@ -282,6 +288,11 @@ class FaultProxy(HoldingProxy):
             return self._reset(request)
         url = f'http://127.0.0.1:{self.target}{request.path_qs}'
         headers = _end_to_end(request.headers)
+        if fault == 'replay':
+            replay = asyncio.ensure_future(self._replay(
+                request.method, url, headers, body, self._random.uniform(0, self.max_replay)))
+            self._replays.add(replay)
+            replay.add_done_callback(self._replays.discard)
         try:
             if fault == 'duplicate':
                 async with self._session.request(request.method, url, headers=headers,
@@ -308,6 +319,23 @@ class FaultProxy(HoldingProxy):
                 return response
         except (aiohttp.ClientError, ConnectionError, asyncio.TimeoutError):
             return self._reset(request)
+
+    async def _replay(self, method: str, url: str, headers: dict[str, str], body: bytes,
+                      after: float) -> None:
+        await asyncio.sleep(after)
+        assert self._session is not None
+        try:
+            async with self._session.request(method, url, headers=headers, data=body or None,
+                                             allow_redirects=False) as upstream:
+                await asyncio.wait_for(upstream.content.read(64 * 1024), 0.2)
+        except (aiohttp.ClientError, ConnectionError, asyncio.TimeoutError):
+            pass
+
+    async def stop(self) -> None:
+        for replay in list(self._replays):
+            replay.cancel()
+        await asyncio.gather(*self._replays, return_exceptions=True)
+        await super().stop()
 
     @staticmethod
     def _reset(request: web.Request) -> web.StreamResponse:

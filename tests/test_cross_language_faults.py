@@ -59,8 +59,11 @@ async def test_kernel_and_node_page_call_each_other_exactly_once_through_faults(
                 try:
                     await asyncio.wait_for(calls_both_ways(page, channel, ids), ROUND_LIMIT)
                 except Exception as exc:
+                    proxy.calm = True
                     raise AssertionError(f'seed {SEED}: round {rounds + 1} failed: {exc!r}; '
-                                         f'faults {dict(proxy.counts)}') from exc
+                                         f'faults {dict(proxy.counts)}; kernel '
+                                         f'{server.status()}; page {await _page_state(page)}; '
+                                         f'last requests {proxy.requests[-8:]}') from exc
                 rounds += 1
                 calls = ids.stop - 1
             proxy.calm = True
@@ -75,3 +78,14 @@ async def test_kernel_and_node_page_call_each_other_exactly_once_through_faults(
         finally:
             await page.close()
             await proxy.stop()
+
+
+async def _page_state(page: NodePage) -> object:
+    """What the node page's client says of itself, for a failure's message."""
+    page.timeout = 5
+    try:
+        return await page.evaluate('({state: jchannelClient.state, transport: '
+                                   'jchannelClient.transport, lastError: '
+                                   'String(jchannelClient.lastError), stats: jchannelClient.stats})')
+    except Exception as exc:  # the page is stuck or gone: say so
+        return repr(exc)

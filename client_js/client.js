@@ -1267,6 +1267,7 @@ export class Client {
             throw new TransportError('retry', 'the answer to a part of a batch has no valid have');
           }
           parts.have = answer.have;
+          this.#postAttempt = 0; // the path answered: a later failure is a first one again
           continue;
         }
         this.#parts = null;

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import random
+import time
 
 import aiohttp
 from aiohttp import web
@@ -254,6 +255,8 @@ class FaultProxy(HoldingProxy):
         self.calm = False
         """While true, every request passes untouched."""
         self.counts: collections.Counter[str] = collections.Counter()
+        self.log: list[tuple[float, str, str, str | None]] = []
+        """(time.monotonic(), method, path and query, fault) of each request, as it arrived."""
         self._random = random.Random(seed)
 
     def _draw(self) -> tuple[str | None, int, float, float]:
@@ -273,6 +276,7 @@ class FaultProxy(HoldingProxy):
         assert self._session is not None
         self.requests.append((request.method, request.path))
         fault, cut, before, after = (None, 0, 0.0, 0.0) if self.calm else self._draw()
+        self.log.append((time.monotonic(), request.method, request.path_qs, fault))
         streaming = request.path.endswith('/events')
         if fault == 'duplicate' and streaming:
             fault = None

@@ -54,10 +54,17 @@ async def test_kernel_and_node_page_call_each_other_exactly_once_through_faults(
             session = server.status()['session']
             proxy.calm = False
             rounds = calls = 0
+            slowest = 0.0
             while calls < MIN_CALLS or time.monotonic() - started < BUDGET:
                 ids = range(calls + 1, calls + 1 + choices.randint(1, MAX_ROUND_CALLS))
+                round_started = time.monotonic()
                 try:
                     await asyncio.wait_for(calls_both_ways(page, channel, ids), ROUND_LIMIT)
+                    slowest = max(slowest, time.monotonic() - round_started)
+                    if os.environ.get('JCHANNEL_FAULT_TRACE') and time.monotonic() - round_started > 2:
+                        for entry in proxy.log:
+                            if entry[0] >= round_started - 0.5:
+                                print(f'{entry[0] - round_started:7.3f} {entry[1]} {entry[2][:60]} {entry[2][-60:]} {entry[3]}')
                 except Exception as exc:
                     proxy.calm = True
                     raise AssertionError(f'seed {SEED}: round {rounds + 1} failed: {exc!r}; '
@@ -69,11 +76,12 @@ async def test_kernel_and_node_page_call_each_other_exactly_once_through_faults(
             proxy.calm = True
             await check_each_ran_once(page, channel, calls)
             assert server.status()['session'] == session, f'seed {SEED}: a new session began'
-            assert await page.evaluate('jchannelClient.state') == 'connected'
+            await _connected(page)
             faults = dict(sorted(proxy.counts.items()))
             assert len(faults) == len(FaultProxy.RATES), f'seed {SEED}: faults {faults}'
             print(f'seed {SEED}: {rounds} rounds, {calls} calls each way in '
-                  f'{time.monotonic() - started:.1f} s through {len(proxy.requests)} requests; '
+                  f'{time.monotonic() - started:.1f} s (slowest round {slowest:.1f} s) through '
+                  f'{len(proxy.requests)} requests; '
                   f'faults {faults}')
         finally:
             await page.close()
@@ -89,3 +97,12 @@ async def _page_state(page: NodePage) -> object:
                                    'String(jchannelClient.lastError), stats: jchannelClient.stats})')
     except Exception as exc:  # the page is stuck or gone: say so
         return repr(exc)
+
+
+async def _connected(page: NodePage) -> None:
+    """Wait (a bounded time) for the node page, maybe between two attempts, to connect."""
+    for _ in range(100):
+        if await page.evaluate('jchannelClient.state') == 'connected':
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f'seed {SEED}: the page is not connected: {await _page_state(page)}')

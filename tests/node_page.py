@@ -33,7 +33,7 @@ class NodePage:
         self._reader: asyncio.Task[None] | None = None
         self._stderr: asyncio.Task[bytes] | None = None
 
-    async def start(self) -> 'NodePage':
+    async def start(self) -> NodePage:
         self._process = await asyncio.create_subprocess_exec(
             'node', str(RUNNER), self.url, self.token, json.dumps(self.options),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,

@@ -19,6 +19,7 @@ import asyncio
 import collections
 import random
 import time
+from typing import ClassVar
 
 import aiohttp
 from aiohttp import web
@@ -234,8 +235,9 @@ class FaultProxy(HoldingProxy):
     chance ``delay``. ``counts`` tells how often each fault happened.
     """
 
-    RATES = {'drop_request': 0.05, 'cut_request': 0.04, 'drop_response': 0.05,
-             'duplicate': 0.05, 'cut_response': 0.06, 'replay': 0.05}
+    RATES: ClassVar[dict[str, float]] = {
+        'drop_request': 0.05, 'cut_request': 0.04, 'drop_response': 0.05, 'duplicate': 0.05,
+        'cut_response': 0.06, 'replay': 0.05}
 
     def __init__(self, target: int, seed: int, port: int = 0,
                  rates: dict[str, float] | None = None, delay: float = 0.15,

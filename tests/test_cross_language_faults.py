@@ -22,7 +22,7 @@ import jchannel_http
 
 from conftest import TOKEN
 from helpers import COUNTING_PAGE, CountingKernel, calls_both_ways, check_each_ran_once
-from node_page import NodePage
+from node_page import NodePage, NodePageError
 from proxies import FaultProxy
 
 SEED = int(os.environ.get('JCHANNEL_SEED') or random.SystemRandom().randrange(2**32))
@@ -95,7 +95,7 @@ async def _page_state(page: NodePage) -> object:
         return await page.evaluate('({state: jchannelClient.state, transport: '
                                    'jchannelClient.transport, lastError: '
                                    'String(jchannelClient.lastError), stats: jchannelClient.stats})')
-    except Exception as exc:  # the page is stuck or gone: say so
+    except (NodePageError, ConnectionError) as exc:  # the page is stuck or gone: say so
         return repr(exc)
 
 

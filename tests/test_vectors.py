@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from jchannel_http.errors import ProtocolError, ResyncError
-from jchannel_http.frames import Frame, Invalid, decode, decode_item, encode, to_dict, TYPES
+from jchannel_http.frames import TYPES, Frame, Invalid, decode, decode_item, encode, to_dict
 from jchannel_http.link import Link
 from jchannel_http.options import Options
 from jchannel_http.session import Entry, Prepared

@@ -100,8 +100,9 @@ async def _page_state(page: NodePage) -> object:
 
 
 async def _connected(page: NodePage) -> None:
-    """Wait (a bounded time) for the node page, maybe between two attempts, to connect."""
-    for _ in range(100):
+    """Wait (a bounded time: past the longest backoff, 30 s) for the node page, maybe between
+    two attempts, to connect."""
+    for _ in range(400):
         if await page.evaluate('jchannelClient.state') == 'connected':
             return
         await asyncio.sleep(0.1)

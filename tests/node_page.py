@@ -1,6 +1,6 @@
 """A page client running in node (tests/js/run_page_client.mjs), driven from a test like a
 Playwright page: ``await page.evaluate(source, arg)`` runs JavaScript where the client lives, so
-helpers written for browser pages (tests/helpers.py) work with it unchanged."""
+the functions written for browser pages in tests/helpers.py work with it unchanged."""
 
 from __future__ import annotations
 

@@ -26,6 +26,9 @@ export class Sender {
   /** @type {{id: string, text: string, have: number, lastSent: number} | null} a GET batch */
   #parts = null;
   #postAttempt = 0;
+  /** whether the answer to the last POST (or GET) of frames was lost: it may have carried kernel
+   * frames that only another one carries again, so another goes even with nothing to send */
+  #answerLost = false;
   #flushing = false;
   /** @type {AbortController | null} */
   #postController = null;
@@ -75,6 +78,7 @@ export class Sender {
   /** The session ended: a GET batch in parts is dropped with it. */
   reset() {
     this.#parts = null;
+    this.#answerLost = false;
   }
 
   /**
@@ -107,7 +111,7 @@ export class Sender {
   #needsFlush() {
     const conn = this.#conn;
     if (!this.#host.active() || conn.session === null || conn.hidden) return false;
-    return conn.outbox.size > 0 || conn.inbox.cursor > conn.ackSent;
+    return conn.outbox.size > 0 || conn.inbox.cursor > conn.ackSent || this.#answerLost;
   }
 
   async #flushLoop() {
@@ -118,6 +122,7 @@ export class Sender {
       while (this.#needsFlush()) {
         const method = this.#conn.sendMethod === 'get' ? 'GET' : 'POST';
         let failure = await (method === 'GET' ? this.#getOnce() : this.#postOnce());
+        this.#answerLost = failure !== null;
         if (failure === null) host.path.passed();
         if (failure === null || !host.active()) continue;
         if (failure.action === 'check') failure = await host.path.explain(failure, method);
@@ -260,6 +265,7 @@ export class Sender {
             throw new TransportError('retry', 'the answer to a part of a batch has no valid have');
           }
           parts.have = answer.have;
+          this.#postAttempt = 0; // the path answered: a later failure is a first one again
           continue;
         }
         this.#parts = null;

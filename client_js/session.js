@@ -27,8 +27,8 @@ const SEQ_HEAD_BYTES = '{"seq":,'.length + String(Number.MAX_SAFE_INTEGER).lengt
 /**
  * The frames sent in one direction and not yet acknowledged, numbered 1, 2, 3, ...
  *
- * The bounds are soft: `push` always accepts a frame, `enqueue` waits until acknowledgements
- * leave room (first come, first served), and nothing is ever dropped before it is acknowledged.
+ * `push` always accepts a frame; `enqueue` waits until the frame fits (see `hasRoom`; first come,
+ * first served), and nothing is ever dropped before it is acknowledged.
  */
 export class Outbox {
   /** @type {OutboxEntry[]} */
@@ -82,9 +82,17 @@ export class Outbox {
     return this.#waiting.length;
   }
 
-  /** @returns {boolean} whether another frame fits within the bounds */
-  hasRoom() {
-    return this.#entries.length < this.maxMessages && this.#bytes < this.maxBytes;
+  /**
+   * Whether a frame of `bytes` UTF-8 bytes (`seq` included) fits: always into an empty outbox
+   * (one large frame can always go), else while fewer than maxMessages frames are held and the
+   * held bytes plus `bytes` stay within maxBytes (docs/protocol.md, "Sessions").
+   *
+   * @param {number} [bytes]
+   * @returns {boolean}
+   */
+  hasRoom(bytes = 0) {
+    if (this.#entries.length === 0) return true;
+    return this.#entries.length < this.maxMessages && this.#bytes + bytes <= this.maxBytes;
   }
 
   /**
@@ -114,7 +122,7 @@ export class Outbox {
     } catch (error) {
       return Promise.reject(error);
     }
-    if (this.#waiting.length === 0 && this.hasRoom()) {
+    if (this.#waiting.length === 0 && this.hasRoom(this.#sizeOf(prepared))) {
       return Promise.resolve(this.#commit(prepared));
     }
     return new Promise((resolve, reject) => this.#waiting.push({ prepared, resolve, reject }));
@@ -212,9 +220,18 @@ export class Outbox {
     return seq;
   }
 
+  /**
+   * @param {PreparedFrame} prepared
+   * @returns {number} the UTF-8 length of the frame's JSON text if numbered next
+   */
+  #sizeOf({ restBytes }) {
+    return `{"seq":${this.#lastSeq + 1},`.length + restBytes;
+  }
+
   #admitWaiting() {
     let admitted = 0;
-    while (admitted < this.#waiting.length && this.hasRoom()) {
+    while (admitted < this.#waiting.length
+      && this.hasRoom(this.#sizeOf(this.#waiting[admitted].prepared))) {
       const { prepared, resolve } = this.#waiting[admitted];
       resolve(this.#commit(prepared));
       admitted += 1;
@@ -234,7 +251,8 @@ export class Inbox {
   #cursor = 0;
 
   /**
-   * @param {{maxAhead?: number}} [options] how far beyond the cursor a frame may arrive
+   * @param {{maxAhead?: number}} [options] a frame numbered beyond cursor + 1 + maxAhead is
+   *   refused, so at most maxAhead frames are held (docs/protocol.md, "Sessions")
    */
   constructor({ maxAhead = DEFAULT_MAX_AHEAD } = {}) {
     /** @type {number} */
@@ -257,16 +275,15 @@ export class Inbox {
    * @param {number} seq
    * @param {T} frame
    * @returns {T[]} empty for duplicates and for frames held until a gap is filled
-   * @throws {RangeError} when `seq` is not a positive integer or is more than maxAhead beyond
-   *   the cursor
+   * @throws {RangeError} when `seq` is not a positive integer or is beyond cursor + 1 + maxAhead
    */
   receive(seq, frame) {
     if (!Number.isSafeInteger(seq) || seq < 1) {
       throw new RangeError(`invalid sequence number ${seq}`);
     }
     if (seq <= this.#cursor || this.#held.has(seq)) return [];
-    if (seq - this.#cursor > this.maxAhead) {
-      const limit = `(limit ${this.maxAhead})`;
+    if (seq > this.#cursor + 1 + this.maxAhead) {
+      const limit = `(limit ${this.maxAhead} ahead)`;
       throw new RangeError(`frame ${seq} is too far ahead of cursor ${this.#cursor} ${limit}`);
     }
     if (seq > this.#cursor + 1) {

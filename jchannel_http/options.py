@@ -37,7 +37,8 @@ class Options:
     """Most encoded bytes the kernel keeps unacknowledged; senders wait beyond it."""
 
     max_ahead: int = 10_000
-    """Most out-of-order frames held while waiting for a gap to be filled."""
+    """Most out-of-order frames held while waiting for a gap to be filled: a page frame numbered
+    beyond ``cursor + 1 + max_ahead`` is refused."""
 
     max_body: int = 1 * MiB
     """Largest request body accepted (413 beyond); the page keeps its batches under it."""

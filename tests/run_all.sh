@@ -12,6 +12,7 @@ python3 -m pip install --quiet --disable-pip-version-check -e '.[test,docs]'
 
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v node >/dev/null || missing+=(nodejs)  # the client's tests, and a page in node
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)  # stream tests behind a proxy
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi

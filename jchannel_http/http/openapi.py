@@ -6,6 +6,7 @@ from typing import Any
 
 from .._version import __version__
 from ..protocol import wire
+from ..protocol.frames import MAX_INTEGER, TYPES
 
 _ERROR = {'$ref': '#/components/schemas/Error'}
 _CURSOR = {'type': 'string', 'pattern': '^[0-9]{0,16}$'}
@@ -58,11 +59,10 @@ FRAME = {
     'type': 'object',
     'required': ['seq', 'type'],
     'properties': {
-        'seq': {'type': 'integer', 'minimum': 1},
-        'type': {'type': 'string',
-                 'enum': ['open', 'close', 'echo', 'call', 'pipe', 'result', 'error']},
-        'call': {'type': 'integer', 'minimum': 1},
-        'channel': {'type': 'integer', 'minimum': 1},
+        'seq': {'type': 'integer', 'minimum': 1, 'maximum': MAX_INTEGER},
+        'type': {'type': 'string', 'enum': list(TYPES)},
+        'call': {'type': 'integer', 'minimum': 1, 'maximum': MAX_INTEGER},
+        'channel': {'type': 'integer', 'minimum': 1, 'maximum': MAX_INTEGER},
         'code': {'type': 'string',
                  'description': 'open: JavaScript source of a function (channel) => ..., one '
                                 'expression or a script whose completion value is the function; '
@@ -71,7 +71,7 @@ FRAME = {
         'args': {'type': 'array'},
         'value': {},
         'message': {'type': 'string'},
-        'stream': {'type': 'integer', 'minimum': 1},
+        'stream': {'type': 'integer', 'minimum': 1, 'maximum': MAX_INTEGER},
     },
     'description': 'A frame; which fields it needs depends on its type (docs/protocol.md).',
 }

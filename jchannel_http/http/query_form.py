@@ -59,6 +59,9 @@ class PartAssembly:
         self.total = 0
         self.text: list[str] = []
         self.have = 0
+        self._done: tuple[str, tuple[str, str], int, str] | None = None
+        """The batch taken last (id, owner, total, text): its last part sent again (the answer
+        was lost) gets it whole again, rather than ``have`` 0 and the batch from its start."""
 
     def add(self, owner: tuple[str, str], query: 'dict[str, str] | object') -> str | None:
         """Take one part (``batch``, ``offset``, ``total``, ``part`` of ``query``) of the batch of
@@ -77,6 +80,10 @@ class PartAssembly:
             raise ProtocolError(f'a batch of {total} characters is larger than max_body allows')
         if offset + len(part) > total:
             raise ProtocolError('part goes beyond total')
+        done = self._done
+        if done is not None and done[:3] == (batch, owner, total) and offset + len(part) == total:
+            self.have = total
+            return done[3]
         if (batch, owner) != (self.batch, self.owner) or total != self.total:
             self._reset()
             if offset != 0:
@@ -90,6 +97,7 @@ class PartAssembly:
         if self.have < self.total:
             return None
         text = ''.join(self.text)
+        self._done = (batch, owner, total, text)
         self._reset()
         self.have = len(text)
         return text

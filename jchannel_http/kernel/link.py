@@ -9,6 +9,7 @@ takes the one way ``protocol/delivery.py`` gives it without anyone yielding to a
 from __future__ import annotations
 
 import asyncio
+import collections
 import secrets
 
 from ..errors import StateError
@@ -39,6 +40,8 @@ class Link:
         """Set when lingering POSTs should look again: they look first (see ``push``)."""
         self._lingering = 0
         self._room = asyncio.Event()
+        self._waiting: collections.deque[object] = collections.deque()
+        """Senders waiting for room, first come first served (docs/protocol.md, "Sessions")."""
 
     @property
     def carried(self) -> set[int]:
@@ -81,7 +84,15 @@ class Link:
             self._changed.set()
 
     def push(self, frame: Frame | Prepared) -> Entry | None:
-        """Send ``frame`` now if the outbox has room; return None if it has not."""
+        """Send ``frame`` now if the outbox has room and no sender waits for room before it;
+        return None if not."""
+        if self._waiting:
+            if self.stopped:
+                raise StateError('the server is stopped')
+            return None
+        return self._push(frame)
+
+    def _push(self, frame: Frame | Prepared) -> Entry | None:
         if self.stopped:
             raise StateError('the server is stopped')
         try:
@@ -95,18 +106,31 @@ class Link:
         """Send ``frame``, waiting while the outbox is full (backpressure, never a drop).
 
         The frame is encoded once, before any wait (TypeError for a value that cannot be sent);
-        each acknowledgement that frees room wakes the waiting senders to try again.
+        senders wait in line, first come first served: each acknowledgement that frees room
+        wakes them, and the first in line tries again (a small frame never overtakes a large
+        one that waits, which could then wait for ever).
         """
         prepared = frame if isinstance(frame, Prepared) else Prepared.of(frame)
         session = self.session
-        while True:
-            if session is not self.session:
-                raise StateError('the page client was replaced before this message could be sent')
-            entry = self.push(prepared)
-            if entry is not None:
-                return entry
-            self._room.clear()  # nothing runs between the refusal above and this wait
-            await self._room.wait()
+        entry = self.push(prepared)
+        if entry is not None:
+            return entry
+        turn = object()
+        self._waiting.append(turn)
+        try:
+            while True:
+                if session is not self.session:
+                    raise StateError('the page client was replaced before this message could '
+                                     'be sent')
+                if self._waiting[0] is turn:
+                    entry = self._push(prepared)
+                    if entry is not None:
+                        return entry
+                self._room.clear()  # nothing runs between the refusal above and this wait
+                await self._room.wait()
+        finally:
+            self._waiting.remove(turn)
+            self._room.set()  # the next in line tries
 
     def acknowledge(self, upto: int) -> None:
         """The page processed every frame up to ``upto``."""

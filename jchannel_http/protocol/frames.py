@@ -163,8 +163,13 @@ def encode(seq: int, frame: Frame) -> bytes:
     return with_seq(seq, encode_rest(frame))
 
 
+MAX_INTEGER = 2**53 - 1
+"""The largest ``seq``, ``call``, ``channel`` or ``stream``: JavaScript holds integers exactly up
+to it, so the page reads the same number (docs/protocol.md, "Frames")."""
+
+
 def _is_integer(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, int) and not isinstance(value, bool) and value <= MAX_INTEGER
 
 
 def _check(name: str, value: Any) -> None:

@@ -126,7 +126,9 @@ class Inbox:
     """Delivers received frames in order, each sequence number exactly once.
 
     ``cursor`` is the highest number up to which every frame was delivered. Frames ahead of
-    ``cursor + 1`` wait (at most ``max_ahead`` of them) until the gap is filled.
+    ``cursor + 1`` wait until the gap is filled; a frame numbered beyond
+    ``cursor + 1 + max_ahead`` is refused (so at most ``max_ahead`` wait), the rule both sides
+    share (docs/protocol.md, "Sessions").
     """
 
     def __init__(self, max_ahead: int = 10_000) -> None:
@@ -141,10 +143,7 @@ class Inbox:
             self.duplicates += 1
             return []
         if seq != self.cursor + 1:
-            if len(self._ahead) >= self.max_ahead:
-                raise ProtocolError(
-                    f'frame {seq} is too far ahead of {self.cursor} ({self.max_ahead} already held)'
-                )
+            self._check_ahead(seq, self.cursor)
             self._ahead[seq] = frame
             return []
         ready = [frame]
@@ -157,19 +156,26 @@ class Inbox:
     def receive_all(self, items: Iterable[tuple[int, Frame]]) -> list[Frame]:
         """Take a batch of ``(seq, frame)`` in order of ``seq``: all of it, or none of it.
 
-        When holding the batch would pass ``max_ahead``, ProtocolError is raised before any
+        When a frame of the batch would be too far ahead, ProtocolError is raised before any
         frame is taken: a frame taken from a refused batch would be acknowledged, never run.
         """
         batch = sorted(items, key=lambda item: item[0])
-        if len(self._ahead) + len(batch) > self.max_ahead:
+        if batch and batch[-1][0] > self.cursor + 1 + self.max_ahead:
             self._check_room([seq for seq, _ in batch])
         ready: list[Frame] = []
         for seq, frame in batch:
             ready.extend(self.receive(seq, frame))
         return ready
 
+    def _check_ahead(self, seq: int, cursor: int) -> None:
+        """Raise ProtocolError if ``seq`` is beyond ``cursor + 1 + max_ahead``."""
+        if seq > cursor + 1 + self.max_ahead:
+            raise ProtocolError(
+                f'frame {seq} is too far ahead of cursor {cursor} (limit {self.max_ahead} ahead)'
+            )
+
     def _check_room(self, seqs: list[int]) -> None:
-        """Raise ProtocolError if receiving the sorted ``seqs`` would hold too many frames."""
+        """Raise ProtocolError if receiving the sorted ``seqs`` would take one too far ahead."""
         cursor, held = self.cursor, set(self._ahead)
         for seq in seqs:
             if seq <= cursor or seq in held:
@@ -179,11 +185,8 @@ class Inbox:
                 while cursor + 1 in held:
                     cursor += 1
                     held.discard(cursor)
-            elif len(held) >= self.max_ahead:
-                raise ProtocolError(
-                    f'frame {seq} is too far ahead of {self.cursor} ({self.max_ahead} would be held)'
-                )
             else:
+                self._check_ahead(seq, cursor)
                 held.add(seq)
 
     @property

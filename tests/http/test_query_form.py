@@ -165,3 +165,24 @@ def test_the_assembly_decodes_only_well_formed_text() -> None:
     assembly = PartAssembly(max_body=30)
     with pytest.raises(ProtocolError, match='max_body'):
         assembly.add(('c', 's'), {'batch': 'b', 'offset': '0', 'total': '100', 'part': 'a'})
+
+
+async def test_the_last_part_sent_again_gets_the_whole_batch_answer_again(server, http) -> None:
+    channel = jchannel_http.Channel(server, 'c', name='q')
+    channel.handler = Counter()
+    response, session = await hello(http, server)
+    try:
+        text = b64(json.dumps(calls(channel.key, 1, 1, 'x' * 3000)).encode())
+        common = {'batch': 'b1', 'total': str(len(text))}
+        await get_messages(http, server, session, offset='0', part=text[:2000], **common)
+        last = {'offset': '2000', 'part': text[2000:], **common}
+        first_answer = (await get_messages(http, server, session, **last))[1]
+        status, again = await get_messages(http, server, session, **last)  # its answer was lost
+        assert status == 200 and 'frames' in again and again['ack'] == first_answer['ack'] == 1
+        assert channel.handler.seen == {3000: 1}  # taken once
+        # a part of an older batch in the middle is still one the server no longer holds
+        status, answer = await get_messages(http, server, session, offset='2000',
+                                            part=text[2000:2100], **common)
+        assert answer == {'ack': 1, 'have': 0}
+    finally:
+        response.close()

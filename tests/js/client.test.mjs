@@ -743,3 +743,21 @@ test('a single frame larger than the path lets through starts a new session, onc
   await assert.rejects(channel.call('huge', 'x'.repeat(5000)), RangeError);
   assert.equal(refused, 1);
 });
+
+test('a POST whose answer was lost is sent again, even with nothing left to send: the answer may have carried kernel frames', async () => {
+  const server = new FakeServer();
+  const { client, channel } = await connectWithChannel(server);
+  server.onMessages = async (body) => {
+    server.processMessages(body); // the kernel takes the call and carries its result back...
+    server.onMessages = (later) => server.processMessages(later);
+    server.stream.hello({ session: 's1', ack: server.kernelInbox.cursor }); // ...acked meanwhile
+    await waitUntil(() => client.stats.outbox.messages === 0);
+    throw new TypeError('the connection was reset'); // ...but the answer is lost
+  };
+  server.carryable.push({ seq: 2, type: 'result', call: 1, value: 'ok' });
+  const call = channel.call('f');
+  assert.equal(await call, 'ok');
+  const last = server.posts[server.posts.length - 1].body;
+  assert.deepEqual(last.messages, []);
+  assert.equal(last.ack, 1);
+});

@@ -113,3 +113,25 @@ test('an answer cut twice at one size makes later answers ask for fewer bytes', 
   await waitUntil(() => server.posts.some((post) => post.url?.searchParams.get('bytes') === '2009'));
   assert.match(client.lastError.message, /cut after 4018 bytes.*at most 2009 bytes/);
 });
+
+test('an answered part of a batch resets the backoff: a path losing every other request does not slow it down more and more', async () => {
+  const server = new FakeServer();
+  const delays = [];
+  let parts = 0;
+  const lossy = (resource, init) => {
+    if (String(resource).includes('&part=') && parts++ % 2 === 1) {
+      return Promise.reject(new TypeError('the connection was reset'));
+    }
+    return server.fetch(resource, init);
+  };
+  const sleep = (milliseconds) => {
+    delays.push(milliseconds);
+    return new Promise((resolve) => setTimeout(resolve, 1));
+  };
+  const { channel } = await withChannel(server, { sendMethod: 'get', maxUrl: 1500, fetch: lossy, sleep });
+  const big = 'x'.repeat(5000);
+  channel.call('big', big).catch(() => {});
+  await waitUntil(() => server.received.some((frame) => frame.name === 'big'));
+  assert.ok(delays.length >= 2, `${delays.length} retries`);
+  assert.deepEqual([...new Set(delays)], [0]);
+});

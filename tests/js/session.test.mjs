@@ -74,6 +74,26 @@ test('hasRoom follows the message and byte bounds', () => {
   assert.ok(!byBytes.hasRoom());
 });
 
+test('hasRoom counts the frame to come: the held bytes plus it stay within maxBytes', () => {
+  const outbox = new Outbox({ maxBytes: 100 });
+  assert.ok(outbox.hasRoom(10_000)); // an empty outbox takes one frame of any size
+  outbox.push({ type: 'echo', args: ['x'.repeat(40)] });
+  const held = outbox.bytes;
+  assert.ok(outbox.hasRoom(100 - held));
+  assert.ok(!outbox.hasRoom(100 - held + 1));
+});
+
+test('enqueue waits when the frame would pass maxBytes, not only once it is passed', async () => {
+  const outbox = new Outbox({ maxBytes: 100 });
+  await outbox.enqueue({ type: 'echo', args: ['x'.repeat(40)] });
+  const second = outbox.enqueue({ type: 'echo', args: ['x'.repeat(40)] });
+  assert.equal(outbox.waiting, 1);
+  assert.ok(outbox.bytes <= 100);
+  outbox.ack(1);
+  assert.equal(await second, 2);
+  assert.equal(outbox.waiting, 0);
+});
+
 test('enqueue waits for room, first come first served, and reset rejects the waiting ones', async () => {
   const outbox = new Outbox({ maxMessages: 2 });
   const order = [];
@@ -124,7 +144,8 @@ test('inbox hands out frames in order, exactly once, holding early ones', () => 
 test('inbox refuses frames too far ahead and invalid numbers', () => {
   const inbox = new Inbox({ maxAhead: 3 });
   assert.deepEqual(inbox.receive(3, 'c'), []);
-  assert.throws(() => inbox.receive(4, 'd'), RangeError);
+  assert.deepEqual(inbox.receive(4, 'd'), []); // cursor + 1 + maxAhead: the last one held
+  assert.throws(() => inbox.receive(5, 'e'), /too far ahead of cursor 0 \(limit 3 ahead\)/);
   assert.throws(() => inbox.receive(0, 'zero'), RangeError);
   assert.throws(() => inbox.receive(1.5, 'half'), RangeError);
 });

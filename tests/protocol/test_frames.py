@@ -53,3 +53,10 @@ def test_values_json_cannot_carry_give_a_clear_type_error() -> None:
         encode(1, Result(1, object()))
     with pytest.raises(TypeError, match=r'cannot send result\[0\]: the integer 1180591620717411303424 is beyond'):
         encode(1, Result(1, [2**70]))
+
+
+def test_openapi_frame_types_are_the_frames_modules() -> None:
+    from jchannel_http.protocol.frames import TYPES
+    from jchannel_http.http.openapi import FRAME
+    assert FRAME['properties']['type']['enum'] == list(TYPES)
+    assert 'stop' in FRAME['properties']['type']['enum']

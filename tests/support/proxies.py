@@ -9,12 +9,18 @@
   connection of a request it sent was cut before the answer).
 - ``ChaosProxy``: a TCP proxy that cuts some connections at a random byte offset and delays data.
 - ``CutProxy``: a TCP proxy whose connections the test cuts at will.
+- ``FaultProxy``: an HTTP proxy that, reproducibly from a seed, drops requests before they reach
+  the server, drops answers after the server acted, sends requests twice, delays both ways, cuts
+  request bodies and answers (event streams too) part way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import random
+import time
+from typing import ClassVar
 
 import aiohttp
 from aiohttp import web
@@ -258,3 +264,158 @@ class CutProxy:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+class FaultProxy(HoldingProxy):
+    """Forwards to ``127.0.0.1:<target>``, streaming every answer, and misbehaves on a share of
+    the requests, each fault drawn from ``random.Random(seed)`` in the order requests arrive.
+
+    Faults (``rates`` gives each one's chance per request; at most one per request):
+
+    - ``drop_request``: the request never reaches the server; the client's connection is reset;
+    - ``cut_request``: the server gets the head and part of the body, then a reset, and the
+      client's connection is reset;
+    - ``drop_response``: the server answers in full, the client's connection is reset instead;
+    - ``duplicate``: the request reaches the server twice, one after the other (as a retry by a
+      proxy would); the client gets the second answer (an event stream is not sent twice);
+    - ``cut_response``: the answer passes up to a random byte offset, then a reset (event
+      streams are cut part way, after the hello or before it);
+    - ``replay``: the request passes, and reaches the server once more up to ``max_replay``
+      seconds later, after newer ones (a stale copy, as a network that held it would deliver);
+      the copy's answer is read for a moment and thrown away;
+
+    and, independently, each request and each answer is held up to ``max_delay`` seconds with
+    chance ``delay``. ``counts`` tells how often each fault happened.
+    """
+
+    RATES: ClassVar[dict[str, float]] = {
+        'drop_request': 0.05, 'cut_request': 0.04, 'drop_response': 0.05, 'duplicate': 0.05,
+        'cut_response': 0.06, 'replay': 0.05}
+
+    def __init__(self, target: int, seed: int, port: int = 0,
+                 rates: dict[str, float] | None = None, delay: float = 0.15,
+                 max_delay: float = 0.03, max_cut: int = 16 * 1024,
+                 max_replay: float = 0.5) -> None:
+        super().__init__(target, port, holding=())
+        self.seed = seed
+        self.rates = dict(self.RATES if rates is None else rates)
+        unknown = set(self.rates) - set(self.RATES)
+        if unknown:
+            raise ValueError(f'unknown faults {sorted(unknown)}; known: {sorted(self.RATES)}')
+        self.delay = delay
+        self.max_delay = max_delay
+        self.max_cut = max_cut
+        self.max_replay = max_replay
+        self._replays: set[asyncio.Future[None]] = set()
+        self.calm = False
+        """While true, every request passes untouched."""
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.log: list[tuple[float, str, str, str | None]] = []
+        """(time.monotonic(), method, path and query, fault) of each request, as it arrived."""
+        self._random = random.Random(seed)
+
+    def _draw(self) -> tuple[str | None, int, float, float]:
+        """The fault for the next request, a cut offset, and its two delays."""
+        roll, fault = self._random.random(), None
+        for name, rate in self.rates.items():
+            if roll < rate:
+                fault = name
+                break
+            roll -= rate
+        cut = self._random.randrange(self.max_cut)
+        delays = [self._random.uniform(0, self.max_delay) if self._random.random() < self.delay
+                  else 0.0 for _ in range(2)]
+        return fault, cut, delays[0], delays[1]
+
+    async def _forward(self, request: web.Request) -> web.StreamResponse:
+        assert self._session is not None
+        self.requests.append((request.method, request.path))
+        fault, cut, before, after = (None, 0, 0.0, 0.0) if self.calm else self._draw()
+        self.log.append((time.monotonic(), request.method, request.path_qs, fault))
+        streaming = request.path.endswith('/events')
+        if fault == 'duplicate' and streaming:
+            fault = None
+        body = await request.read()
+        if before:
+            await asyncio.sleep(before)
+        if fault is not None:
+            self.counts[fault] += 1
+        if fault == 'drop_request':
+            return self._reset(request)
+        if fault == 'cut_request':
+            await self._send_part(request, body, cut)
+            return self._reset(request)
+        url = f'http://127.0.0.1:{self.target}{request.path_qs}'
+        headers = _end_to_end(request.headers)
+        if fault == 'replay':
+            replay = asyncio.ensure_future(self._replay(
+                request.method, url, headers, body, self._random.uniform(0, self.max_replay)))
+            self._replays.add(replay)
+            replay.add_done_callback(self._replays.discard)
+        try:
+            if fault == 'duplicate':
+                async with self._session.request(request.method, url, headers=headers,
+                                                 data=body or None, allow_redirects=False) as first:
+                    await first.read()
+            async with self._session.request(request.method, url, headers=headers,
+                                             data=body or None, allow_redirects=False) as upstream:
+                if fault == 'drop_response':
+                    await upstream.read()
+                    return self._reset(request)
+                response = web.StreamResponse(status=upstream.status,
+                                              headers=_end_to_end(upstream.headers))
+                if after:
+                    await asyncio.sleep(after)
+                await response.prepare(request)
+                passed = 0
+                async for chunk in upstream.content.iter_any():
+                    if fault == 'cut_response' and passed + len(chunk) >= cut:
+                        await response.write(chunk[:cut - passed])
+                        return self._reset(request)
+                    passed += len(chunk)
+                    await response.write(chunk)
+                await response.write_eof()
+                return response
+        except (aiohttp.ClientError, ConnectionError, asyncio.TimeoutError):
+            return self._reset(request)
+
+    async def _replay(self, method: str, url: str, headers: dict[str, str], body: bytes,
+                      after: float) -> None:
+        await asyncio.sleep(after)
+        assert self._session is not None
+        try:
+            async with self._session.request(method, url, headers=headers, data=body or None,
+                                             allow_redirects=False) as upstream:
+                await asyncio.wait_for(upstream.content.read(64 * 1024), 0.2)
+        except (aiohttp.ClientError, ConnectionError, asyncio.TimeoutError):
+            pass
+
+    async def stop(self) -> None:
+        for replay in list(self._replays):
+            replay.cancel()
+        await asyncio.gather(*self._replays, return_exceptions=True)
+        await super().stop()
+
+    @staticmethod
+    def _reset(request: web.Request) -> web.StreamResponse:
+        """Reset the client's connection; the returned answer is never written."""
+        if request.transport is not None:
+            request.transport.abort()
+        return web.Response(status=502)
+
+    async def _send_part(self, request: web.Request, body: bytes, cut: int) -> None:
+        """Send the server the request's head and at most ``cut`` bytes of its body, then a
+        reset (a body not cut short loses its last byte)."""
+        head = [f'{request.method} {request.path_qs} HTTP/1.1', f'Host: 127.0.0.1:{self.target}',
+                f'Content-Length: {len(body)}']
+        head += [f'{name}: {value}' for name, value in _end_to_end(request.headers).items()]
+        part = body[:min(cut, max(0, len(body) - 1))]
+        try:
+            _, writer = await asyncio.open_connection('127.0.0.1', self.target)
+        except OSError:
+            return
+        writer.write(('\r\n'.join(head) + '\r\n\r\n').encode('latin-1') + part)
+        try:
+            await writer.drain()
+            await asyncio.sleep(0.01)
+        except ConnectionError:
+            pass
+        writer.transport.abort()

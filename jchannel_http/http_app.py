@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 import secrets
@@ -35,7 +36,6 @@ from .stream_http import stream_routes
 
 log = logging.getLogger('jchannel_http')
 SERVER = web.AppKey('server', Server)
-PREFIX = web.AppKey('prefix', str)
 PUBLIC = {'/client.js', '/openapi.json', '/page', '/favicon.ico'}  # static content, no data
 ALLOWED_HEADERS = ('Authorization, Content-Type, Last-Event-ID, ngrok-skip-browser-warning, '
                    'X-XSRFToken, Stream-Offset, Stream-End, Stream-Total')
@@ -424,22 +424,65 @@ def make_app(server: Server) -> web.Application:
     app.router.add_get('/favicon.ico', favicon)
     app.router.add_get('/probe/websocket', websocket_probe)
     app.add_routes(stream_routes(server, _cors))
-    app[PREFIX] = URL(server.url).path.rstrip('/')
-    _serve_under_prefix(app.router, app[PREFIX])
+    app.router.register_resource(UnderPrefix(app.router, lambda: url_prefix(server)))
     return app
 
 
-def _serve_under_prefix(router: web.UrlDispatcher, prefix: str) -> None:
-    """Serve every route under ``prefix`` too, for proxies that keep the URL's path prefix."""
-    if not prefix:
-        return
-    for route in list(router.routes()):
-        router.add_route(route.method, prefix + route.resource.canonical, route.handler)
+def url_prefix(server: Server) -> str:
+    """The path prefix of the server's URL now ('' for none): a tunnel's URL is known only
+    once its launcher has started, after the application was built."""
+    return _path_of(server.url)
+
+
+@functools.lru_cache(maxsize=8)
+def _path_of(url: str) -> str:
+    return URL(url).path.rstrip('/')
+
+
+class UnderPrefix(web.AbstractResource):
+    """Every route again under the server URL's path prefix, for proxies that keep it. The
+    prefix is read at each request: a tunnel's URL is known only once the server listens."""
+
+    def __init__(self, router: web.UrlDispatcher, prefix: Callable[[], str]) -> None:
+        super().__init__()
+        self._router = router
+        self._prefix = prefix
+
+    @property
+    def canonical(self) -> str:
+        return '/'  # tried after every route, as the root of any path
+
+    async def resolve(self, request: web.Request) -> tuple[Any, set[str]]:
+        prefix = self._prefix()
+        if not prefix or not request.path.startswith(prefix + '/'):
+            return None, set()
+        found = await self._router.resolve(request.clone(rel_url=request.path[len(prefix):]))
+        if found.http_exception is not None:
+            return None, set(getattr(found.http_exception, 'allowed_methods', ()))
+        return found, set()
+
+    def url_for(self, **kwargs: str) -> URL:
+        raise NotImplementedError('the routes under the prefix have no URLs of their own')
+
+    def add_prefix(self, prefix: str) -> None:
+        raise NotImplementedError('the server is not mounted under another application')
+
+    def get_info(self) -> dict[str, Any]:
+        return {'prefix': self._prefix()}
+
+    def raw_match(self, path: str) -> bool:
+        return False
+
+    def __len__(self) -> int:
+        return 0
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(())
 
 
 def _route_path(request: web.Request) -> str:
     """The request's path without the server URL's path prefix, if it carries it."""
-    prefix = request.app[PREFIX]
+    prefix = url_prefix(request.app[SERVER])
     if prefix and request.path.startswith(prefix + '/'):
         return request.path[len(prefix):]
     return request.path

@@ -1376,14 +1376,18 @@ async function readJson(response, signal) {
     bytes.set(part, at);
     at += part.length;
   }
-  const length = Number(response.headers.get('content-length'));
-  if (Number.isSafeInteger(length) && length > received) throw cutAnswer(received, response.status);
+  // A whole JSON object is a whole answer: behind a compressing proxy Content-Length counts the
+  // encoded bytes, more than the decoded ones for a small answer, and is no sign of a cut.
+  let parsed;
   try {
-    return JSON.parse(new TextDecoder().decode(bytes));
+    parsed = JSON.parse(new TextDecoder().decode(bytes));
   } catch {
     if (received > 0 && bytes[received - 1] !== 0x7d) throw cutAnswer(received, response.status);
+    const length = Number(response.headers.get('content-length'));
+    if (Number.isSafeInteger(length) && length > received) throw cutAnswer(received, response.status);
     throw new TransportError('retry', 'the answer is not valid JSON', response.status);
   }
+  return parsed;
 }
 
 function cutAnswer(received, status) {

@@ -8,6 +8,9 @@ the server, does a WebSocket upgrade pass (for information: jchannel_http uses n
 long a round trip takes. It ends with the transport the page client will choose and, for each
 problem, what to change.
 
+The doctor goes where the browser goes: through the forward proxy named by ``--proxy``, else by
+``HTTPS_PROXY``/``HTTP_PROXY`` (``NO_PROXY`` honoured), as a browser set up with them does.
+
 To probe the event streams and the long-poll, the doctor connects as a page client for a few
 seconds (client id ``doctor-...``) and releases the server when done. While a page is connected
 those rows are skipped (the server lets one page in at a time); a kernel call waiting for a page
@@ -24,6 +27,7 @@ import secrets
 import ssl
 import statistics
 import time
+import urllib.request
 from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
@@ -179,8 +183,13 @@ class Doctor:
 
     def __init__(self, url: str, token: str | None = None,
                  headers: dict[str, str] | None = None, deadline: float = 3.0,
-                 hold: float = 2.0, timeout: float = 30.0) -> None:
+                 hold: float = 2.0, timeout: float = 30.0, proxy: str | None = None) -> None:
         self.url, token_in_url = split_page_url(url)
+        if proxy is not None and not proxy.startswith(('http://', 'https://')):
+            raise ValueError(f'the proxy {proxy!r} is not an http(s) URL: give it as '
+                             'http://host:port')
+        self.proxy = proxy
+        """The forward proxy for every request; None: HTTPS_PROXY/HTTP_PROXY/NO_PROXY decide."""
         self.token = token or token_in_url
         self.headers = headers or {}
         self.deadline = deadline
@@ -226,7 +235,8 @@ class Doctor:
 
     async def run(self) -> Report:
         connector = aiohttp.TCPConnector(ssl=ssl.create_default_context())
-        async with aiohttp.ClientSession(connector=connector, headers=self.headers) as http:
+        async with aiohttp.ClientSession(connector=connector, headers=self.headers,
+                                         proxy=self.proxy, trust_env=True) as http:
             self._http = http
             checks = [await self.reachable()]
             if checks[0].status == PROBLEM:
@@ -250,13 +260,21 @@ class Doctor:
         return Report(self.url, checks, self._choice(streams), self._note())
 
     def _note(self) -> str:
+        notes = [self._proxy_note()]
         if self.page_live:
-            return (f'A page is connected now (transport {self.live_transport}): the transports '
-                    'were not probed, so as not to disturb it.')
-        if self.token:
-            return (f'The doctor connected as page client {self.client} for the stream probes '
-                    'and has released the server.')
-        return ''
+            notes.append(f'A page is connected now (transport {self.live_transport}): the '
+                         'transports were not probed, so as not to disturb it.')
+        elif self.token:
+            notes.append(f'The doctor connected as page client {self.client} for the stream '
+                         'probes and has released the server.')
+        return '\n'.join(note for note in notes if note)
+
+    def _proxy_note(self) -> str:
+        """Which forward proxy the requests went through, if any."""
+        if self.proxy is not None:
+            return f'Through the forward proxy {self.proxy} (--proxy).'
+        found = environment_proxy(self.url)
+        return f'Through the forward proxy {found[1]} ({found[0]}).' if found else ''
 
     def _choice(self, streams: list[Check]) -> str | None:
         if self.page_live:
@@ -292,7 +310,9 @@ class Doctor:
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             return Check(key, LABELS[key], PROBLEM, f'no answer: {type(exc).__name__}: {exc}',
                          'check the URL (server.url), that the kernel server is running, and '
-                         'that the tunnel or proxy in between is up')
+                         'that the tunnel or proxy in between is up; if the browser reaches it '
+                         'through a forward proxy, give that proxy (--proxy, or HTTPS_PROXY and '
+                         'HTTP_PROXY)')
         document = answer.json
         if answer.status == 200 and isinstance(document, dict) and \
                 document.get('info', {}).get('title') == SERVER_TITLE:
@@ -603,6 +623,17 @@ class Doctor:
                          f'median {statistics.median(times):.0f} ms, max {max(times):.0f} ms '
                          f'over {len(times)} requests (GET {path})')
         return await self._probe(key, probe)
+
+
+def environment_proxy(url: str) -> tuple[str, str] | None:
+    """(variable, proxy) of the environment's proxy for ``url``, as aiohttp picks it, or None
+    (none set, or ``NO_PROXY`` names the host)."""
+    parts = urlsplit(url)
+    if parts.hostname is None or urllib.request.proxy_bypass(parts.hostname):
+        return None
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(parts.scheme)
+    return (f'{parts.scheme.upper()}_PROXY', proxy) if proxy else None
 
 
 def size_text(size: int) -> str:

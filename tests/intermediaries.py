@@ -68,6 +68,10 @@ class Intermediary:
     """Which setting ``idle`` is, and its default."""
     http2: ClassVar[bool] = False
     """Whether the browser speaks HTTP/2 to it (every request of a tab on one connection)."""
+    transport: ClassVar[str] = 'sse-get'
+    """The transport the page settles on through it (checked by the tests)."""
+    works: ClassVar[bool] = True
+    """False for a path where nothing can work: the page and the doctor must say why."""
 
     def __init__(self) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix=f'jchannel-{self.__class__.__name__.lower()}-'))
@@ -100,7 +104,8 @@ class Intermediary:
         """The forward proxy the browser and the doctor must use ('http://host:port'), if any."""
         return None
 
-    def chromium_args(self) -> list[str]:
+    @classmethod
+    def chromium_args_before_launch(cls) -> list[str]:
         """Command line arguments Chromium needs for this path (made before it launches)."""
         return []
 
@@ -198,7 +203,7 @@ Group www-data
 {modules}
 TypesConfig /etc/mime.types
 Include /etc/apache2/mods-available/deflate.conf
-AddOutputFilterByType DEFLATE application/json text/event-stream
+AddOutputFilterByType DEFLATE application/json
 Timeout {self.idle:g}
 KeepAliveTimeout 5
 ThreadsPerChild 64
@@ -280,6 +285,7 @@ class Traefik(Intermediary):
     """Traefik with the buffering middleware as mybinder.org has it (64 MB request bodies)."""
 
     name = 'Traefik with buffering (as on mybinder.org)'
+    transport = 'poll'
     does = ('holds every answer until it ended, event streams included; requests up to 64 MB')
     fix = ('nothing to change: the page moves to long-poll and downloads end at each window; '
            'without the buffering middleware event streams pass')
@@ -363,8 +369,9 @@ class Caddy(Intermediary):
             cls.certificate = make_certificate(Path(tempfile.mkdtemp(prefix='jchannel-tls-')))
         return cls.certificate
 
-    def chromium_args(self) -> list[str]:
-        return [f'--ignore-certificate-errors-spki-list={self.prepare()[2]}']
+    @classmethod
+    def chromium_args_before_launch(cls) -> list[str]:
+        return [f'--ignore-certificate-errors-spki-list={cls.prepare()[2]}']
 
     def commands(self) -> list[list[str]]:
         cert, key, _ = self.prepare()
@@ -414,6 +421,7 @@ class CachingVarnish(Varnish):
     cannot work (every long-poll and status answer comes from the cache)."""
 
     name = 'Varnish caching every answer'
+    works = False
     does = 'answers every GET from its cache for 60 s, whatever Cache-Control says'
     fix = 'remove the forced TTL (or: if (req.url ~ "^/") { return (pass); } in vcl_recv)'
 

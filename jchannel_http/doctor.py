@@ -202,6 +202,8 @@ class Doctor:
         self.page_live = False
         self.live_transport: str | None = None
         self.post_refused = False
+        self.cached = False
+        """Whether a cache on the way answered from what it stored (nothing can work then)."""
         self._http: aiohttp.ClientSession | None = None
 
     # -- requests ---------------------------------------------------------------------------
@@ -279,6 +281,8 @@ class Doctor:
     def _choice(self, streams: list[Check]) -> str | None:
         if self.page_live:
             return self.live_transport
+        if self.cached:
+            return None
         return next((check.key for check in streams if check.status == OK), None)
 
     def _unreachable(self, checks: list[Check]) -> Report:
@@ -558,6 +562,16 @@ class Doctor:
             answer = await self._request('GET', '/status', auth=False)
             if answer.from_server and answer.status == 401:
                 return Check(key, LABELS[key], OK, "yes: the server's 401 arrived as it is")
+            if answer.from_server and answer.status == 200:
+                self.cached = True
+                return Check(key, LABELS[key], PROBLEM,
+                             'a request without the token got a 200 answer of the server: a '
+                             'cache on the way answers from what it stored',
+                             'a cache holds the server\'s answers although each says '
+                             'Cache-Control: no-store, so the page gets stale messages or none: '
+                             'make the cache pass every request to this server (Varnish: '
+                             'return (pass) in vcl_recv; nginx: no proxy_cache here; a CDN: a '
+                             'bypass rule for this path)')
             if answer.status == 500 and not answer.body:
                 return Check(key, LABELS[key], INFO,
                              "hidden: the server's 401 arrived as an empty 500",

@@ -97,6 +97,11 @@ class Intermediary:
     def ready_ports(self) -> list[int]:
         return [self.port]
 
+    def url_for(self, port: int) -> str:
+        """The URL of a kernel server on ``port`` behind this running intermediary (for several
+        servers behind one host: paths that route by path only)."""
+        raise NotImplementedError(f'{self.name} serves one kernel server')
+
     # -- for the browser and the doctor ------------------------------------------------------
 
     @property
@@ -174,6 +179,22 @@ class Intermediary:
         return path
 
 
+# -- nothing in between: the floor ----------------------------------------------------------
+
+class Loopback(Intermediary):
+    """No intermediary: the page reaches the server on loopback. Its timings are the floor the
+    other paths are compared with, measured in the same run (the machine is shared and noisy)."""
+
+    name = 'nothing in between (loopback, the floor)'
+    does = 'nothing'
+    idle_setting = 'none'
+
+    async def start(self, port: int) -> str:
+        self.upstream = port
+        self.url = f'http://127.0.0.1:{port}'
+        return self.url
+
+
 # -- Apache httpd ---------------------------------------------------------------------------
 
 APACHE_MODULES = ('mpm_event', 'authz_core', 'mime', 'filter', 'deflate', 'headers',
@@ -185,8 +206,11 @@ class Apache(Intermediary):
     (and application/json and text/event-stream added to the compressed types)."""
 
     name = 'Apache httpd (mod_proxy_http, mod_deflate)'
-    does = ('compresses answers of the text types (gzip); passes event streams and other '
-            'answers as they come; cuts a request silent for Timeout seconds')
+    does = ('compresses answers of the text types and, as added here, JSON (gzip: a small '
+            "answer's Content-Length then exceeds its decoded length); passes event streams and "
+            'other answers as they come; cuts a request silent for Timeout seconds')
+    fix = ('nothing to change (the page reads a whole JSON answer as whole whatever its '
+           'Content-Length)')
     idle_setting = 'Timeout (ProxyTimeout) 4 s here; 60 s by default'
 
     def commands(self) -> list[list[str]]:
@@ -362,6 +386,15 @@ class Caddy(Intermediary):
     http2 = True
     certificate: ClassVar[tuple[Path, Path, str] | None] = None
 
+    def __init__(self, routes: list[int] | None = None) -> None:
+        super().__init__()
+        self.routes = routes or []
+        """Ports of kernel servers served under /k<port>/ (the prefix stripped), besides ``/``."""
+
+    def url_for(self, port: int) -> str:
+        assert port in self.routes, f'no route to {port}'
+        return f'https://127.0.0.1:{self.port}/k{port}'
+
     @classmethod
     def prepare(cls) -> tuple[Path, Path, str]:
         """The certificate every Caddy of this process uses (made once, before Chromium starts)."""
@@ -375,6 +408,9 @@ class Caddy(Intermediary):
 
     def commands(self) -> list[list[str]]:
         cert, key, _ = self.prepare()
+        routes = ''.join(f'    handle_path /k{port}/* {{\n'
+                         f'        reverse_proxy 127.0.0.1:{port}\n'
+                         '    }\n' for port in self.routes)
         config = self.write('Caddyfile', f'''{{
     admin off
     auto_https disable_redirects
@@ -386,6 +422,7 @@ class Caddy(Intermediary):
 }}
 https://127.0.0.1:{self.port} {{
     tls {cert} {key}
+{routes}
     reverse_proxy 127.0.0.1:{self.upstream}
 }}
 ''')
@@ -477,7 +514,10 @@ class JupyterServerProxy(Intermediary):
                 'JUPYTER_DATA_DIR': str(self.tmp)}
 
     def base_url(self) -> str:
-        return f'http://127.0.0.1:{self.port}{self.prefix}proxy/{self.upstream}'
+        return self.url_for(self.upstream)
+
+    def url_for(self, port: int) -> str:
+        return f'http://127.0.0.1:{self.port}{self.prefix}proxy/{port}'
 
     async def start(self, port: int) -> str:
         url = await super().start(port)
@@ -601,12 +641,13 @@ c.JupyterHub.cleanup_servers = True
         await page.fill('input[name=password]', 'x')
         await page.click('[type=submit]')
         await page.wait_for_load_state()
-        await page.goto(f'http://127.0.0.1:{self.port}{HUB_PREFIX}user/{HUB_USER}/api/status')
+        # a page (not an API) of her server: the hub's OAuth sets her server's own cookie
+        await page.goto(f'{self.base_url()}/openapi.json')
         await page.close()
         return await cookie_header(context)
 
 
-PATHS: tuple[type[Intermediary], ...] = (Apache, HAProxy, Squid, Traefik, Caddy, Varnish,
+PATHS: tuple[type[Intermediary], ...] = (Loopback, Apache, HAProxy, Squid, Traefik, Caddy, Varnish,
                                          CachingVarnish, JupyterServerProxy, JupyterHub)
 
 
@@ -633,7 +674,11 @@ def render(results: dict[str, dict]) -> str:
         if result is None:
             lines.append(f'| {cls.name} | {cls.does} | not run | | | | | | | {cls.fix} |')
             continue
-        cells = [cls.name, cls.does, result.get('transport', '?'),
+        transport = result.get('transport', '?')
+        says = result.get('says_so')
+        if isinstance(says, dict) and says.get('page'):
+            transport += f' (the page shows "{says["page"]}")'
+        cells = [cls.name, cls.does, transport,
                  _mark(result, 'calls'), _mark(result, 'concurrent'),
                  _mark(result, 'download', 'seconds'), _mark(result, 'upload', 'seconds'),
                  _mark(result, 'idle', 'waited'), result.get('doctor', ''), cls.fix or '-']
@@ -655,7 +700,8 @@ def _mark(result: dict, key: str, detail: str = '') -> str:
     text = 'passed' if check.get('passed') else f'FAILED: {check.get("error", "")[:120]}'
     if check.get('passed') and detail and detail in check:
         value = check[detail]
-        text += f' ({value:.1f} s)' if isinstance(value, float) else f' ({value})'
+        text += f' ({value:.1f} s' if isinstance(value, float) else f' ({value}'
+        text += f'; floor {check["floor"]:.1f} s)' if check.get('floor') else ')'
     return text
 
 

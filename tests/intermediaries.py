@@ -170,7 +170,7 @@ class Intermediary:
                 await asyncio.to_thread(process.wait)
         self.processes.clear()
         self.url = None
-        if not os.environ.get("KEEP"): shutil.rmtree(self.tmp, ignore_errors=True)
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def write(self, name: str, text: str) -> Path:
         path = self.tmp / name

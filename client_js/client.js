@@ -1443,6 +1443,14 @@ function toTransportError(error) {
  *   `expected`
  */
 async function checkResponse(response, expected, baseUrl, rules = STATUS_RULES, mismatch = 'retry') {
+  const age = response.headers.get('age'); // only a cache sends it: the server never does
+  if (age !== null) {
+    await discardBody(response);
+    throw new TransportError('retry', `a cache on the way answered from what it stored (Age: ${age}), `
+      + `although the server marks every answer no-store, so no message can arrive: make it pass every `
+      + `request to ${baseUrl} (Varnish: return (pass) in vcl_recv; a CDN: a bypass rule for this path)`,
+    response.status);
+  }
   const contentType = response.headers.get('content-type') ?? '';
   if (contentType.includes('text/html')) {
     await discardBody(response);

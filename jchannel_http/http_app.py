@@ -150,6 +150,8 @@ def _cors(request: web.Request, response: web.StreamResponse) -> None:
     if origin and _origin_allowed(request.app[SERVER], origin) and not response.prepared:
         response.headers['Access-Control-Allow-Origin'] = origin
         response.headers['Vary'] = 'Origin'
+        # a cache on the way adds Age: the page tells its answers from the server's by it
+        response.headers.setdefault('Access-Control-Expose-Headers', 'Age')
 
 
 def _token_of(request: web.Request) -> str | None:

@@ -309,7 +309,9 @@ async def test_a_path_that_cannot_work_says_so(path: Path) -> None:
         assert path.doctor.transport is None, path.doctor.render()
         assert 'cache' in path.doctor.check('statuses').advice, path.doctor.render()
         assert 'no working transport' in path.doctor.render()
-        await asyncio.sleep(3)
+        await path.page.wait_for_function(
+            "document.getElementById('jchannel-state').textContent.includes('a cache on the way')",
+            timeout=20_000)
         entry['page'] = await path.page.text_content('#jchannel-state')
 
 

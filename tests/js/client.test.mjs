@@ -743,3 +743,15 @@ test('a single frame larger than the path lets through starts a new session, onc
   await assert.rejects(channel.call('huge', 'x'.repeat(5000)), RangeError);
   assert.equal(refused, 1);
 });
+
+test('an answer with an Age header (a cache on the way) is never taken, and lastError says what to change', async () => {
+  const server = new FakeServer();
+  server.onEvents = () => new Response('event: hello\ndata: {}\n\n', {
+    headers: { 'content-type': 'text/event-stream', age: '37' },
+  });
+  const client = makeClient(server);
+  await waitUntil(() => /a cache on the way/.test(client.lastError?.message ?? ''));
+  assert.match(client.lastError.message, /Age: 37.*make it pass every request to http:\/\/kernel\.test/);
+  assert.notEqual(client.state, 'connected');
+  assert.equal(client.session, null);
+});

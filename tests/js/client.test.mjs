@@ -744,7 +744,7 @@ test('a single frame larger than the path lets through starts a new session, onc
   assert.equal(refused, 1);
 });
 
-test('an answer with an Age header (a cache on the way) is never taken, and lastError says what to change', async () => {
+test('an answer with Age above 0 (a cache on the way) is never taken, and lastError says what to change', async () => {
   const server = new FakeServer();
   server.onEvents = () => new Response('event: hello\ndata: {}\n\n', {
     headers: { 'content-type': 'text/event-stream', age: '37' },
@@ -754,4 +754,16 @@ test('an answer with an Age header (a cache on the way) is never taken, and last
   assert.match(client.lastError.message, /Age: 37.*make it pass every request to http:\/\/kernel\.test/);
   assert.notEqual(client.state, 'connected');
   assert.equal(client.session, null);
+});
+
+test('an answer with Age: 0 (a cache that passed it on) is taken', async () => {
+  const server = new FakeServer();
+  server.onEvents = (stream) => {
+    const response = server.openStream(stream);
+    response.headers.set('age', '0');
+    return response;
+  };
+  const client = makeClient(server);
+  await client.ready();
+  assert.equal(client.state, 'connected');
 });

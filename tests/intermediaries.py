@@ -274,8 +274,8 @@ class Squid(Intermediary):
     corporate case. The kernel server is reached by a name only Squid resolves."""
 
     name = 'Squid (forward proxy)'
-    does = ('forwards the browser\'s requests to any host; passes answers as they come; drops '
-            'Upgrade; cuts a request silent for read_timeout')
+    does = ('forwards the browser\'s requests to any host (the kernel server by a name only it '
+            'resolves); passes answers as they come; cuts a request silent for read_timeout')
     idle_setting = 'read_timeout 4 s here; 15 min by default'
 
     def commands(self) -> list[list[str]]:

@@ -190,6 +190,16 @@ export function toTransportError(error) {
  *   `expected`
  */
 export async function checkResponse(response, expected, baseUrl, use = 'call', mismatch = 'retry') {
+  // Age above 0 comes from a cache that answered from what it stored (the server never sends it;
+  // Varnish sends Age: 0 on every answer it passed on)
+  const age = Number(response.headers.get('age') ?? 0);
+  if (age > 0) {
+    await discardBody(response);
+    throw new TransportError('retry', `a cache on the way answered from what it stored (Age: ${age}), `
+      + 'although the server marks every answer no-store, so no message can arrive: make it pass every '
+      + `request to ${baseUrl} (Varnish: return (pass) in vcl_recv; a CDN: a bypass rule for this path)`,
+    response.status);
+  }
   const contentType = response.headers.get('content-type') ?? '';
   if (contentType.includes('text/html')) {
     await discardBody(response);
@@ -253,14 +263,18 @@ export async function readJson(response, signal) {
     bytes.set(part, at);
     at += part.length;
   }
-  const length = Number(response.headers.get('content-length'));
-  if (Number.isSafeInteger(length) && length > received) throw cutAnswer(received, response.status);
+  // A whole JSON object is a whole answer: behind a compressing proxy Content-Length counts the
+  // encoded bytes, more than the decoded ones for a small answer, and is no sign of a cut.
+  let parsed;
   try {
-    return JSON.parse(new TextDecoder().decode(bytes));
+    parsed = JSON.parse(new TextDecoder().decode(bytes));
   } catch {
     if (received > 0 && bytes[received - 1] !== 0x7d) throw cutAnswer(received, response.status);
+    const length = Number(response.headers.get('content-length'));
+    if (Number.isSafeInteger(length) && length > received) throw cutAnswer(received, response.status);
     throw new TransportError('retry', 'the answer is not valid JSON', response.status);
   }
+  return parsed;
 }
 
 function cutAnswer(received, status) {

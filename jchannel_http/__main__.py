@@ -1,7 +1,8 @@
 """Command line.
 
 ``python -m jchannel_http demo [--host H] [--port P]``: serve a demo page until interrupted.
-``python -m jchannel_http doctor URL [--token T]``: probe a running server through the path.
+``python -m jchannel_http doctor URL [--token T] [--proxy P]``: probe a running server through
+the path (and the forward proxy the browser uses).
 ``python -m jchannel_http --version``: print the version.
 """
 
@@ -41,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
                                help='an extra header for every request, e.g. a login cookie')
     doctor_parser.add_argument('--deadline', type=float, default=3.0,
                                help='seconds an event stream may take to deliver its first event')
+    doctor_parser.add_argument('--proxy', metavar='URL',
+                               help='the forward proxy the browser uses (http://host:port); '
+                                    'without it HTTPS_PROXY, HTTP_PROXY and NO_PROXY decide')
     doctor_parser.add_argument('--json', action='store_true', help='print the report as JSON')
     args = parser.parse_args(argv)
     if args.command == 'doctor':
@@ -66,7 +70,10 @@ def run_doctor(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int
         headers[name.strip()] = value.strip()
     if not args.url.startswith(('http://', 'https://')):
         parser.error(f'{args.url!r} is not an http(s) URL: give server.url or server.page_url')
-    report = doctor.diagnose(args.url, args.token, headers, deadline=args.deadline)
+    if args.proxy is not None and not args.proxy.startswith(('http://', 'https://')):
+        parser.error(f'--proxy {args.proxy!r} is not an http(s) URL: give it as http://host:port')
+    report = doctor.diagnose(args.url, args.token, headers, deadline=args.deadline,
+                             proxy=args.proxy)
     if args.json:
         sys.stdout.buffer.write(report.as_json() + b'\n')
     else:

@@ -14,17 +14,17 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
-from yarl import URL
 
 from ..errors import ProtocolError, ResyncError, StateError
 from ..kernel.endpoint import Endpoint
 from ..protocol.clients import ClientConflict
 from .connections import BodyTimeout, ConnectionGuard, within_body_deadline
-from .context import ACCESS, ENDPOINT, IN_FLIGHT, PARTS, PREFIX, Access, InFlight
+from .context import ACCESS, ENDPOINT, IN_FLIGHT, PARTS, Access, InFlight
 from .cors import add_cors, check_origin, preflight
 from .direct import direct_call, status
 from .events import events, poll
 from .messages import messages, messages_by_get, release
+from .prefix import UnderPrefix, path_of, strip_prefix
 from .probe import websocket_probe
 from .query_form import PartAssembly
 from .replies import NO_STORE, HttpError, json_response
@@ -155,22 +155,10 @@ def make_app(endpoint: Endpoint, token: str, connections: ConnectionGuard) -> we
     app.router.add_get('/favicon.ico', favicon)
     app.router.add_get('/probe/websocket', websocket_probe)
     app.add_routes(stream_routes(endpoint))
-    app[PREFIX] = URL(endpoint.url()).path.rstrip('/')
-    _serve_under_prefix(app.router, app[PREFIX])
+    app.router.register_resource(UnderPrefix(app.router, lambda: path_of(endpoint.url())))
     return app
-
-
-def _serve_under_prefix(router: web.UrlDispatcher, prefix: str) -> None:
-    """Serve every route under ``prefix`` too, for proxies that keep the URL's path prefix."""
-    if not prefix:
-        return
-    for route in list(router.routes()):
-        router.add_route(route.method, prefix + route.resource.canonical, route.handler)
 
 
 def _route_path(request: web.Request) -> str:
     """The request's path without the server URL's path prefix, if it carries it."""
-    prefix = request.app[PREFIX]
-    if prefix and request.path.startswith(prefix + '/'):
-        return request.path[len(prefix):]
-    return request.path
+    return strip_prefix(request.path, path_of(request.app[ENDPOINT].url()))

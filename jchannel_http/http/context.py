@@ -45,6 +45,5 @@ class Access:
 
 ENDPOINT = web.AppKey('endpoint', Endpoint)
 ACCESS = web.AppKey('access', Access)
-PREFIX = web.AppKey('prefix', str)
 IN_FLIGHT = web.AppKey('in_flight', InFlight)
 PARTS = web.AppKey('parts', PartAssembly)

@@ -34,6 +34,8 @@ def add_cors(request: web.Request, response: web.StreamResponse) -> None:
     if origin and origin_allowed(request.app[ENDPOINT], origin) and not response.prepared:
         response.headers['Access-Control-Allow-Origin'] = origin
         response.headers['Vary'] = 'Origin'
+        # a cache on the way adds Age: the page tells its answers from the server's by it
+        response.headers.setdefault('Access-Control-Expose-Headers', 'Age')
 
 
 def preflight(request: web.Request) -> web.Response:

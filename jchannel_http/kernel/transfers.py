@@ -281,7 +281,13 @@ class Download:
     async def serve(self, offset: int, write: Callable[[memoryview], Awaitable[Any]],
                     limit: int | None, idle: float) -> None:
         """Write bytes from ``offset`` until the producer ends, ``limit`` bytes were written,
-        or nothing new came for ``idle`` seconds (the page then asks again from its offset)."""
+        or nothing new came for ``idle`` seconds (the page then asks again from its offset).
+
+        A response that wrote every byte the producer may make before an acknowledgement ends
+        there too: on a path that passes a response only once it ended (a buffering proxy) the
+        page could not acknowledge anything before, and would wait ``idle`` seconds for
+        nothing. Where bytes flow, the page acknowledges each quarter of the window as it
+        reads, so this end is rare and costs one request."""
         written = 0
         while limit is None or written < limit:
             budget = WRITE_BYTES if limit is None else min(WRITE_BYTES, limit - written)
@@ -292,7 +298,7 @@ class Download:
                     offset += len(view)
                     written += len(view)
                 continue
-            if self.ended:
+            if self.ended or (written and not self._has_room()):
                 return
             if not await self._signal.wait(idle):
                 return

@@ -8,6 +8,9 @@ the server, does a WebSocket upgrade pass (for information: jchannel_http uses n
 long a round trip takes. It ends with the transport the page client will choose and, for each
 problem, what to change.
 
+The doctor goes where the browser goes: through the forward proxy named by ``--proxy``, else by
+``HTTPS_PROXY``/``HTTP_PROXY`` (``NO_PROXY`` honoured), as a browser set up with them does.
+
 To probe the event streams and the long-poll, the doctor connects as a page client for a few
 seconds (client id ``doctor-...``) and releases the server when done. While a page is connected
 those rows are skipped (the server lets one page in at a time); a kernel call waiting for a page
@@ -24,6 +27,7 @@ import secrets
 import ssl
 import statistics
 import time
+import urllib.request
 from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
@@ -179,8 +183,13 @@ class Doctor:
 
     def __init__(self, url: str, token: str | None = None,
                  headers: dict[str, str] | None = None, deadline: float = 3.0,
-                 hold: float = 2.0, timeout: float = 30.0) -> None:
+                 hold: float = 2.0, timeout: float = 30.0, proxy: str | None = None) -> None:
         self.url, token_in_url = split_page_url(url)
+        if proxy is not None and not proxy.startswith(('http://', 'https://')):
+            raise ValueError(f'the proxy {proxy!r} is not an http(s) URL: give it as '
+                             'http://host:port')
+        self.proxy = proxy
+        """The forward proxy for every request; None: HTTPS_PROXY/HTTP_PROXY/NO_PROXY decide."""
         self.token = token or token_in_url
         self.headers = headers or {}
         self.deadline = deadline
@@ -193,6 +202,8 @@ class Doctor:
         self.page_live = False
         self.live_transport: str | None = None
         self.post_refused = False
+        self.cached = False
+        """Whether a cache on the way answered from what it stored (nothing can work then)."""
         self._http: aiohttp.ClientSession | None = None
 
     # -- requests ---------------------------------------------------------------------------
@@ -226,7 +237,8 @@ class Doctor:
 
     async def run(self) -> Report:
         connector = aiohttp.TCPConnector(ssl=ssl.create_default_context())
-        async with aiohttp.ClientSession(connector=connector, headers=self.headers) as http:
+        async with aiohttp.ClientSession(connector=connector, headers=self.headers,
+                                         proxy=self.proxy, trust_env=True) as http:
             self._http = http
             checks = [await self.reachable()]
             if checks[0].status == PROBLEM:
@@ -250,17 +262,27 @@ class Doctor:
         return Report(self.url, checks, self._choice(streams), self._note())
 
     def _note(self) -> str:
+        notes = [self._proxy_note()]
         if self.page_live:
-            return (f'A page is connected now (transport {self.live_transport}): the transports '
-                    'were not probed, so as not to disturb it.')
-        if self.token:
-            return (f'The doctor connected as page client {self.client} for the stream probes '
-                    'and has released the server.')
-        return ''
+            notes.append(f'A page is connected now (transport {self.live_transport}): the '
+                         'transports were not probed, so as not to disturb it.')
+        elif self.token:
+            notes.append(f'The doctor connected as page client {self.client} for the stream '
+                         'probes and has released the server.')
+        return '\n'.join(note for note in notes if note)
+
+    def _proxy_note(self) -> str:
+        """Which forward proxy the requests went through, if any."""
+        if self.proxy is not None:
+            return f'Through the forward proxy {self.proxy} (--proxy).'
+        found = environment_proxy(self.url)
+        return f'Through the forward proxy {found[1]} ({found[0]}).' if found else ''
 
     def _choice(self, streams: list[Check]) -> str | None:
         if self.page_live:
             return self.live_transport
+        if self.cached:
+            return None
         return next((check.key for check in streams if check.status == OK), None)
 
     def _unreachable(self, checks: list[Check]) -> Report:
@@ -292,7 +314,9 @@ class Doctor:
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             return Check(key, LABELS[key], PROBLEM, f'no answer: {type(exc).__name__}: {exc}',
                          'check the URL (server.url), that the kernel server is running, and '
-                         'that the tunnel or proxy in between is up')
+                         'that the tunnel or proxy in between is up; if the browser reaches it '
+                         'through a forward proxy, give that proxy (--proxy, or HTTPS_PROXY and '
+                         'HTTP_PROXY)')
         document = answer.json
         if answer.status == 200 and isinstance(document, dict) and \
                 document.get('info', {}).get('title') == SERVER_TITLE:
@@ -538,6 +562,16 @@ class Doctor:
             answer = await self._request('GET', '/status', auth=False)
             if answer.from_server and answer.status == 401:
                 return Check(key, LABELS[key], OK, "yes: the server's 401 arrived as it is")
+            if answer.from_server and answer.status == 200:
+                self.cached = True
+                return Check(key, LABELS[key], PROBLEM,
+                             'a request without the token got a 200 answer of the server: a '
+                             'cache on the way answers from what it stored',
+                             'a cache holds the server\'s answers although each says '
+                             'Cache-Control: no-store, so the page gets stale messages or none: '
+                             'make the cache pass every request to this server (Varnish: '
+                             'return (pass) in vcl_recv; nginx: no proxy_cache here; a CDN: a '
+                             'bypass rule for this path)')
             if answer.status == 500 and not answer.body:
                 return Check(key, LABELS[key], INFO,
                              "hidden: the server's 401 arrived as an empty 500",
@@ -603,6 +637,17 @@ class Doctor:
                          f'median {statistics.median(times):.0f} ms, max {max(times):.0f} ms '
                          f'over {len(times)} requests (GET {path})')
         return await self._probe(key, probe)
+
+
+def environment_proxy(url: str) -> tuple[str, str] | None:
+    """(variable, proxy) of the environment's proxy for ``url``, as aiohttp picks it, or None
+    (none set, or ``NO_PROXY`` names the host)."""
+    parts = urlsplit(url)
+    if parts.hostname is None or urllib.request.proxy_bypass(parts.hostname):
+        return None
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(parts.scheme)
+    return (f'{parts.scheme.upper()}_PROXY', proxy) if proxy else None
 
 
 def size_text(size: int) -> str:

@@ -761,3 +761,27 @@ test('a POST whose answer was lost is sent again, even with nothing left to send
   assert.deepEqual(last.messages, []);
   assert.equal(last.ack, 1);
 });
+
+test('an answer with Age above 0 (a cache on the way) is never taken, and lastError says what to change', async () => {
+  const server = new FakeServer();
+  server.onEvents = () => new Response('event: hello\ndata: {}\n\n', {
+    headers: { 'content-type': 'text/event-stream', age: '37' },
+  });
+  const client = makeClient(server);
+  await waitUntil(() => /a cache on the way/.test(client.lastError?.message ?? ''));
+  assert.match(client.lastError.message, /Age: 37.*make it pass every request to http:\/\/kernel\.test/);
+  assert.notEqual(client.state, 'connected');
+  assert.equal(client.session, null);
+});
+
+test('an answer with Age: 0 (a cache that passed it on) is taken', async () => {
+  const server = new FakeServer();
+  server.onEvents = (stream) => {
+    const response = server.openStream(stream);
+    response.headers.set('age', '0');
+    return response;
+  };
+  const client = makeClient(server);
+  await client.ready();
+  assert.equal(client.state, 'connected');
+});

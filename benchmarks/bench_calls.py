@@ -35,17 +35,17 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Awaitable, Callable
 
 import orjson
 from aiohttp import web
 from playwright.async_api import Browser, Page, async_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import jchannel_http  # noqa: E402  (the checkout, also when it is not installed)
+import jchannel_http
 
 HERE = Path(__file__).resolve().parent
 CHROMIUM = '/usr/bin/chromium'
@@ -188,7 +188,7 @@ class Floor:
         self.runner: web.AppRunner | None = None
         self.url = ''
 
-    async def start(self) -> 'Floor':
+    async def start(self) -> Floor:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get('/', self.page)
         app.router.add_get('/events', self.events)

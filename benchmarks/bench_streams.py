@@ -31,7 +31,7 @@ from pathlib import Path
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import jchannel_http  # noqa: E402  (the checkout, also when it is not installed)
+import jchannel_http
 
 HERE = Path(__file__).resolve().parent
 MiB = 1 << 20

@@ -94,7 +94,7 @@ class Server:
         """Stop: waiting calls fail with StateError, streams end, the port is released."""
         return asyncio.create_task(self._stop())
 
-    async def __aenter__(self) -> 'Server':
+    async def __aenter__(self) -> Server:
         await self._start()
         return self
 

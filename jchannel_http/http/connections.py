@@ -53,7 +53,7 @@ def descriptor_limit() -> int | None:
 class ConnectionState:
     """What the guard knows about one connection."""
 
-    __slots__ = ('opened', 'head_since', 'busy', 'token')
+    __slots__ = ('busy', 'head_since', 'opened', 'token')
 
     def __init__(self, now: float) -> None:
         self.opened = now
@@ -234,7 +234,7 @@ class AcceptErrorFilter(logging.Filter):
 class GuardedHandler(RequestHandler):
     """aiohttp's connection protocol, reporting to a ``ConnectionGuard``."""
 
-    def __init__(self, manager: 'GuardedServer', **kwargs: Any) -> None:
+    def __init__(self, manager: GuardedServer, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self.guard = manager.guard
 

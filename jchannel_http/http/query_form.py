@@ -60,7 +60,7 @@ class PartAssembly:
         self.text: list[str] = []
         self.have = 0
 
-    def add(self, owner: tuple[str, str], query: 'dict[str, str] | object') -> str | None:
+    def add(self, owner: tuple[str, str], query: dict[str, str] | object) -> str | None:
         """Take one part (``batch``, ``offset``, ``total``, ``part`` of ``query``) of the batch of
         ``owner`` (client id, session id). Return the whole base64url text once complete, else
         None; ``have`` then says how many characters are held (the page goes on from there)."""

@@ -141,7 +141,7 @@ class Channel:
         self._open = False
         self._endpoint.unregister(self)
 
-    async def __aenter__(self) -> 'Channel':
+    async def __aenter__(self) -> Channel:
         await self._open_in_page(self.context_timeout)
         return self
 

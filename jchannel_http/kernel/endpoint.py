@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from ..errors import ResyncError, StateError
 from ..options import Options, client_options
@@ -51,7 +52,7 @@ class HasEndpoint(Protocol):
     """What a Channel is made with: a server (or anything else) that has an endpoint."""
 
     @property
-    def endpoint(self) -> 'Endpoint': ...
+    def endpoint(self) -> Endpoint: ...
 
 
 class Endpoint:

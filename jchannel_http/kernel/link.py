@@ -12,9 +12,9 @@ import asyncio
 import secrets
 
 from ..errors import StateError
-from ..protocol.frames import Frame
 from ..options import Options
 from ..protocol.delivery import Delivery
+from ..protocol.frames import Frame
 from ..protocol.session import Entry, OutboxFull, Prepared, Session
 
 

@@ -9,8 +9,9 @@ cancels the stream, which stops the producer in the page.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from contextlib import aclosing
-from typing import AsyncIterator, Protocol
+from typing import Protocol
 
 from ..errors import StateError
 from .progress import ProgressCallback, ProgressReporter

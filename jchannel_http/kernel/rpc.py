@@ -10,13 +10,14 @@ import inspect
 import logging
 import traceback
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import FrontendError, ProtocolError, StateError
 from ..protocol.calls import CallTable
 from ..protocol.frames import Call, Echo, Error, Frame, Invalid, Pipe, Request, Result
-from .progress import is_stream
 from ..protocol.session import Prepared
+from .progress import is_stream
 
 if TYPE_CHECKING:
     from .link import Link
@@ -74,7 +75,7 @@ def _expire(future: asyncio.Future) -> None:
         future.set_exception(asyncio.TimeoutError())
 
 
-_EVERY: 'weakref.WeakSet[Rpc]' = weakref.WeakSet()
+_EVERY: weakref.WeakSet[Rpc] = weakref.WeakSet()
 
 
 def calls_in_flight() -> bool:
@@ -86,8 +87,8 @@ def calls_in_flight() -> bool:
 class Rpc:
     """Outgoing calls waiting for replies, and incoming calls being answered."""
 
-    def __init__(self, link: 'Link', channel_of: Callable[[int], HasHandler | None],
-                 debug: bool = False, streams: 'StreamHub | None' = None) -> None:
+    def __init__(self, link: Link, channel_of: Callable[[int], HasHandler | None],
+                 debug: bool = False, streams: StreamHub | None = None) -> None:
         self._link = link
         self._streams = streams
         self._channel_of = channel_of

@@ -16,7 +16,7 @@ from typing import Any
 HELD = 50
 """Most warnings held while no cell runs; older ones are counted, not kept."""
 
-_installed: 'CellLog | None' = None
+_installed: CellLog | None = None
 
 
 class CellLog(logging.Handler):

@@ -9,8 +9,8 @@ delivery.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from ..errors import ProtocolError, ResyncError
 from .frames import Frame, encode_rest, with_seq
@@ -28,7 +28,7 @@ class Prepared:
     rest: bytes
 
     @classmethod
-    def of(cls, frame: Frame) -> 'Prepared':
+    def of(cls, frame: Frame) -> Prepared:
         """Encode ``frame``; TypeError names a value that cannot be sent."""
         return cls(frame, encode_rest(frame))
 

@@ -10,8 +10,8 @@ import asyncio
 import itertools
 import logging
 
-from ..kernel.channel import Channel
 from ..errors import JChannelError
+from ..kernel.channel import Channel
 from ..server import Server
 
 log = logging.getLogger('jchannel_http.demo')

@@ -24,7 +24,8 @@ import secrets
 import ssl
 import statistics
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import aiohttp
@@ -111,8 +112,7 @@ def split_page_url(url: str) -> tuple[str, str | None]:
     parts = urlsplit(url)
     token = parse_qs(parts.query).get('token', [None])[0]
     path = parts.path
-    if path.endswith('/page'):
-        path = path[:-len('/page')]
+    path = path.removesuffix('/page')
     return urlunsplit((parts.scheme, parts.netloc, path.rstrip('/'), '', '')), token
 
 
@@ -152,7 +152,7 @@ class Answer:
 
 
 def html_title(body: bytes) -> str:
-    found = re.search(rb'<title[^>]*>(.*?)</title>', body, re.I | re.S)
+    found = re.search(rb'<title[^>]*>(.*?)</title>', body, re.IGNORECASE | re.DOTALL)
     title = found.group(1).decode('utf-8', 'replace').strip() if found else ''
     return repr(' '.join(title.split())[:80]) if title else 'no title'
 

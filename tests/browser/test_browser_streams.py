@@ -9,7 +9,6 @@ from playwright.async_api import Page
 
 import jchannel_http
 from jchannel_http import FrontendError, Progress
-
 from support.chromium import open_channel
 from support.nginx import Nginx
 from support.proxies import CutProxy

@@ -4,15 +4,15 @@ themselves and requests the kernel refuses never wedge the page; every call gets
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import pytest
 from playwright.async_api import Page
 
 import jchannel_http
 from jchannel_http import FrontendError
-from jchannel_http.http import messages as http_app
 from jchannel_http.errors import ProtocolError
+from jchannel_http.http import messages as http_app
 from support.chromium import open_channel
 from support.kernel_server import TOKEN
 

@@ -14,7 +14,6 @@ import pytest
 from playwright.async_api import Page
 
 import jchannel_http
-
 from support.chromium import open_channel
 from support.kernel_server import TOKEN
 

@@ -25,7 +25,8 @@ import os
 import random
 import re
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from playwright.async_api import Page
@@ -33,11 +34,22 @@ from playwright.async_api import Page
 import jchannel_http
 from jchannel_http import FrontendError, MetaGenerator
 from jchannel_http.values import MAX_DEPTH
-
 from support.kernel_server import TOKEN
-from support.randomized_values import (KERNEL_UNSENDABLE, chunked, difference, digest, from_page_text,
-                               nested, page_form, random_payload, random_string, same,
-                               stream_bytes, to_page_text, utf16_hash)
+from support.randomized_values import (
+    KERNEL_UNSENDABLE,
+    chunked,
+    difference,
+    digest,
+    from_page_text,
+    nested,
+    page_form,
+    random_payload,
+    random_string,
+    same,
+    stream_bytes,
+    to_page_text,
+    utf16_hash,
+)
 
 KiB = 1024
 SEED = int(os.environ.get('JCHANNEL_SEED') or random.SystemRandom().randrange(2**32))

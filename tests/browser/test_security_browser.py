@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import aiohttp
 import orjson
@@ -16,7 +16,6 @@ from playwright.async_api import Browser, Page
 import jchannel_http
 from support.chromium import new_page, open_channel
 from support.counting import COUNTING_PAGE, CountingKernel
-
 
 PAGE_SIDE = COUNTING_PAGE
 EVIL_ORIGIN = 'http://third-party.test'

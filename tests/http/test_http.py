@@ -9,7 +9,6 @@ import pytest
 
 import jchannel_http
 from jchannel_http import FrontendError, StateError
-
 from support.fake_page import EventReader, open_events, open_page, post
 from support.kernel_server import TOKEN
 

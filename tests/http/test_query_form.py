@@ -7,11 +7,11 @@ import base64
 import collections
 import json
 
-import jchannel_http
 import pytest
+
+import jchannel_http
 from jchannel_http.errors import ProtocolError
 from jchannel_http.http.query_form import PartAssembly, decode_base64url
-
 from support.fake_page import open_page
 
 CLIENT = 'query-client-1'

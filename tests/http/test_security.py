@@ -7,7 +7,7 @@ import asyncio
 import base64
 import logging
 import secrets
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import aiohttp
 import orjson
@@ -15,7 +15,6 @@ import pytest
 
 import jchannel_http
 from jchannel_http.http.app import IN_FLIGHT
-
 from support.fake_page import FakePage, post
 from support.kernel_server import TOKEN
 

@@ -8,11 +8,10 @@ import random
 
 import aiohttp
 import pytest
+from test_stream_http import chunk, page
 
 import jchannel_http
 from jchannel_http.protocol.streams import Reassembly
-
-from test_stream_http import chunk, page
 
 TOKEN = 'test-token-0123456789'
 KiB = 1024

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-import jchannel_http
 import pytest
-from jchannel_http import FrontendError, StateError
 
+import jchannel_http
+from jchannel_http import FrontendError, StateError
 from support.fake_page import open_page, post
 
 CLIENT = 'stream-client-1'

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import aiohttp
 import orjson
 import pytest
 
 import jchannel_http
-
 from support.fake_page import EventReader, post
 from support.kernel_server import TOKEN
 from support.ports import free_port

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 from IPython.core.displaypub import CapturingDisplayPublisher
@@ -13,7 +13,6 @@ from playwright.async_api import async_playwright
 import jchannel_http
 from jchannel_http.notebook.frontend import NotebookOutput, bootstrap_output, status_line
 from support.chromium import LAUNCH
-
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import pytest
 from playwright.async_api import Page
 
 import jchannel_http
-
 from support.chromium import open_channel
 from support.counting import CountingKernel
 from support.jupyter_proxy import JUPYTER_TOKEN, PREFIX

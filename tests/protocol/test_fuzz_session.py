@@ -13,11 +13,10 @@ peer trusted, and the core cannot tell such a lie from the truth.
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-
-import pytest
 
 from jchannel_http.errors import ProtocolError, ResyncError
 from jchannel_http.protocol.frames import Call, Result

@@ -6,7 +6,8 @@ import asyncio
 import random
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jchannel_http import MetaGenerator, Progress, ProgressFeed, Source
 from jchannel_http.errors import ProtocolError, StateError

@@ -44,7 +44,7 @@ class _Cut(Exception):
     """An answer was cut at the cap."""
 
 
-def _forwardable(headers: 'aiohttp.typedefs.LooseHeaders') -> dict[str, str]:
+def _forwardable(headers: aiohttp.typedefs.LooseHeaders) -> dict[str, str]:
     return {name: value for name, value in headers.items() if name.lower() not in DROPPED}
 
 
@@ -81,7 +81,7 @@ class ColabProxy:
         self._session: aiohttp.ClientSession | None = None
         self._open: set[asyncio.Transport] = set()
 
-    async def start(self) -> 'ColabProxy':
+    async def start(self) -> ColabProxy:
         app = web.Application(client_max_size=64 << 20)
         app.router.add_route('*', '/{tail:.*}', self._handle)
         self._session = aiohttp.ClientSession(

@@ -84,7 +84,7 @@ class FakePage:
         self.response: aiohttp.ClientResponse | None = None
         self.reader: EventReader | None = None
 
-    async def connect(self) -> 'FakePage':
+    async def connect(self) -> FakePage:
         self.response, self.reader = await open_events(self.http, self.server, self.client)
         assert self.response.status == 200
         self.session = (await self.reader.event())['data']['session']

@@ -59,7 +59,7 @@ class Nginx:
         self._tmp = tempfile.TemporaryDirectory(prefix='jchannel-nginx-')
         self._process: subprocess.Popen | None = None
 
-    async def start(self) -> 'Nginx':
+    async def start(self) -> Nginx:
         binary = shutil.which('nginx') or '/usr/sbin/nginx'
         tmp = Path(self._tmp.name)
         servers = ''.join(SERVER.format(port=port, body_cap=cap, upstream=self.upstream,

@@ -23,7 +23,7 @@ HOP_BY_HOP = {'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', '
               'transfer-encoding', 'content-length', 'host'}
 
 
-def _end_to_end(headers: 'aiohttp.typedefs.LooseHeaders') -> dict[str, str]:
+def _end_to_end(headers: aiohttp.typedefs.LooseHeaders) -> dict[str, str]:
     return {name: value for name, value in headers.items() if name.lower() not in HOP_BY_HOP}
 
 
@@ -41,7 +41,7 @@ class HoldingProxy:
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
 
-    async def start(self) -> 'HoldingProxy':
+    async def start(self) -> HoldingProxy:
         app = web.Application(client_max_size=64 << 20)
         app.router.add_route('*', '/{tail:.*}', self._forward)
         self._session = aiohttp.ClientSession(auto_decompress=False, timeout=aiohttp.ClientTimeout(
@@ -139,7 +139,7 @@ class ChaosProxy:
         self._server: asyncio.base_events.Server | None = None
         self._transports: set[asyncio.BaseTransport] = set()
 
-    async def start(self) -> 'ChaosProxy':
+    async def start(self) -> ChaosProxy:
         self._server = await asyncio.start_server(self._serve, '127.0.0.1', self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
@@ -218,7 +218,7 @@ class CutProxy:
         self._server: asyncio.base_events.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
-    async def start(self) -> 'CutProxy':
+    async def start(self) -> CutProxy:
         self._server = await asyncio.start_server(self._serve, '127.0.0.1', 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self

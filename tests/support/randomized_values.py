@@ -7,7 +7,8 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 from jchannel_http.values import MAX_DEPTH, MAX_SAFE_INTEGER
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 PAGE_SIDE = r'''(channel) => {
   window.channel = channel;

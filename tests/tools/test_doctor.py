@@ -13,14 +13,14 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 
 import aiohttp
 import pytest
 
 import jchannel_http
-from jchannel_http.tools.doctor import OK, PROBLEM, INFO, SKIPPED, Doctor, Report
+from jchannel_http.tools.doctor import INFO, OK, PROBLEM, SKIPPED, Doctor, Report
 from support.colab_proxy import ColabProxy
 from support.nginx import CONFIG
 from support.ports import free_port, refused_port
@@ -111,7 +111,7 @@ class Proxy:
     def url(self) -> str:
         return f'http://127.0.0.1:{self.port}'
 
-    async def start(self) -> 'Proxy':
+    async def start(self) -> Proxy:
         tmp = Path(self.tmp.name)
         config = tmp / 'nginx.conf'
         config.write_text(CONFIG.format(tmp=tmp, servers=self.block))

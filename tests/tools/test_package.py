@@ -37,9 +37,9 @@ def test_start_outside_a_notebook_prints_one_line_with_the_page_url() -> None:
 
 def test_bundle_is_one_classic_script_in_dependency_order() -> None:
     script = bundle(client_dir())
-    assert not re.search(r'^\s*(import|export)\b', script, re.M)
+    assert not re.search(r'^\s*(import|export)\b', script, re.MULTILINE)
     assert script.startswith('(function () {') and script.rstrip().endswith('})();')
-    order = re.findall(r'^// ---- (\S+)$', script, re.M)
+    order = re.findall(r'^// ---- (\S+)$', script, re.MULTILINE)
     assert order[-1] == 'index.js'
     assert order.index('session.js') < order.index('client.js')
 

@@ -16,20 +16,29 @@ import subprocess
 import sys
 import time
 import types
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 
 import aiohttp
 import pytest
 
 import jchannel_http
 from jchannel_http import TunnelError
-from jchannel_http.tunnels import (ColabLauncher, CloudflaredLauncher,
-                                   JupyterServerProxyLauncher, NgrokLauncher)
+from jchannel_http.tunnels import (
+    CloudflaredLauncher,
+    ColabLauncher,
+    JupyterServerProxyLauncher,
+    NgrokLauncher,
+)
 from support.colab_proxy import ColabProxy
 from support.fake_page import EventReader
-from support.stand_ins import (FIXTURES, FakeCloudflared, install_fake_cloudflared,
-                         install_fake_colab, process_gone)
+from support.stand_ins import (
+    FIXTURES,
+    FakeCloudflared,
+    install_fake_cloudflared,
+    install_fake_colab,
+    process_gone,
+)
 
 TOKEN = 'tunnel-token-0123456789'
 AUTH = {'Authorization': f'Bearer {TOKEN}'}

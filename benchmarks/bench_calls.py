@@ -652,7 +652,7 @@ def chart_html(rows: list[Row], transport_rows: list[Row], info: dict[str, str])
             svg.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top - 4}" y2="{bottom + 4}" '
                        'class="grid"/>')
             svg.append(f'<text x="{x:.1f}" y="{bottom + 18}" class="tick">{label}</text>')
-        for i, (bar_y, (label, color, value, text)) in enumerate(zip(rows_y, bars)):
+        for i, (bar_y, (label, color, value, text)) in enumerate(zip(rows_y, bars, strict=True)):
             kind = 'floor' if i % group else 'group'
             svg.append(f'<text x="{left - 12}" y="{bar_y + 16}" class="{kind}">{label}</text>')
             length = max(1.0, position(value) * plot)

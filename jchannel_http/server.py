@@ -8,7 +8,7 @@ import dataclasses
 import logging
 import secrets
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -26,6 +26,9 @@ from .options import Options, client_options
 from .protocol.clients import Admission, ClientGate
 from .tunnels import Launcher, close_tunnel, open_tunnel
 from .tunnels import resolve as resolve_tunnel
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11 on
 
 log = logging.getLogger('jchannel_http')
 
@@ -94,7 +97,7 @@ class Server:
         """Stop: waiting calls fail with StateError, streams end, the port is released."""
         return asyncio.create_task(self._stop())
 
-    async def __aenter__(self) -> Server:
+    async def __aenter__(self) -> Self:
         await self._start()
         return self
 

@@ -124,7 +124,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         try:
             response = await _guarded(request, handler)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (every failure becomes a JSON error answer)
             error = error_for(exc)
             response = json_response(error.body, error.status, {**NO_STORE, **error.headers})
         add_cors(request, response)

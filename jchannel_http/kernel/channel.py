@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..protocol.frames import Call, Close, Echo, Open, Pipe
 from .endpoint import Endpoint, HasEndpoint, endpoint_of
 from .progress import ProgressCallback, as_source
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11 on
 
 log = logging.getLogger('jchannel_http')
 _keys = itertools.count(1)
@@ -141,7 +144,7 @@ class Channel:
         self._open = False
         self._endpoint.unregister(self)
 
-    async def __aenter__(self) -> Channel:
+    async def __aenter__(self) -> Self:
         await self._open_in_page(self.context_timeout)
         return self
 

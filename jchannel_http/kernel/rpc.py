@@ -61,7 +61,7 @@ def describe(exc: BaseException) -> str:
     """``str(exc)``, or a description of ``exc`` when its ``__str__`` fails."""
     try:
         return str(exc)
-    except Exception as failure:  # an exception must never keep its call from an answer
+    except Exception as failure:  # noqa: BLE001 (an exception must never keep its call from an answer)
         return (f'<{type(exc).__name__} could not describe itself: its __str__ raised '
                 f'{type(failure).__name__}>')
 
@@ -205,7 +205,7 @@ class Rpc:
             await self._send_reply(session, reply)
         except asyncio.CancelledError:
             raise
-        except BaseException as exc:  # the page gets every handler error, as in a local call;
+        except BaseException as exc:  # noqa: BLE001 (the page gets every handler error, as in a local call);
             # KeyboardInterrupt (the notebook's stop button) and SystemExit end only this call
             self._log_failure(frame, exc)
             await self._send_reply(session, self.error_frame(frame.call, exc))

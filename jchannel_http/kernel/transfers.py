@@ -220,7 +220,7 @@ class Download:
                 self._signal.notify()
         except asyncio.CancelledError:
             self.cancelled = True
-        except Exception as exc:  # the page's consumer gets the producer's error
+        except Exception as exc:  # noqa: BLE001 (the page's consumer gets the producer's error)
             self.error = exc
         finally:
             self._signal.notify()

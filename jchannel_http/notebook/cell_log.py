@@ -34,7 +34,7 @@ class CellLog(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             text = self.format(record)
-        except Exception:
+        except Exception:  # noqa: BLE001 (logging.Handler's rule: a failed record goes to handleError)
             self.handleError(record)
             return
         if self.running:

@@ -94,7 +94,7 @@ def kernel_name() -> str:
         from ipykernel.connect import get_connection_file
 
         return os.path.basename(get_connection_file())
-    except Exception:  # not an ipykernel: every process counts as its own kernel
+    except Exception:  # noqa: BLE001 (no ipykernel, or no connection file: every process counts as its own kernel)
         return PROCESS
 
 

@@ -7,7 +7,7 @@ parsed JSON object and turns it back into ``(seq, frame)``. See ``docs/protocol.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, Union
+from typing import Any
 
 from ..errors import ProtocolError
 from ..values import encode_checked
@@ -86,9 +86,9 @@ class Stop:
     call: int
 
 
-Frame = Union[Open, Close, Echo, Call, Pipe, Result, Error, Stop]
-Request = Union[Open, Close, Echo, Call, Pipe, Stop]
-Reply = Union[Result, Error]
+Frame = Open | Close | Echo | Call | Pipe | Result | Error | Stop
+Request = Open | Close | Echo | Call | Pipe | Stop
+Reply = Result | Error
 
 TYPES: dict[str, type] = {
     'open': Open,

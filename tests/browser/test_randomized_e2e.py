@@ -430,7 +430,7 @@ class Run:
             return (Expect(call_id, 'kernel', f'kernel sends {size} bytes', utf16_hash(big)),
                     call('measure', big))
         if pick < 0.86:
-            which = rng.choice(sorted(KERNEL_UNSENDABLE) + ['deep arg 250'])
+            which = rng.choice([*sorted(KERNEL_UNSENDABLE), 'deep arg 250'])
             value = nested(MAX_DEPTH) if which == 'deep arg 250' else KERNEL_UNSENDABLE[which]()
             return (Expect(call_id, 'kernel', f'kernel arg {which}', ok=False, error='TypeError',
                            detail=lambda d: d.startswith('cannot send args[2][1]'), runs=False),
@@ -581,7 +581,7 @@ class Run:
                 if isinstance(value, MetaGenerator):
                     value = ('stream', digest(await value.join()))
                 outcomes.setdefault(expect.call_id, []).append(('ok', value))
-            except Exception as error:  # every failure is an answer to check
+            except Exception as error:  # noqa: BLE001 (every failure is an answer to check)
                 outcomes.setdefault(expect.call_id, []).append(('error', error))
 
         order = rng.random()
@@ -597,7 +597,7 @@ class Run:
         if tasks:
             _, waiting = await asyncio.wait(tasks, timeout=ROUND_LIMIT)
             if waiting:
-                stuck = [e.call_id for (e, _), t in zip(kernel_calls, tasks) if t in waiting]
+                stuck = [e.call_id for (e, _), t in zip(kernel_calls, tasks, strict=True) if t in waiting]
                 self.fail(f'round {number}: kernel calls without an answer after '
                           f'{ROUND_LIMIT} s: {self.describe(stuck)}; {await self.state()}')
         answered = [e.call_id for e, _ in page_calls if not e.held]

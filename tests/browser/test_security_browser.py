@@ -240,7 +240,7 @@ async def test_a_flood_of_bad_requests_while_the_page_makes_a_thousand_calls(bro
         assert sum(tally.values()) == waves * per_wave
         wrong = {name: n for (name, right), n in tally.items() if not right}
         assert wrong == {}
-        assert {name for name, _ in tally} == {bad.name for bad in kinds + [TOO_LARGE]}
+        assert {name for name, _ in tally} == {bad.name for bad in [*kinds, TOO_LARGE]}
         assert channel.handler.seen == collections.Counter(range(waves * calls_per_wave))
         seen = await page.evaluate('window.seen')
         assert len(seen) == waves * calls_per_wave and set(seen.values()) == {1}

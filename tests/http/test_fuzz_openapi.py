@@ -111,7 +111,7 @@ def test_with_the_token_every_answer_is_documented(case, live_server) -> None:
     _without_credentials(case)
     case.headers = {**(case.headers or {}), 'Authorization': f'Bearer {TOKEN}'}
     response = case.call(base_url=live_server.url)
-    case.validate_response(response, checks=CONFORMANCE + [negative_data_rejection])
+    case.validate_response(response, checks=[*CONFORMANCE, negative_data_rejection])
     assert response.status_code < 500
 
 

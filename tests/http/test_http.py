@@ -162,7 +162,7 @@ async def test_a_batch_with_a_lone_surrogate_in_raw_json_reaches_the_handler(ser
     channel.handler = type('H', (), {'take': lambda self, text: received.append(text) or text})()
     response, reader, session = await connect(http, server)
     try:
-        body = ('{"client":"%s","session":"%s","ack":0,"messages":[{"seq":1,"type":"call",'
+        body = ('{"client":"%s","session":"%s","ack":0,"messages":[{"seq":1,"type":"call",'  # noqa: UP031 (JSON braces would all need doubling in an f-string)
                 '"call":1,"channel":%d,"name":"take","args":["cut \\ud83d"]}]}'
                 % (CLIENT, session, channel.key)).encode()
         async with http.post(f'{server.url}/messages', data=body) as answer:
@@ -282,7 +282,7 @@ async def test_an_old_cursor_from_another_page_still_resyncs(server, http) -> No
 
 
 async def test_a_post_for_another_session_is_refused(server, http) -> None:
-    response, reader, session = await connect(http, server)
+    response, _reader, _session = await connect(http, server)
     try:
         status, body = await post(http, server, {'client': CLIENT, 'session': 'old-session',
                                                  'ack': 0, 'messages': []})
@@ -309,7 +309,7 @@ async def test_second_client_gets_409_until_the_first_releases(server, http) -> 
 async def test_takeover_fails_calls_waiting_for_the_old_page(server, http) -> None:
     channel = jchannel_http.Channel(server, 'c')
     opening = channel.open(timeout=10)
-    response, reader, session = await connect(http, server)
+    response, reader, _session = await connect(http, server)
     await reader.event()
     response.close()
     await http.post(f'{server.url}/release', params={'client': CLIENT})
@@ -425,7 +425,7 @@ async def test_status_reports_the_session(server, http) -> None:
     async with http.get(f'{server.url}/status') as response:
         status = await response.json()
     assert status['connected'] is False and status['transport'] is None
-    response, reader, session = await connect(http, server)
+    response, _reader, session = await connect(http, server)
     try:
         async with http.get(f'{server.url}/status') as reply:
             status = await reply.json()
@@ -447,7 +447,7 @@ async def test_stop_fails_waiting_calls_and_frees_the_port(http) -> None:
     await server.start()
     opening = jchannel_http.Channel(server, 'c').open(timeout=10)
     await asyncio.sleep(0.05)
-    response, reader, _ = await connect(http, server)
+    response, _reader, _ = await connect(http, server)
     await server.stop()
     with pytest.raises(StateError, match='stopped'):
         await opening
@@ -458,7 +458,7 @@ async def test_stop_fails_waiting_calls_and_frees_the_port(http) -> None:
 
 
 def test_unknown_tunnel_values_are_refused_clearly() -> None:
-    with pytest.raises(ValueError, match="unknown tunnel 'cloudflare'.*'cloudflared'"):
+    with pytest.raises(ValueError, match=r"unknown tunnel 'cloudflare'.*'cloudflared'"):
         jchannel_http.Server(tunnel='cloudflare')  # every tunnel value: test_tunnels.py
 
 

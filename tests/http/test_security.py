@@ -373,7 +373,7 @@ async def test_the_token_is_logged_once_and_never_answered(caplog) -> None:
                                  dict(response.headers)))
     assert [status for status, _, _ in seen] == [401, 401, 400, 400, 400, 422, 404, 200, 200,
                                                  404]
-    for status, text, headers in seen:
+    for _status, text, headers in seen:
         assert token not in text and token not in str(headers)
     mentions = [record.getMessage() for record in caplog.records
                 if token in record.getMessage() or token in (record.exc_text or '')]

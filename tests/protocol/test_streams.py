@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 
 import pytest
@@ -16,7 +17,7 @@ from jchannel_http.protocol.streams import SMALL, Backlog, Reassembly
 
 def split(data: bytes, cuts: list[int]) -> list[tuple[int, bytes]]:
     points = sorted({0, len(data), *(cut % (len(data) + 1) for cut in cuts)})
-    return [(a, data[a:b]) for a, b in zip(points, points[1:])]
+    return [(a, data[a:b]) for a, b in itertools.pairwise(points)]
 
 
 def drain(core: Reassembly) -> bytes:

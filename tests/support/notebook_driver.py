@@ -21,7 +21,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import nbformat
 from playwright.sync_api import Browser, Page
@@ -44,7 +44,7 @@ class CellError(AssertionError):
 class JupyterServer:
     """``python -m <app>`` on a free loopback port with a token, in a temporary root."""
 
-    APPS = {'lab': 'jupyterlab', 'notebook7': 'notebook', 'nbclassic': 'nbclassic'}
+    APPS: ClassVar[dict[str, str]] = {'lab': 'jupyterlab', 'notebook7': 'notebook', 'nbclassic': 'nbclassic'}
 
     def __init__(self, frontend: str) -> None:
         self.frontend = frontend

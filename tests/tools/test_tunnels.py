@@ -287,7 +287,7 @@ async def test_a_failing_custom_launcher_is_stopped_and_the_port_released(
 
 
 def test_bad_tunnel_values_are_refused_clearly() -> None:
-    with pytest.raises(ValueError, match="unknown tunnel 'cloudflare'.*'cloudflared'"):
+    with pytest.raises(ValueError, match=r"unknown tunnel 'cloudflare'.*'cloudflared'"):
         jchannel_http.Server(tunnel='cloudflare')
     with pytest.raises(TypeError, match='async start\\(port\\) -> url and async stop\\(\\)'):
         jchannel_http.Server(tunnel=42)
@@ -327,7 +327,7 @@ def ngrok_stand_in(fail: Exception | None = None) -> types.ModuleType:
 async def test_ngrok_without_the_package_names_it(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, 'ngrok', None)  # import ngrok fails
     monkeypatch.setenv('NGROK_AUTHTOKEN', 'token')
-    with pytest.raises(TunnelError, match='needs the ngrok package.*pip install ngrok'):
+    with pytest.raises(TunnelError, match=r'needs the ngrok package.*pip install ngrok'):
         await jchannel_http.start(tunnel='ngrok')
 
 
@@ -398,7 +398,7 @@ async def test_colab_asks_the_page_for_the_proxy_url(fake_colab, colab_proxy) ->
 async def test_colab_page_that_does_not_answer_times_out(fake_colab, monkeypatch) -> None:
     monkeypatch.setenv('FAKE_COLAB_SILENT', '1')
     server = jchannel_http.Server(tunnel='colab', tunnel_timeout=0.3)
-    with pytest.raises(TunnelError, match='did not answer google.colab.kernel.proxyPort'):
+    with pytest.raises(TunnelError, match=r'did not answer google.colab.kernel.proxyPort'):
         await server.start()
     assert port_closed(server.port)
 
@@ -451,7 +451,7 @@ async def test_colab_waits_for_calls_in_flight_before_it_blocks(fake_colab, cola
 
 async def test_colab_outside_colab_says_so(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, 'google.colab', None)
-    with pytest.raises(TunnelError, match="works only in Google Colab.*'cloudflared'"):
+    with pytest.raises(TunnelError, match=r"works only in Google Colab.*'cloudflared'"):
         await jchannel_http.start(tunnel='colab')
 
 
@@ -469,7 +469,7 @@ async def test_jupyter_server_proxy_url_is_relative_to_the_notebook_server(monke
 
 async def test_jupyter_server_proxy_missing_says_what_to_install(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, 'jupyter_server_proxy', None)
-    with pytest.raises(TunnelError, match='pip install jupyter-server-proxy.*restart'):
+    with pytest.raises(TunnelError, match=r'pip install jupyter-server-proxy.*restart'):
         await jchannel_http.start(tunnel='jupyter-server-proxy')
 
 

@@ -40,7 +40,7 @@ PUBLIC = {'/client.js', '/openapi.json', '/page', '/favicon.ico'}  # static cont
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class ProtocolLog(logging.LoggerAdapter):
+class ProtocolLog(logging.LoggerAdapter[logging.Logger]):
     """aiohttp's log of requests it could not handle, as the logger ``jchannel_http.http``.
 
     A request that is not HTTP at all (aiohttp answers it 400 itself) is logged at DEBUG: anyone
@@ -166,7 +166,8 @@ def _serve_under_prefix(router: web.UrlDispatcher, prefix: str) -> None:
     if not prefix:
         return
     for route in list(router.routes()):
-        router.add_route(route.method, prefix + route.resource.canonical, route.handler)
+        if route.resource is not None:  # only a route built without a resource lacks one
+            router.add_route(route.method, prefix + route.resource.canonical, route.handler)
 
 
 def _route_path(request: web.Request) -> str:

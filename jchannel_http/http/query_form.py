@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Mapping
 
 from ..errors import ProtocolError
 
@@ -60,11 +61,11 @@ class PartAssembly:
         self.text: list[str] = []
         self.have = 0
 
-    def add(self, owner: tuple[str, str], query: dict[str, str] | object) -> str | None:
+    def add(self, owner: tuple[str, str], query: Mapping[str, str]) -> str | None:
         """Take one part (``batch``, ``offset``, ``total``, ``part`` of ``query``) of the batch of
         ``owner`` (client id, session id). Return the whole base64url text once complete, else
         None; ``have`` then says how many characters are held (the page goes on from there)."""
-        get = query.get  # type: ignore[attr-defined]
+        get = query.get
         batch = get('batch')
         if batch is None or not BATCH_ID.fullmatch(batch):
             raise ProtocolError('batch must be 1 to 64 characters of A-Z, a-z, 0-9, _ and -')

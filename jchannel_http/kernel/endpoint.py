@@ -75,8 +75,8 @@ class Endpoint:
         self._listening = False
         self._stopped = False
         self._started_at = 0.0
-        self._watchdog: asyncio.Task | None = None
-        self._dismissing: asyncio.Task | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+        self._dismissing: asyncio.Future[None] | None = None
 
     # -- lifecycle (driven by the server) ----------------------------------------------------
 

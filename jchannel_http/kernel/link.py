@@ -14,7 +14,7 @@ import secrets
 from ..errors import StateError
 from ..options import Options
 from ..protocol.delivery import Delivery
-from ..protocol.frames import Frame
+from ..protocol.frames import Frame, Incoming
 from ..protocol.session import Entry, OutboxFull, Prepared, Session
 
 
@@ -124,7 +124,7 @@ class Link:
         self.acknowledge(cursor)
         return entries
 
-    def receive(self, frames: list[tuple[int, Frame]]) -> list[Frame]:
+    def receive(self, frames: list[tuple[int, Incoming]]) -> list[Incoming]:
         """Take frames posted by the page; return those now due, in order, each once."""
         return self.session.inbox.receive_all(frames)
 

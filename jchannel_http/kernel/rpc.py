@@ -43,13 +43,13 @@ def find_method(handler: object, name: str) -> Callable[..., Any]:
         raise MissingMethod(f"the channel has no handler, so it has no method '{name}'")
     if name.startswith('_'):
         raise MissingMethod(f"handler method '{name}' is private")
-    method = getattr(handler, name, None)
+    method: object = getattr(handler, name, None)
     if not callable(method):
         raise MissingMethod(f"handler has no method '{name}'")
     return method
 
 
-async def invoke(handler: object, name: str, args: list) -> Any:
+async def invoke(handler: object, name: str, args: list[Any]) -> Any:
     """Call handler method ``name`` with ``args``, awaiting it when it is async."""
     result = find_method(handler, name)(*args)
     if inspect.isawaitable(result):
@@ -70,7 +70,7 @@ class Unsent(asyncio.TimeoutError):
     """A request found the outbox full for longer than its timeout: it was not sent."""
 
 
-def _expire(future: asyncio.Future) -> None:
+def _expire(future: asyncio.Future[Any]) -> None:
     if not future.done():
         future.set_exception(asyncio.TimeoutError())
 
@@ -94,8 +94,8 @@ class Rpc:
         self._channel_of = channel_of
         """The channel of a key, or None (the endpoint's registry)."""
         self._debug = debug
-        self._pending: CallTable[asyncio.Future] = CallTable()
-        self._tasks: set[asyncio.Task] = set()
+        self._pending: CallTable[asyncio.Future[Any]] = CallTable()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._handlers: dict[type, Callable[[Any], None]] = {
             Result: self._on_result,
             Error: self._on_error,
@@ -153,7 +153,7 @@ class Rpc:
         """Process one frame from the page."""
         self._handlers[type(frame)](frame)
 
-    def _settle(self, call: int, settle: Callable[[asyncio.Future], None]) -> None:
+    def _settle(self, call: int, settle: Callable[[asyncio.Future[Any]], None]) -> None:
         future = self._pending.waiter(call)
         if future is None or future.done():
             log.debug('reply to call %d, which nobody waits for any more', call)
@@ -189,8 +189,8 @@ class Rpc:
             error = Error(frame.call, 'ProtocolError', f'the kernel refused the call: {frame.reason}')
             self._spawn(self._send_reply(self._link.session, error))
         elif frame.call is not None and frame.kind in ('result', 'error'):
-            error = ProtocolError(f'the page answered with a frame the kernel refused: {frame.reason}')
-            self._settle(frame.call, lambda future: future.set_exception(error))
+            refused = ProtocolError(f'the page answered with a frame the kernel refused: {frame.reason}')
+            self._settle(frame.call, lambda future: future.set_exception(refused))
         else:
             log.warning('ignored an item of a page batch that is not a frame: %s', frame.reason)
 

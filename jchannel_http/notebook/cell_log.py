@@ -63,7 +63,7 @@ def install(logger: logging.Logger) -> None:
     global _installed
     if _installed is not None or logger.hasHandlers():
         return
-    from IPython import get_ipython
+    from IPython.core.getipython import get_ipython
 
     shell = get_ipython()
     if shell is None or not hasattr(shell, 'events'):

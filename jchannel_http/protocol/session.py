@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..errors import ProtocolError, ResyncError
-from .frames import Frame, encode_rest, with_seq
+from .frames import Frame, Incoming, encode_rest, with_seq
 
 
 class OutboxFull(Exception):
@@ -133,9 +133,9 @@ class Inbox:
         self.max_ahead = max_ahead
         self.cursor = 0
         self.duplicates = 0
-        self._ahead: dict[int, Frame] = {}
+        self._ahead: dict[int, Incoming] = {}
 
-    def receive(self, seq: int, frame: Frame) -> list[Frame]:
+    def receive(self, seq: int, frame: Incoming) -> list[Incoming]:
         """Take frame ``seq``; return the frames that are now deliverable, in order."""
         if seq <= self.cursor or seq in self._ahead:
             self.duplicates += 1
@@ -154,7 +154,7 @@ class Inbox:
             ready.append(self._ahead.pop(self.cursor))
         return ready
 
-    def receive_all(self, items: Iterable[tuple[int, Frame]]) -> list[Frame]:
+    def receive_all(self, items: Iterable[tuple[int, Incoming]]) -> list[Incoming]:
         """Take a batch of ``(seq, frame)`` in order of ``seq``: all of it, or none of it.
 
         When holding the batch would pass ``max_ahead``, ProtocolError is raised before any
@@ -163,7 +163,7 @@ class Inbox:
         batch = sorted(items, key=lambda item: item[0])
         if len(self._ahead) + len(batch) > self.max_ahead:
             self._check_room([seq for seq, _ in batch])
-        ready: list[Frame] = []
+        ready: list[Incoming] = []
         for seq, frame in batch:
             ready.extend(self.receive(seq, frame))
         return ready

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs everything the tests need (Python packages, Debian's chromium and nginx), then runs every test:
-# the JavaScript client's unit tests under node, and the Python suite, one folder per layer
-# (protocol, http, browser, notebook, tools, paths, compat). Arguments go to pytest:
+# Installs everything the tests need (Python packages, Debian's chromium and nginx), checks the code
+# with ruff and mypy, then runs every test: the JavaScript client's unit tests under node, and the
+# Python suite, one folder per layer (protocol, http, browser, notebook, tools, paths, compat). Arguments go to pytest:
 #   bash tests/run_all.sh tests/protocol     # one layer
 #   bash tests/run_all.sh -m 'not notebook'  # every layer but one
 set -euo pipefail
@@ -17,6 +17,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+
+# Lint and types first (settings in pyproject.toml): a finding stops the run before the suites.
+python3 -m ruff check --quiet jchannel_http tests benchmarks
+python3 -m mypy --no-error-summary
 
 node --test tests/js/
 python3 -m pytest -q -p no:cacheprovider "$@"

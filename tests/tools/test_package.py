@@ -56,3 +56,4 @@ def test_the_wheel_ships_the_client(tmp_path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     for module in client_dir().glob('*.js'):
         assert f'jchannel_http/client_js/{module.name}' in names
+    assert 'jchannel_http/py.typed' in names  # type checkers read the package's annotations

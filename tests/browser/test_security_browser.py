@@ -14,7 +14,7 @@ from aiohttp import web
 from playwright.async_api import Browser, Page
 
 import jchannel_http
-from support.chromium import new_page, open_channel
+from support.chromium import handler_of, new_page, open_channel
 from support.counting import COUNTING_PAGE, CountingKernel
 
 PAGE_SIDE = COUNTING_PAGE
@@ -241,7 +241,7 @@ async def test_a_flood_of_bad_requests_while_the_page_makes_a_thousand_calls(bro
         wrong = {name: n for (name, right), n in tally.items() if not right}
         assert wrong == {}
         assert {name for name, _ in tally} == {bad.name for bad in [*kinds, TOO_LARGE]}
-        assert channel.handler.seen == collections.Counter(range(waves * calls_per_wave))
+        assert handler_of(channel, CountingKernel).seen == collections.Counter(range(waves * calls_per_wave))
         seen = await page.evaluate('window.seen')
         assert len(seen) == waves * calls_per_wave and set(seen.values()) == {1}
         after = server.status()

@@ -58,6 +58,7 @@ class ServerThread:
         return server
 
     async def _stop(self) -> None:
+        assert self.server is not None
         await self.server.stop()
 
     def __exit__(self, *exc_info: object) -> None:

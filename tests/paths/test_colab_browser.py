@@ -14,7 +14,7 @@ import pytest
 from playwright.async_api import Page
 
 import jchannel_http
-from support.chromium import open_channel
+from support.chromium import handler_of, open_channel
 from support.colab_proxy import ColabProxy
 from support.counting import CountingKernel, calls_both_ways, check_each_ran_once
 from support.stand_ins import install_fake_colab
@@ -178,7 +178,7 @@ async def test_a_lost_server_is_told_from_a_refused_method(page, server, colab) 
     assert await page.evaluate('window.jchannelClient.sendMethod') == 'get'
     colab.target = port
     assert await asyncio.wait_for(calls, 60) == [100, 101]
-    assert channel.handler.seen == dict.fromkeys([0, 1, 2, 3, 4, 100, 101], 1)
+    assert handler_of(channel, KernelSide).seen == dict.fromkeys([0, 1, 2, 3, 4, 100, 101], 1)
     assert not await page.evaluate(
         "window.errors.filter((e) => e.includes('lost or unreachable') && e.includes('refuses'))")
 

@@ -99,6 +99,7 @@ class FakePage:
                                                    'ack': ack, 'messages': numbered})
 
     async def frame(self) -> dict:
+        assert self.reader is not None
         return (await self.reader.event())['data']
 
     async def open(self, channel: jchannel_http.Channel) -> None:

@@ -34,7 +34,9 @@ class Handler:
 
     async def ask_page(self, x: int) -> int:
         assert self.channel is not None
-        return await self.channel.call('twice', x, timeout=10)
+        answer = await self.channel.call('twice', x, timeout=10)
+        assert isinstance(answer, int)
+        return answer
 
     def guard(self) -> dict:
         return server.connections.status()

@@ -39,7 +39,7 @@ async def jupyter() -> AsyncIterator[str]:
         async with aiohttp.ClientSession() as http:
             for _ in range(150):
                 if process.poll() is not None:
-                    raise RuntimeError(f'jupyter exited: {process.stderr.read().decode()}')
+                    raise RuntimeError(f'jupyter exited: {process.communicate()[1].decode()}')
                 try:
                     async with http.get(f'{origin}{PREFIX}api/status',
                                         params={'token': JUPYTER_TOKEN}) as response:

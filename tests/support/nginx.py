@@ -72,7 +72,7 @@ class Nginx:
                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         for _ in range(100):
             if self._process.poll() is not None:
-                raise RuntimeError(f'nginx exited: {self._process.stderr.read().decode()}')
+                raise RuntimeError(f'nginx exited: {self._process.communicate()[1].decode()}')
             try:
                 for port in self.ports.values():
                     socket.create_connection(('127.0.0.1', port), timeout=0.2).close()

@@ -19,7 +19,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -116,7 +116,7 @@ class JupyterServer:
             body = response.read()
         return json.loads(body) if body else None
 
-    def write_notebook(self, name: str, cells: list[str] = ()) -> Path:
+    def write_notebook(self, name: str, cells: Sequence[str] = ()) -> Path:
         notebook = nbformat.v4.new_notebook()
         notebook.metadata['kernelspec'] = {'name': 'python3', 'display_name': 'Python 3',
                                            'language': 'python'}

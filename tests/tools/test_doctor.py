@@ -120,7 +120,7 @@ class Proxy:
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         for _ in range(100):
             if self.process.poll() is not None:
-                raise RuntimeError(f'nginx exited: {self.process.stderr.read().decode()}')
+                raise RuntimeError(f'nginx exited: {self.process.communicate()[1].decode()}')
             try:
                 socket.create_connection(('127.0.0.1', self.port), timeout=0.2).close()
                 return self

@@ -29,7 +29,9 @@ def test_start_outside_a_notebook_prints_one_line_with_the_page_url() -> None:
             'asyncio.run(main())\n')
     done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                           timeout=60, check=True)
-    page_url = re.search(r'URL (\S+)', done.stdout).group(1)
+    found = re.search(r'URL (\S+)', done.stdout)
+    assert found is not None, done.stdout
+    page_url = found.group(1)
     assert page_url.endswith('/page?token=tok-123')
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and page_url in lines[0]

@@ -781,7 +781,8 @@ async def test_random_calls_both_ways_get_one_answer_each(page: Page, caplog) ->
         f'{run.kernel_failures} kernel handler failures'
     assert len(unsendable) == run.kernel_unsendable, f'seed {SEED}: {len(unsendable)} ' \
         f'WARNINGs for {run.kernel_unsendable} unsendable results'
-    assert page.errors == [], f'seed {SEED}: page errors {page.errors}'
+    errors = page.errors  # type: ignore[attr-defined]  # new_page() gives a Page this list
+    assert errors == [], f'seed {SEED}: page errors {errors}'
     print(f'seed {SEED}: {rounds} rounds, {len(run.expected)} calls in '
           f'{time.monotonic() - started:.1f} s; kernel loop paused {pauser.count} times '
           f'({pauser.paused:.1f} s); {dict(sorted(run.counts.items()))}')

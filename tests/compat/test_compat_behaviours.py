@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from compat_helpers import load_client
+from compat_helpers import load_client  # type: ignore[import-not-found]  # a sibling module, on sys.path by pytest (a folder of its own in mypy_path would name each conftest twice)
 
 import jchannel_http as jchannel  # was `import jchannel`
 from jchannel_http.channel import Channel  # was jchannel.channel

@@ -486,6 +486,7 @@ async def test_more_requests_in_flight_than_max_requests_get_429(http) -> None:
         assert [await response.json() for response in responses] == [{'result': 0},
                                                                       {'result': 1}]
         assert (await request(server, 'GET', '/status', {}))[0] == 200
+        assert server._runner is not None
         assert server._runner.app[IN_FLIGHT].count == 0
 
 

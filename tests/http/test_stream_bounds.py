@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from test_stream_http import chunk, page
+from test_stream_http import chunk, page  # type: ignore[import-not-found]  # a sibling module, on sys.path by pytest (a folder of its own in mypy_path would name each conftest twice)
 
 import jchannel_http
 from jchannel_http.protocol.streams import Reassembly

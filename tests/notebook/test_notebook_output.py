@@ -95,6 +95,7 @@ async def test_stop_makes_a_plain_page_stop_its_client() -> None:
             assert await page.evaluate('window.jchannelClient.lastError.message') == \
                 'the kernel server was stopped'
             state = await page.text_content('#jchannel-state')
+            assert state is not None
             assert re.fullmatch(r'stopped \(the kernel server was stopped\)', state)
         finally:
             await browser.close()

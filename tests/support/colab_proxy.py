@@ -112,11 +112,11 @@ class ColabProxy:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         if request.transport is not None:
-            self._open.add(request.transport)  # type: ignore[arg-type]
+            self._open.add(request.transport)
         try:
             return await self._answer(request)
         finally:
-            self._open.discard(request.transport)  # type: ignore[arg-type]
+            self._open.discard(request.transport)
 
     async def _answer(self, request: web.Request) -> web.StreamResponse:
         assert self._session is not None

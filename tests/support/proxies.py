@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Mapping
 
 import aiohttp
 from aiohttp import web
+from typing_extensions import Self
 
 HOP_BY_HOP = {'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade',
               'transfer-encoding', 'content-length', 'host'}
 
 
-def _end_to_end(headers: aiohttp.typedefs.LooseHeaders) -> dict[str, str]:
+def _end_to_end(headers: Mapping[str, str]) -> dict[str, str]:
     return {name: value for name, value in headers.items() if name.lower() not in HOP_BY_HOP}
 
 
@@ -41,7 +43,7 @@ class HoldingProxy:
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
 
-    async def start(self) -> HoldingProxy:
+    async def start(self) -> Self:
         app = web.Application(client_max_size=64 << 20)
         app.router.add_route('*', '/{tail:.*}', self._forward)
         self._session = aiohttp.ClientSession(auto_decompress=False, timeout=aiohttp.ClientTimeout(
@@ -137,7 +139,7 @@ class ChaosProxy:
         self.calm = True
         self._random = random.Random(seed)
         self._server: asyncio.base_events.Server | None = None
-        self._transports: set[asyncio.BaseTransport] = set()
+        self._transports: set[asyncio.Transport] = set()
 
     async def start(self) -> ChaosProxy:
         self._server = await asyncio.start_server(self._serve, '127.0.0.1', self.port)

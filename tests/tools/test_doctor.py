@@ -136,7 +136,8 @@ class Proxy:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-            self.process.stderr.close()
+            if self.process.stderr is not None:
+                self.process.stderr.close()
         self.tmp.cleanup()
 
 

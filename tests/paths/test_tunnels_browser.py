@@ -49,7 +49,7 @@ async def test_a_page_through_the_fake_cloudflared(fake_cloudflared, browser) ->
         assert isinstance(server.tunnel, CloudflaredLauncher)
         pid = server.tunnel.pid
         await server.stop()
-    assert process_gone(pid)
+    assert pid is not None and process_gone(pid)
 
 
 async def test_a_page_through_jupyter_server_proxy(jupyter, browser, monkeypatch) -> None:

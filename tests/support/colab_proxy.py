@@ -29,6 +29,7 @@ answers for ``google.colab.kernel.proxyPort(<port>)``: the proxy's address, now 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 import aiohttp
 from aiohttp import web
@@ -44,7 +45,7 @@ class _Cut(Exception):
     """An answer was cut at the cap."""
 
 
-def _forwardable(headers: aiohttp.typedefs.LooseHeaders) -> dict[str, str]:
+def _forwardable(headers: Mapping[str, str]) -> dict[str, str]:
     return {name: value for name, value in headers.items() if name.lower() not in DROPPED}
 
 

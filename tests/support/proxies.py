@@ -139,7 +139,7 @@ class ChaosProxy:
         self.calm = True
         self._random = random.Random(seed)
         self._server: asyncio.base_events.Server | None = None
-        self._transports: set[asyncio.Transport] = set()
+        self._transports: set[asyncio.WriteTransport] = set()
 
     async def start(self) -> ChaosProxy:
         self._server = await asyncio.start_server(self._serve, '127.0.0.1', self.port)

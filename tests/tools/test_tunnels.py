@@ -16,8 +16,9 @@ import subprocess
 import sys
 import time
 import types
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -90,14 +91,17 @@ class Multiplier:
 
 async def read_for(response: aiohttp.ClientResponse, seconds: float) -> bytes:
     """Whatever of the body arrives within ``seconds``."""
-    received = b''
+    received = bytearray()
+
+    async def read() -> None:
+        while chunk := await response.content.readany():
+            received.extend(chunk)
+
     try:
-        async with asyncio.timeout(seconds):
-            while chunk := await response.content.readany():
-                received += chunk
-    except TimeoutError:
+        await asyncio.wait_for(read(), seconds)  # asyncio.timeout() is Python 3.11's
+    except asyncio.TimeoutError:
         pass
-    return received
+    return bytes(received)
 
 
 # -- cloudflared ----------------------------------------------------------------------------
@@ -125,10 +129,13 @@ async def test_cloudflared_gives_its_url_carries_calls_and_ends_with_the_server(
             async with http.post(f'{server.url}/events', params=query,
                                  headers=headers) as response:
                 assert (await read_for(response, 2)).startswith(b'event: hello\n')
-            with pytest.raises(TimeoutError):  # held whole, as by the real one
-                async with asyncio.timeout(1.5):
-                    async with http.get(f'{server.url}/events', params=query, headers=headers):
-                        pass
+
+            async def held() -> None:
+                async with http.get(f'{server.url}/events', params=query, headers=headers):
+                    pass
+
+            with pytest.raises(asyncio.TimeoutError):  # held whole, as by the real one
+                await asyncio.wait_for(held(), 1.5)
     finally:
         await server.stop()
     assert server.tunnel.pid is None
@@ -263,7 +270,8 @@ class RecordingLauncher:
 async def test_a_custom_launcher_gives_the_url_and_is_stopped_once() -> None:
     launcher = RecordingLauncher()
     server = await jchannel_http.start(tunnel=launcher, token=TOKEN)
-    assert server.tunnel is launcher
+    tunnel: object = server.tunnel  # a Launcher whose start() may give a bad value
+    assert tunnel is launcher
     assert server.url == f'http://127.0.0.1:{server.port}/prefix'
     await server.stop()
     await server.stop()
@@ -299,9 +307,17 @@ def test_bad_tunnel_values_are_refused_clearly() -> None:
 
 # -- ngrok ----------------------------------------------------------------------------------
 
-def ngrok_stand_in(fail: Exception | None = None) -> types.ModuleType:
+class NgrokModule(types.ModuleType):
+    """The stand-in module's attributes."""
+
+    calls: list[tuple[Any, ...]]
+    forward: Callable[..., Any]
+    disconnect: Callable[..., None]
+
+
+def ngrok_stand_in(fail: Exception | None = None) -> NgrokModule:
     """A module with the ngrok SDK's forward() and disconnect(), forwarding nothing."""
-    module = types.ModuleType('ngrok')
+    module = NgrokModule('ngrok')
     module.calls = []
 
     class Listener:

@@ -84,9 +84,9 @@ its object, sent a bare function result without its value, sent values nested to
 a call unanswered when the error thrown could not describe itself."""
 PAGE_RULES = os.environ.get('JCHANNEL_FUZZ_PAGE_RULES', '1') not in ('', '0')
 PAGE_UNSENDABLE = sorted(param for kind, param in PAGE_RULE_CASES.values()
-                         if kind == 'unsendable')
+                         if kind == 'unsendable' and param is not None)
 PAGE_UNSENDABLE_ARGS = sorted(param for kind, param in PAGE_RULE_CASES.values()
-                              if kind == 'unsendable arg')
+                              if kind == 'unsendable arg' and param is not None)
 PAGE_SENDS_TODAY = {  # what the page sends, as Python receives it
     'bigint refused': None,  # JSON.stringify throws TypeError: refused, as the rule says
     'undefined': None,
@@ -383,9 +383,9 @@ class Run:
                            type='RangeError', detail=lambda d: d == f'failed {call_id}'),
                     call('raise', payload))
         if pick < 0.43:
-            which = rng.randrange(6)
-            return (Expect(call_id, 'kernel', f'throw non-Error {which}', ok=False,
-                           error='FrontendError'), call('throw', None, which))
+            thrown = rng.randrange(6)
+            return (Expect(call_id, 'kernel', f'throw non-Error {thrown}', ok=False,
+                           error='FrontendError'), call('throw', None, thrown))
         if pick < 0.48:
             # A page that never answers is waited for as long as it stays connected, unless the
             # call has a deadline. It may pass while the frame waits for room in the outbox.
@@ -521,7 +521,7 @@ class Run:
             overhead = len('{"type":"call","call":,"channel":,"name":"run","args":[,"return","",null]}')
             size = PAGE_FRAME_LIMIT - overhead + delta
             what = f'page sends {size} bytes ({delta:+d} around its frame limit)'
-            more = {'payload': None, 'big': size}
+            more: dict[str, Any] = {'payload': None, 'big': size}
             if delta < 0:  # up to 6 digits of call number and 10 of id and channel fit in it
                 return Expect(call_id, 'page', what, 'x' * size), call('return', **more)
             return (Expect(call_id, 'page', what, ok=False, error='RangeError', runs=False),
@@ -734,7 +734,7 @@ async def test_random_calls_both_ways_get_one_answer_each(page: Page, caplog) ->
     print(f'\nJCHANNEL_SEED={SEED} (budget {BUDGET} s, page rules {"on" if PAGE_RULES else "off"})')
     started = time.monotonic()
     rng = random.Random(SEED)
-    options = {
+    options: dict[str, Any] = {
         'transport': rng.choice([None, 'sse-post', 'poll']),
         'outbox_messages': rng.choice([2, 8, 32]),
         'outbox_bytes': rng.choice([8 * KiB, 48 * KiB, 200 * KiB]),

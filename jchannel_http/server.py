@@ -58,7 +58,8 @@ class Server:
     """
 
     def __init__(self, host: str = '127.0.0.1', port: int = 0, url: str | None = None,
-                 heartbeat: float = 15, tunnel: object = None, token: str | None = None,
+                 heartbeat: float = 15, tunnel: str | Launcher | None = None,
+                 token: str | None = None,
                  **options: Any) -> None:
         if tunnel is not None and url is not None:
             raise ValueError('give url= or tunnel=, not both: a tunnel decides the address the '

@@ -19,6 +19,7 @@ async def misuse(channel: jchannel_http.Channel) -> None:
     total = await channel.call('add', 1, 2) + 1
     stream = await channel.pipe(b'not a stream')
     await channel.echo(1).join()
+    jchannel_http.Server(tunnel=3)
 '''
 
 
@@ -49,3 +50,4 @@ def test_misuse_of_results_is_reported(tmp_path: Path) -> None:
     assert any(':5:' in line and '[operator]' in line for line in errors), errors
     assert any(':6:' in line and '[arg-type]' in line for line in errors), errors
     assert any(':7:' in line and '[attr-defined]' in line for line in errors), errors
+    assert any(':8:' in line and '[arg-type]' in line for line in errors), errors

@@ -29,23 +29,25 @@ import argparse
 import asyncio
 import contextlib
 import datetime
+import functools
 import math
 import os
 import platform
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import Any
 
 import orjson
 from aiohttp import web
 from playwright.async_api import Browser, Page, async_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import jchannel_http  # noqa: E402  (the checkout, also when it is not installed)
+import jchannel_http
 
 HERE = Path(__file__).resolve().parent
 CHROMIUM = '/usr/bin/chromium'
@@ -188,7 +190,7 @@ class Floor:
         self.runner: web.AppRunner | None = None
         self.url = ''
 
-    async def start(self) -> 'Floor':
+    async def start(self) -> Floor:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get('/', self.page)
         app.router.add_get('/events', self.events)
@@ -231,6 +233,7 @@ class Floor:
 
     async def calls(self, request: web.Request) -> web.Response:
         items = orjson.loads(await request.read())
+        assert self.stream is not None
         await self.stream.write(b''.join(b'data: {"r":%d}\n\n' % item['i'] for item in items))
         return web.Response(body=b'{}', content_type='application/json')
 
@@ -239,6 +242,7 @@ class Floor:
         loop = asyncio.get_running_loop()
         futures = [loop.create_future() for _ in range(count)]
         self.waiting = dict(enumerate(futures))
+        assert self.stream is not None
         await self.stream.write(b''.join(b'data: {"c":%d}\n\n' % i for i in range(count)))
         return await asyncio.gather(*futures)
 
@@ -331,9 +335,11 @@ class Lane:
         assert in_use == self.transport, f'the page uses {in_use}, not {self.transport}'
 
     async def kernel_call(self, i: int) -> object:
+        assert self.channel is not None
         return await self.channel.call('echo', i)
 
     async def kernel_concurrent(self, count: int) -> Throughput:
+        assert self.channel is not None
         start = time.perf_counter()
         values = await asyncio.gather(*(self.channel.call('echo', i, timeout=CALL_TIMEOUT,
                                                           deadline=CALL_TIMEOUT)
@@ -371,6 +377,7 @@ class Bench:
     async def floor_push(self, i: int) -> int:
         future = asyncio.get_running_loop().create_future()
         self.floor.waiting[i] = future
+        assert self.floor.stream is not None
         await self.floor.stream.write(b'data: {"c":%d}\n\n' % i)
         return await future
 
@@ -390,23 +397,24 @@ class Bench:
         """
         a = self.args
         floor = self.floor_page
-        latency_steps = {
+        assert floor is not None
+        latency_steps: dict[str, Callable[[int, int], Awaitable[Latency]]] = {
             'floor_push_post': lambda w, n: kernel_sequential(self.floor_push, w, n),
             'floor_fetch': lambda w, n: page_sequential(floor, 'floorFetch', w, n),
         }
-        rate_steps = {
+        rate_steps: dict[str, Callable[[int], Awaitable[Throughput]]] = {
             'floor_k2p_rate': self.floor_concurrent,
             'floor_p2k_rate': lambda n: page_concurrent(floor, 'floorCall', n),
         }
         for lane in self.lanes:
             t, page = lane.transport, lane.page
-            latency_steps[key('k2p_latency', t)] = (
-                lambda w, n, lane=lane: kernel_sequential(lane.kernel_call, w, n))
-            latency_steps[key('p2k_latency', t)] = (
-                lambda w, n, page=page: page_sequential(page, LIBRARY_CALL, w, n))
+            assert page is not None
+            latency_steps[key('k2p_latency', t)] = functools.partial(kernel_sequential,
+                                                                     lane.kernel_call)
+            latency_steps[key('p2k_latency', t)] = functools.partial(page_sequential, page,
+                                                                     LIBRARY_CALL)
             rate_steps[key('k2p_rate', t)] = lane.kernel_concurrent
-            rate_steps[key('p2k_rate', t)] = (
-                lambda n, page=page: page_concurrent(page, LIBRARY_CALL, n))
+            rate_steps[key('p2k_rate', t)] = functools.partial(page_concurrent, page, LIBRARY_CALL)
         figures: dict[str, list] = {name: [] for name in FIGURES}
         for run in range(1, a.runs + 1):
             times: dict[str, list[float]] = {name: [] for name in latency_steps}
@@ -652,7 +660,7 @@ def chart_html(rows: list[Row], transport_rows: list[Row], info: dict[str, str])
             svg.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top - 4}" y2="{bottom + 4}" '
                        'class="grid"/>')
             svg.append(f'<text x="{x:.1f}" y="{bottom + 18}" class="tick">{label}</text>')
-        for i, (bar_y, (label, color, value, text)) in enumerate(zip(rows_y, bars)):
+        for i, (bar_y, (label, color, value, text)) in enumerate(zip(rows_y, bars, strict=True)):
             kind = 'floor' if i % group else 'group'
             svg.append(f'<text x="{left - 12}" y="{bar_y + 16}" class="{kind}">{label}</text>')
             length = max(1.0, position(value) * plot)
@@ -757,7 +765,7 @@ async def main(args: argparse.Namespace) -> int:
         async with contextlib.AsyncExitStack() as stack:
             lanes = []
             for t in TRANSPORTS:
-                options = {} if t == TRANSPORTS[0] else {'transport': t}
+                options: dict[str, Any] = {} if t == TRANSPORTS[0] else {'transport': t}
                 server = await stack.enter_async_context(jchannel_http.Server(**options))
                 lanes.append(Lane(t, server))
             playwright = await stack.enter_async_context(async_playwright())
@@ -782,7 +790,8 @@ async def main(args: argparse.Namespace) -> int:
                                    HERE / 'results.png')
                 print(f'\nwrote {HERE / "results.md"} and {HERE / "results.png"}')
             for lane in lanes:
-                await lane.page.close()
+                if lane.page is not None:
+                    await lane.page.close()
     finally:
         await floor.stop()
     return 0

@@ -31,7 +31,8 @@ from pathlib import Path
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import jchannel_http  # noqa: E402  (the checkout, also when it is not installed)
+import jchannel_http
+from jchannel_http.types import CallResult
 
 HERE = Path(__file__).resolve().parent
 MiB = 1 << 20
@@ -128,6 +129,14 @@ def bare_app(data: bytes) -> web.Application:
     return app
 
 
+def measured(answer: CallResult) -> tuple[int, float]:
+    """A page method's ``[bytes, milliseconds]``."""
+    assert isinstance(answer, list) and len(answer) == 2, answer
+    size, milliseconds = answer
+    assert isinstance(size, int) and isinstance(milliseconds, (int, float)), answer
+    return size, milliseconds
+
+
 def mb_per_s(size: int, milliseconds: float) -> float:
     return size / 1e6 / (milliseconds / 1000)
 
@@ -165,13 +174,13 @@ async def measure(args: argparse.Namespace) -> dict[str, dict[str, list[float]]]
             await channel.call('sendStream', 8 * MiB, deadline=60)
             await channel.call('bareUpload', f'{bare}/upload', 8 * MiB, deadline=60)
             for _ in range(args.runs):
-                got, ms = await channel.call_with_stream('readStream', chunks(slices), deadline=60)
+                got, ms = measured(await channel.call_with_stream('readStream', chunks(slices), deadline=60))
                 figures['kernel -> page']['library'].append(mb_per_s(got, ms))
-                got, ms = await channel.call('bareDownload', f'{bare}/download', deadline=60)
+                got, ms = measured(await channel.call('bareDownload', f'{bare}/download', deadline=60))
                 figures['kernel -> page']['bare'].append(mb_per_s(got, ms))
-                got, ms = await channel.call('sendStream', size, deadline=120)
+                got, ms = measured(await channel.call('sendStream', size, deadline=120))
                 figures['page -> kernel']['library'].append(mb_per_s(got, ms))
-                got, ms = await channel.call('bareUpload', f'{bare}/upload', size, deadline=120)
+                got, ms = measured(await channel.call('bareUpload', f'{bare}/upload', size, deadline=120))
                 figures['page -> kernel']['bare'].append(mb_per_s(got, ms))
     finally:
         if browser is not None:

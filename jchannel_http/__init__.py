@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import types as types  # jupyter-jchannel's jchannel.types, as an attribute
 from ._version import __version__
@@ -26,6 +26,9 @@ from .kernel.meta_generator import MetaGenerator
 from .kernel.progress import Progress, ProgressFeed, Source
 from .options import Options
 from .server import Server
+
+if TYPE_CHECKING:
+    from .tunnels import Launcher
 
 __all__ = [
     'Channel',
@@ -47,7 +50,8 @@ __all__ = [
 
 
 async def start(host: str = '127.0.0.1', port: int = 0, url: str | None = None,
-                heartbeat: float = 15, tunnel: object = None, token: str | None = None,
+                heartbeat: float = 15, tunnel: str | Launcher | None = None,
+                token: str | None = None,
                 **options: Any) -> Server:
     """Start a kernel server and return it once it listens.
 

@@ -210,7 +210,7 @@ class Options:
         return 2 * self.heartbeat
 
     @classmethod
-    def from_kwargs(cls, **kwargs: Any) -> 'Options':
+    def from_kwargs(cls, **kwargs: Any) -> Options:
         """Build options from keyword arguments, refusing unknown names clearly."""
         known = {item.name for item in fields(cls)}
         if 'max_msg_size' in kwargs:  # jupyter-jchannel's name for the same bound

@@ -8,7 +8,7 @@ import dataclasses
 import logging
 import secrets
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -24,8 +24,12 @@ from .notebook import cell_log
 from .notebook.frontend import NotebookOutput, in_notebook
 from .options import Options, client_options
 from .protocol.clients import Admission, ClientGate
+from .protocol.session import Entry
 from .tunnels import Launcher, close_tunnel, open_tunnel
 from .tunnels import resolve as resolve_tunnel
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11 on
 
 log = logging.getLogger('jchannel_http')
 
@@ -54,7 +58,8 @@ class Server:
     """
 
     def __init__(self, host: str = '127.0.0.1', port: int = 0, url: str | None = None,
-                 heartbeat: float = 15, tunnel: object = None, token: str | None = None,
+                 heartbeat: float = 15, tunnel: str | Launcher | None = None,
+                 token: str | None = None,
                  **options: Any) -> None:
         if tunnel is not None and url is not None:
             raise ValueError('give url= or tunnel=, not both: a tunnel decides the address the '
@@ -86,15 +91,15 @@ class Server:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def start(self) -> asyncio.Task:
+    def start(self) -> asyncio.Task[None]:
         """Start listening; the task completes when the server accepts connections."""
         return asyncio.create_task(self._start())
 
-    def stop(self) -> asyncio.Task:
+    def stop(self) -> asyncio.Task[None]:
         """Stop: waiting calls fail with StateError, streams end, the port is released."""
         return asyncio.create_task(self._stop())
 
-    async def __aenter__(self) -> 'Server':
+    async def __aenter__(self) -> Self:
         await self._start()
         return self
 
@@ -192,57 +197,57 @@ class Server:
     # -- options that jupyter-jchannel's Server has as attributes --------------------------
 
     @property
-    def max_msg_size(self) -> Any:
+    def max_msg_size(self) -> int:
         """jupyter-jchannel's name of ``max_body``: the largest request body accepted. Set it before ``start()``."""
         return self.options.max_body
 
     @max_msg_size.setter
-    def max_msg_size(self, value: Any) -> None:
+    def max_msg_size(self, value: int) -> None:
         self.options = dataclasses.replace(self.options, max_body=value)
 
     @property
-    def keepalive_timeout(self) -> Any:
+    def keepalive_timeout(self) -> float:
         """Seconds an idle keep-alive connection stays open. Set it before ``start()``."""
         return self.options.keepalive_timeout
 
     @keepalive_timeout.setter
-    def keepalive_timeout(self, value: Any) -> None:
+    def keepalive_timeout(self, value: float) -> None:
         self.options = dataclasses.replace(self.options, keepalive_timeout=value)
 
     @property
-    def shutdown_timeout(self) -> Any:
+    def shutdown_timeout(self) -> float:
         """Seconds ``stop()`` lets requests being handled finish. Set it before ``start()``."""
         return self.options.shutdown_timeout
 
     @shutdown_timeout.setter
-    def shutdown_timeout(self, value: Any) -> None:
+    def shutdown_timeout(self, value: float) -> None:
         self.options = dataclasses.replace(self.options, shutdown_timeout=value)
 
     @property
-    def send_timeout(self) -> Any:
+    def send_timeout(self) -> float | None:
         """Accepted for jupyter-jchannel compatibility; no effect over HTTP. Set it before ``start()``."""
         return self.options.send_timeout
 
     @send_timeout.setter
-    def send_timeout(self, value: Any) -> None:
+    def send_timeout(self, value: float | None) -> None:
         self.options = dataclasses.replace(self.options, send_timeout=value)
 
     @property
-    def receive_timeout(self) -> Any:
+    def receive_timeout(self) -> float | None:
         """Accepted for jupyter-jchannel compatibility; no effect over HTTP. Set it before ``start()``."""
         return self.options.receive_timeout
 
     @receive_timeout.setter
-    def receive_timeout(self, value: Any) -> None:
+    def receive_timeout(self, value: float | None) -> None:
         self.options = dataclasses.replace(self.options, receive_timeout=value)
 
     @property
-    def high_water_mark(self) -> Any:
+    def high_water_mark(self) -> int:
         """Accepted for jupyter-jchannel compatibility; no effect over HTTP. Set it before ``start()``."""
         return self.options.high_water_mark
 
     @high_water_mark.setter
-    def high_water_mark(self, value: Any) -> None:
+    def high_water_mark(self, value: int) -> None:
         self.options = dataclasses.replace(self.options, high_water_mark=value)
 
     # -- addresses ---------------------------------------------------------------------------
@@ -332,7 +337,7 @@ class Server:
         """Start a new session: kernel calls waiting for the old page fail with StateError."""
         self.endpoint.renew(reason)
 
-    def resume(self, client: str, session: str | None, cursor: int) -> list:
+    def resume(self, client: str, session: str | None, cursor: int) -> list[Entry]:
         """Where the stream of ``client`` starts: the frames after ``cursor`` (see
         ``Endpoint.resume``)."""
         return self.endpoint.resume(client, session, cursor)

@@ -25,9 +25,16 @@ import json
 import math
 import re
 import sys
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any, TypeAlias
 
 import orjson
+
+JsonValue: TypeAlias = (
+    bool | int | float | str | list['JsonValue'] | dict[str, 'JsonValue'] | None
+)
+"""A value as it arrives from the page (``JSON.parse``'s result, read by orjson): what a call
+gives back when the page method returned no stream."""
 
 MAX_DEPTH = 250
 """Most levels of arrays and objects in a value; deeper values are refused on both sides."""

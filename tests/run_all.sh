@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Installs everything the tests need (Python packages, Debian's chromium and nginx), then runs every test:
-# the JavaScript client's unit tests under node, the documentation site (mkdocs --strict) and the
-# Python suite, one folder per layer (protocol, http, browser, notebook, tools, paths, compat).
-# Arguments go to pytest:
+# Installs everything the tests need (Python packages, Debian's chromium and nginx), checks the code
+# with ruff and mypy, then runs every test: the JavaScript client's unit tests under node, the
+# documentation site (mkdocs --strict) and the Python suite, one folder per layer (protocol, http,
+# browser, notebook, tools, paths, compat). Arguments go to pytest:
 #   bash tests/run_all.sh tests/protocol     # one layer
 #   bash tests/run_all.sh -m 'not notebook'  # every layer but one
 set -euo pipefail
@@ -35,6 +35,10 @@ npm_prefix="${JCHANNEL_NPM_PREFIX:-$HOME/.cache/jchannel-npm}"
 if [ ! -x "$npm_prefix/node_modules/.bin/configurable-http-proxy" ]; then
   npm install --prefix "$npm_prefix" --silent --no-audit --no-fund configurable-http-proxy >/dev/null
 fi
+
+# Lint and types first (settings in pyproject.toml): a finding stops the run before the suites.
+python3 -m ruff check --quiet jchannel_http tests benchmarks
+python3 -m mypy --no-error-summary
 
 node --test tests/js/
 site=$(mktemp -d)

@@ -132,7 +132,7 @@ def test_no_import_cycle() -> None:
 
     def visit(name: str) -> None:
         if name in path:
-            cycles.append(' -> '.join(path[path.index(name):] + [name]))
+            cycles.append(' -> '.join([*path[path.index(name):], name]))
             return
         if name in done:
             return

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import secrets
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -39,7 +40,7 @@ PUBLIC = {'/client.js', '/openapi.json', '/page', '/favicon.ico'}  # static cont
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class ProtocolLog(logging.LoggerAdapter):
+class ProtocolLog(logging.LoggerAdapter[logging.Logger]):
     """aiohttp's log of requests it could not handle, as the logger ``jchannel_http.http``.
 
     A request that is not HTTP at all (aiohttp answers it 400 itself) is logged at DEBUG: anyone
@@ -123,7 +124,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         try:
             response = await _guarded(request, handler)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (every failure becomes a JSON error answer)
             error = error_for(exc)
             response = json_response(error.body, error.status, {**NO_STORE, **error.headers})
         add_cors(request, response)

@@ -13,8 +13,8 @@ import functools
 import re
 from pathlib import Path
 
-IMPORT = re.compile(r"^import\s*\{[^}]*\}\s*from\s*'\./([\w.-]+\.js)';\s*$", re.M)
-EXPORT = re.compile(r'^export\s+(?=(async\s+)?(function|class|const|let)\b)', re.M)
+IMPORT = re.compile(r"^import\s*\{[^}]*\}\s*from\s*'\./([\w.-]+\.js)';\s*$", re.MULTILINE)
+EXPORT = re.compile(r'^export\s+(?=(async\s+)?(function|class|const|let)\b)', re.MULTILINE)
 ENTRY = 'index.js'
 
 

@@ -22,19 +22,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from collections import OrderedDict
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from ..options import MAX_REQUEST_LINE, Options
 
-try:
+if sys.platform != 'win32':  # pragma: no branch - resource is not on Windows
     import resource
-except ImportError:  # pragma: no cover - not on Windows
-    resource = None  # type: ignore[assignment]
 
 log = logging.getLogger('jchannel_http')
 
@@ -44,7 +44,7 @@ ACCEPT_ERROR = 'socket.accept() out of system resource'
 
 def descriptor_limit() -> int | None:
     """The process's soft limit on open file descriptors, or None when unknown or unlimited."""
-    if resource is None:
+    if sys.platform == 'win32':
         return None
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     return None if soft == resource.RLIM_INFINITY else soft
@@ -53,7 +53,7 @@ def descriptor_limit() -> int | None:
 class ConnectionState:
     """What the guard knows about one connection."""
 
-    __slots__ = ('opened', 'head_since', 'busy', 'token')
+    __slots__ = ('busy', 'head_since', 'opened', 'token')
 
     def __init__(self, now: float) -> None:
         self.opened = now
@@ -76,7 +76,7 @@ class ConnectionGuard:
         """Connections the guard closed (for tests and ``/status``)."""
         self._connections: dict[RequestHandler, ConnectionState] = {}
         self._unauthenticated: OrderedDict[RequestHandler, None] = OrderedDict()
-        self._sweeper: asyncio.Task | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self._limit = descriptor_limit()
         self._log_filter = AcceptErrorFilter()
         self._warned_at = -float('inf')
@@ -234,7 +234,7 @@ class AcceptErrorFilter(logging.Filter):
 class GuardedHandler(RequestHandler):
     """aiohttp's connection protocol, reporting to a ``ConnectionGuard``."""
 
-    def __init__(self, manager: 'GuardedServer', **kwargs: Any) -> None:
+    def __init__(self, manager: GuardedServer, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self.guard = manager.guard
 
@@ -288,11 +288,15 @@ def runner_options(options: Options) -> dict[str, Any]:
             'max_line_size': max(MAX_REQUEST_LINE, options.max_url + 256)}
 
 
+_T = TypeVar('_T')
+
 class BodyTimeout(Exception):
     """A request's body did not arrive within ``body_timeout`` seconds (answered 408)."""
 
 
-async def within_body_deadline(request: web.Request, handler: Any, timeout: float) -> Any:
+async def within_body_deadline(request: web.Request,
+                               handler: Callable[[web.Request], Awaitable[_T]],
+                               timeout: float) -> _T:
     """``await handler(request)``, cancelled with BodyTimeout if the request's body is still
     incomplete ``timeout`` seconds from now. A body that already arrived costs no timer."""
     if request.content.is_eof():

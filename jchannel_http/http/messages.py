@@ -23,7 +23,7 @@ FROM_PAGE = (Call, Echo, Pipe, Result, Error)
 POST_FIELDS = {'client', 'session', 'ack', 'messages', 'carry'}
 
 
-def _parse_post(body: Any) -> tuple[str, str, int, list, bool]:
+def _parse_post(body: Any) -> tuple[str, str, int, list[Any], bool]:
     if not isinstance(body, dict):
         raise ProtocolError('the body must be a JSON object')
     unknown = set(body) - POST_FIELDS
@@ -64,21 +64,22 @@ async def messages_by_get(request: web.Request) -> web.Response:
         raise ProtocolError(f"'session' must be {wire.SESSION_REQUIRED}")
     ack = wire.sequence_number(query.get('ack'), 'ack')
     if 'messages' in query:
-        text: str | None = query['messages']
+        text = query['messages']
     else:
         endpoint.join(client, session)
         assembly = request.app[PARTS]
-        text = assembly.add((client, session), query)
-        if text is None:
+        whole = assembly.add((client, session), query)
+        if whole is None:
             cursor = endpoint.acknowledge(client, ack, wire.SEND_GET)
             return json_response({'ack': cursor, 'have': assembly.have}, headers=NO_STORE)
+        text = whole
     raw = parse_json(decode_base64url(text, 'messages'), 'the batch')
     if not isinstance(raw, list):
         raise ProtocolError('messages must encode a JSON array of frames')
     return await _take_batch(request, client, session, ack, raw, True, wire.SEND_GET)
 
 
-async def _take_batch(request: web.Request, client: str, session: str, ack: int, raw: list,
+async def _take_batch(request: web.Request, client: str, session: str, ack: int, raw: list[Any],
                       carry: bool, method: str) -> web.Response:
     endpoint = request.app[ENDPOINT]
     limit = answer_bytes(endpoint.options, request.query.get('bytes'))

@@ -7,7 +7,8 @@ the application was built, so the prefix is read at each request rather than fix
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from aiohttp import web
 from yarl import URL

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Mapping
 
 from ..errors import ProtocolError
 
@@ -63,11 +64,11 @@ class PartAssembly:
         """The batch taken last (id, owner, total, text): its last part sent again (the answer
         was lost) gets it whole again, rather than ``have`` 0 and the batch from its start."""
 
-    def add(self, owner: tuple[str, str], query: 'dict[str, str] | object') -> str | None:
+    def add(self, owner: tuple[str, str], query: Mapping[str, str]) -> str | None:
         """Take one part (``batch``, ``offset``, ``total``, ``part`` of ``query``) of the batch of
         ``owner`` (client id, session id). Return the whole base64url text once complete, else
         None; ``have`` then says how many characters are held (the page goes on from there)."""
-        get = query.get  # type: ignore[attr-defined]
+        get = query.get
         batch = get('batch')
         if batch is None or not BATCH_ID.fullmatch(batch):
             raise ProtocolError('batch must be 1 to 64 characters of A-Z, a-z, 0-9, _ and -')

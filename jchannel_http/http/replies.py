@@ -33,7 +33,7 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
                         headers=headers)
 
 
-def frames_response(fields: dict, entries: list[Entry]) -> web.Response:
+def frames_response(fields: dict[str, Any], entries: list[Entry]) -> web.Response:
     """The answer of a poll, or of a POST that carries frames back (never cached)."""
     return web.Response(body=with_frames(dumps(fields), entries),
                         content_type='application/json', headers=NO_STORE)

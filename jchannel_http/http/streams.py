@@ -95,8 +95,8 @@ class StreamHandlers:
         self._session(request)
         limit = options.chunk_size
         if request.method == 'GET':
-            data = decode_base64url(request.query.get('data', ''), 'data')
-            data = data if len(data) <= limit else None
+            decoded = decode_base64url(request.query.get('data', ''), 'data')
+            data = decoded if len(decoded) <= limit else None
         else:
             data = await _read_body(request, limit)
         if data is None:

@@ -5,14 +5,24 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeAlias, cast
 
-from ..protocol.frames import Call, Close, Echo, Open, Pipe
+from ..protocol.frames import Call, Close, Echo, Open, Pipe, Request
+from ..values import JsonValue
 from .endpoint import Endpoint, HasEndpoint, endpoint_of
-from .progress import ProgressCallback, as_source
+from .meta_generator import MetaGenerator
+from .progress import ByteStream, ProgressCallback, Source, as_source
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11 on
 
 log = logging.getLogger('jchannel_http')
 _keys = itertools.count(1)
+
+CallResult: TypeAlias = JsonValue | MetaGenerator
+"""What a page method's answer becomes on the kernel: a JSON value, or a MetaGenerator when the
+method returned a stream (an async iterable)."""
 
 
 def _end(deadline: float | None) -> float | None:
@@ -56,7 +66,7 @@ class Channel:
         self._handler: object = None
         self._open = False
         self._opened_in: str | None = None
-        self._reopening: asyncio.Task | None = None
+        self._reopening: asyncio.Task[CallResult] | None = None
         self.context_timeout: float | None = 3
         self._endpoint.register(self)
 
@@ -79,24 +89,26 @@ class Channel:
         """Whether ``open`` succeeded and ``close`` was not called since."""
         return self._open
 
-    def open(self, timeout: float | None = 3, *, deadline: float | None = None) -> asyncio.Task:
+    def open(self, timeout: float | None = 3, *, deadline: float | None = None
+             ) -> asyncio.Task[CallResult]:
         """Run the channel's code in the page; the task's result is what the code returned.
 
         On a channel open in the connected page the code does not run again: the task gives
         the result of its first run."""
         return asyncio.create_task(self._open_in_page(timeout, _end(deadline)))
 
-    def close(self, timeout: float | None = 3, *, deadline: float | None = None) -> asyncio.Task:
+    def close(self, timeout: float | None = 3, *, deadline: float | None = None
+              ) -> asyncio.Task[None]:
         """Make the page forget this channel; the kernel forgets it too (its name is free)."""
         return asyncio.create_task(self._close(timeout, _end(deadline)))
 
-    def echo(self, *args: Any, timeout: float | None = 3,
-             deadline: float | None = None) -> asyncio.Task:
+    def echo(self, *args: object, timeout: float | None = 3,
+             deadline: float | None = None) -> asyncio.Task[list[JsonValue]]:
         """Send ``args`` through the page and back (a check of what JSON carries)."""
         return asyncio.create_task(self._echo(args, timeout, _end(deadline)))
 
-    def call(self, name: str, *args: Any, timeout: float | None = 3,
-             deadline: float | None = None) -> asyncio.Task:
+    def call(self, name: str, *args: object, timeout: float | None = 3,
+             deadline: float | None = None) -> asyncio.Task[CallResult]:
         """Call JavaScript method ``name`` of the page-side handler; the task gives its result.
 
         ``timeout``: seconds to wait for a connected page; ``deadline``: seconds for the
@@ -105,9 +117,10 @@ class Channel:
             raise TypeError('the method name must be a string')
         return asyncio.create_task(self._call(name, args, timeout, _end(deadline)))
 
-    def call_with_stream(self, name: str, stream: Any, *args: Any, timeout: float | None = 3,
-                         total: int | None = None, progress: ProgressCallback | None = None,
-                         deadline: float | None = None) -> asyncio.Task:
+    def call_with_stream(self, name: str, stream: ByteStream, *args: object,
+                         timeout: float | None = 3, total: int | None = None,
+                         progress: ProgressCallback | None = None,
+                         deadline: float | None = None) -> asyncio.Task[CallResult]:
         """Call JavaScript method ``name`` with byte stream ``stream`` as its first argument.
 
         ``stream`` is an async iterable of bytes-like objects (or a ``Source``); the page
@@ -122,14 +135,12 @@ class Channel:
             lambda call, key: Call(call, self.key, name, list(args), key), source, timeout,
             _end(deadline), f'call {name!r}'))
 
-    def pipe(self, stream: Any, timeout: float | None = 3, total: int | None = None,
+    def pipe(self, stream: ByteStream, timeout: float | None = 3, total: int | None = None,
              progress: ProgressCallback | None = None,
-             deadline: float | None = None) -> asyncio.Task:
+             deadline: float | None = None) -> asyncio.Task[MetaGenerator]:
         """Send a byte stream through the page and back; the task gives a MetaGenerator."""
         source = as_source(stream, total, progress)
-        return asyncio.create_task(self._with_stream(
-            lambda call, key: Pipe(call, self.key, key), source, timeout, _end(deadline),
-            'a pipe'))
+        return asyncio.create_task(self._pipe(source, timeout, _end(deadline)))
 
     def page_forgot(self) -> None:
         """The page no longer knows this channel (the server started again): the next call
@@ -141,14 +152,15 @@ class Channel:
         self._open = False
         self._endpoint.unregister(self)
 
-    async def __aenter__(self) -> 'Channel':
+    async def __aenter__(self) -> Self:
         await self._open_in_page(self.context_timeout)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self._close(self.context_timeout)
 
-    async def _open_in_page(self, timeout: float | None, end: float | None = None) -> Any:
+    async def _open_in_page(self, timeout: float | None, end: float | None = None
+                            ) -> CallResult:
         self._endpoint.register(self)  # again, if it was closed: a closed channel is released
         await self._endpoint.await_page(timeout, 'opening the channel', end)
         session = self._endpoint.session_id
@@ -156,7 +168,7 @@ class Channel:
             lambda call: Open(call, self.key, self._code), timeout, 'opening the channel', end)
         self._open = True
         self._opened_in = session
-        return result
+        return cast(CallResult, result)
 
     async def _close(self, timeout: float | None, end: float | None = None) -> None:
         """Make the page forget the channel, and release it on the kernel: its name is free
@@ -183,24 +195,32 @@ class Channel:
             self._reopening = asyncio.create_task(self._open_in_page(timeout, end))
         await asyncio.shield(self._reopening)
 
-    async def _echo(self, args: tuple, timeout: float | None, end: float | None) -> list:
+    async def _echo(self, args: tuple[object, ...], timeout: float | None, end: float | None
+                    ) -> list[JsonValue]:
         await self._ready(timeout, end)
-        return await self._endpoint.request(
-            lambda call: Echo(call, self.key, list(args)), timeout, 'an echo', end)
+        return cast(list[JsonValue], await self._endpoint.request(
+            lambda call: Echo(call, self.key, list(args)), timeout, 'an echo', end))
 
-    async def _call(self, name: str, args: tuple, timeout: float | None,
-                    end: float | None) -> Any:
+    async def _call(self, name: str, args: tuple[object, ...], timeout: float | None,
+                    end: float | None) -> CallResult:
         await self._ready(timeout, end)
-        return await self._endpoint.request(
-            lambda call: Call(call, self.key, name, list(args)), timeout, f'call {name!r}', end)
+        return cast(CallResult, await self._endpoint.request(
+            lambda call: Call(call, self.key, name, list(args)), timeout, f'call {name!r}', end))
 
-    async def _with_stream(self, make: Any, source: Any, timeout: float | None,
-                           end: float | None, what: str) -> Any:
+    async def _pipe(self, source: Source, timeout: float | None, end: float | None
+                    ) -> MetaGenerator:
+        # the page answers a pipe with the stream it was sent (client.js), never a value
+        return cast(MetaGenerator, await self._with_stream(
+            lambda call, key: Pipe(call, self.key, key), source, timeout, end, 'a pipe'))
+
+    async def _with_stream(self, make: Callable[[int, int], Request], source: Source,
+                           timeout: float | None, end: float | None, what: str) -> CallResult:
         await self._ready(timeout, end)
         streams = self._endpoint.streams
         key = streams.send(source)
         try:
-            return await self._endpoint.request(lambda call: make(call, key), timeout, what, end)
+            return cast(CallResult, await self._endpoint.request(
+                lambda call: make(call, key), timeout, what, end))
         except BaseException:
             streams.abandon(key)
             raise

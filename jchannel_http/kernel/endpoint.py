@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from ..errors import ResyncError, StateError
 from ..options import Options, client_options
@@ -51,7 +52,7 @@ class HasEndpoint(Protocol):
     """What a Channel is made with: a server (or anything else) that has an endpoint."""
 
     @property
-    def endpoint(self) -> 'Endpoint': ...
+    def endpoint(self) -> Endpoint: ...
 
 
 class Endpoint:
@@ -74,8 +75,8 @@ class Endpoint:
         self._listening = False
         self._stopped = False
         self._started_at = 0.0
-        self._watchdog: asyncio.Task | None = None
-        self._dismissing: asyncio.Task | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+        self._dismissing: asyncio.Future[None] | None = None
 
     # -- lifecycle (driven by the server) ----------------------------------------------------
 
@@ -248,9 +249,9 @@ class Endpoint:
         """
         if self.page_live():
             return
-        if self.on_page_wanted is not None and not self._stopped and self.on_page_wanted():
-            if timeout is not None:  # the tab needs time to load the client it just got
-                timeout = max(timeout, self.options.client_load_timeout)
+        wanted = self.on_page_wanted is not None and not self._stopped and self.on_page_wanted()
+        if wanted and timeout is not None:  # the tab needs time to load the client it just got
+            timeout = max(timeout, self.options.client_load_timeout)
         loop = asyncio.get_running_loop()
         bounds = [bound for bound in (None if timeout is None else loop.time() + timeout, end)
                   if bound is not None]

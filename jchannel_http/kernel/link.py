@@ -13,9 +13,9 @@ import collections
 import secrets
 
 from ..errors import StateError
-from ..protocol.frames import Frame
 from ..options import Options
 from ..protocol.delivery import Delivery
+from ..protocol.frames import Frame, Incoming
 from ..protocol.session import Entry, OutboxFull, Prepared, Session
 
 
@@ -148,7 +148,7 @@ class Link:
         self.acknowledge(cursor)
         return entries
 
-    def receive(self, frames: list[tuple[int, Frame]]) -> list[Frame]:
+    def receive(self, frames: list[tuple[int, Incoming]]) -> list[Incoming]:
         """Take frames posted by the page; return those now due, in order, each once."""
         return self.session.inbox.receive_all(frames)
 

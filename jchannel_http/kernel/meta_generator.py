@@ -9,8 +9,9 @@ cancels the stream, which stops the producer in the page.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
-from typing import AsyncIterator, Protocol
+from typing import Protocol
 
 from ..errors import StateError
 from .progress import ProgressCallback, ProgressReporter
@@ -119,7 +120,7 @@ class MetaGenerator:
             raise StopAsyncIteration
         return chunk
 
-    async def _chunks(self) -> AsyncIterator[bytes]:
+    async def _chunks(self) -> AsyncGenerator[bytes, None]:
         """The chunks, for the readers below: leaving early cancels the stream."""
         try:
             while (chunk := await self._next()) is not None:
@@ -136,7 +137,7 @@ class MetaGenerator:
                 buffer += chunk
         return bytes(buffer)
 
-    async def by_limit(self, limit: int = 8192) -> AsyncIterator[bytes]:
+    async def by_limit(self, limit: int = 8192) -> AsyncGenerator[bytes, None]:
         """Chunks of exactly ``limit`` bytes, the last one possibly shorter."""
         if not isinstance(limit, int) or isinstance(limit, bool):
             raise TypeError('limit must be an integer')
@@ -161,7 +162,8 @@ class MetaGenerator:
         if pending:
             yield bytes(pending)
 
-    async def by_separator(self, separator: str | bytes = b'\n') -> AsyncIterator[bytes]:
+    async def by_separator(self, separator: str | bytes | bytearray | memoryview = b'\n'
+                           ) -> AsyncGenerator[bytes, None]:
         """Pieces ending with ``separator`` (a str is encoded as UTF-8); the last may not."""
         if isinstance(separator, str):
             separator = separator.encode()

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, AsyncIterable, AsyncIterator, Callable
+from typing import Any, TypeAlias
 
 log = logging.getLogger('jchannel_http')
 
@@ -30,7 +31,14 @@ class Progress:
     finished: bool = False
 
 
-ProgressCallback = Callable[[Progress], Any]
+ProgressCallback = Callable[[Progress], object]
+"""Receives a ``Progress`` snapshot; what it returns is ignored."""
+
+ByteChunk: TypeAlias = bytes | bytearray | memoryview
+"""One piece of an outgoing byte stream."""
+
+ByteStream: TypeAlias = AsyncIterable[ByteChunk]
+"""An outgoing byte stream (an async generator of bytes, a MetaGenerator, a ``Source``)."""
 
 
 class ProgressReporter:
@@ -101,7 +109,7 @@ class Source:
     value), a ``Source`` may stand for it.
     """
 
-    def __init__(self, stream: AsyncIterable[Any], total: int | None = None,
+    def __init__(self, stream: ByteStream, total: int | None = None,
                  progress: ProgressCallback | None = None) -> None:
         if not hasattr(stream, '__aiter__'):
             raise TypeError('a stream must be an async iterable of bytes-like objects '
@@ -115,11 +123,11 @@ class Source:
         self.total = total
         self.progress = progress
 
-    def __aiter__(self) -> AsyncIterator[Any]:
+    def __aiter__(self) -> AsyncIterator[ByteChunk]:
         return self.stream.__aiter__()
 
 
-def as_source(stream: Any, total: int | None = None,
+def as_source(stream: ByteStream, total: int | None = None,
               progress: ProgressCallback | None = None) -> Source:
     """``stream`` as a Source; the keyword arguments override what a given Source says."""
     if isinstance(stream, Source):

@@ -10,13 +10,14 @@ import inspect
 import logging
 import traceback
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import FrontendError, ProtocolError, StateError
 from ..protocol.calls import CallTable
 from ..protocol.frames import Call, Echo, Error, Frame, Invalid, Pipe, Request, Result
-from .progress import is_stream
 from ..protocol.session import Prepared
+from .progress import is_stream
 
 if TYPE_CHECKING:
     from .link import Link
@@ -42,13 +43,13 @@ def find_method(handler: object, name: str) -> Callable[..., Any]:
         raise MissingMethod(f"the channel has no handler, so it has no method '{name}'")
     if name.startswith('_'):
         raise MissingMethod(f"handler method '{name}' is private")
-    method = getattr(handler, name, None)
+    method: object = getattr(handler, name, None)
     if not callable(method):
         raise MissingMethod(f"handler has no method '{name}'")
     return method
 
 
-async def invoke(handler: object, name: str, args: list) -> Any:
+async def invoke(handler: object, name: str, args: list[Any]) -> Any:
     """Call handler method ``name`` with ``args``, awaiting it when it is async."""
     result = find_method(handler, name)(*args)
     if inspect.isawaitable(result):
@@ -60,7 +61,7 @@ def describe(exc: BaseException) -> str:
     """``str(exc)``, or a description of ``exc`` when its ``__str__`` fails."""
     try:
         return str(exc)
-    except Exception as failure:  # an exception must never keep its call from an answer
+    except Exception as failure:  # noqa: BLE001 (an exception must never keep its call from an answer)
         return (f'<{type(exc).__name__} could not describe itself: its __str__ raised '
                 f'{type(failure).__name__}>')
 
@@ -69,12 +70,12 @@ class Unsent(asyncio.TimeoutError):
     """A request found the outbox full for longer than its timeout: it was not sent."""
 
 
-def _expire(future: asyncio.Future) -> None:
+def _expire(future: asyncio.Future[Any]) -> None:
     if not future.done():
         future.set_exception(asyncio.TimeoutError())
 
 
-_EVERY: 'weakref.WeakSet[Rpc]' = weakref.WeakSet()
+_EVERY: weakref.WeakSet[Rpc] = weakref.WeakSet()
 
 
 def calls_in_flight() -> bool:
@@ -86,15 +87,15 @@ def calls_in_flight() -> bool:
 class Rpc:
     """Outgoing calls waiting for replies, and incoming calls being answered."""
 
-    def __init__(self, link: 'Link', channel_of: Callable[[int], HasHandler | None],
-                 debug: bool = False, streams: 'StreamHub | None' = None) -> None:
+    def __init__(self, link: Link, channel_of: Callable[[int], HasHandler | None],
+                 debug: bool = False, streams: StreamHub | None = None) -> None:
         self._link = link
         self._streams = streams
         self._channel_of = channel_of
         """The channel of a key, or None (the endpoint's registry)."""
         self._debug = debug
-        self._pending: CallTable[asyncio.Future] = CallTable()
-        self._tasks: set[asyncio.Task] = set()
+        self._pending: CallTable[asyncio.Future[Any]] = CallTable()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._handlers: dict[type, Callable[[Any], None]] = {
             Result: self._on_result,
             Error: self._on_error,
@@ -152,7 +153,7 @@ class Rpc:
         """Process one frame from the page."""
         self._handlers[type(frame)](frame)
 
-    def _settle(self, call: int, settle: Callable[[asyncio.Future], None]) -> None:
+    def _settle(self, call: int, settle: Callable[[asyncio.Future[Any]], None]) -> None:
         future = self._pending.waiter(call)
         if future is None or future.done():
             log.debug('reply to call %d, which nobody waits for any more', call)
@@ -188,8 +189,8 @@ class Rpc:
             error = Error(frame.call, 'ProtocolError', f'the kernel refused the call: {frame.reason}')
             self._spawn(self._send_reply(self._link.session, error))
         elif frame.call is not None and frame.kind in ('result', 'error'):
-            error = ProtocolError(f'the page answered with a frame the kernel refused: {frame.reason}')
-            self._settle(frame.call, lambda future: future.set_exception(error))
+            refused = ProtocolError(f'the page answered with a frame the kernel refused: {frame.reason}')
+            self._settle(frame.call, lambda future: future.set_exception(refused))
         else:
             log.warning('ignored an item of a page batch that is not a frame: %s', frame.reason)
 
@@ -204,7 +205,7 @@ class Rpc:
             await self._send_reply(session, reply)
         except asyncio.CancelledError:
             raise
-        except BaseException as exc:  # the page gets every handler error, as in a local call;
+        except BaseException as exc:  # noqa: BLE001 (the page gets every handler error, as in a local call);
             # KeyboardInterrupt (the notebook's stop button) and SystemExit end only this call
             self._log_failure(frame, exc)
             await self._send_reply(session, self.error_frame(frame.call, exc))

@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from ..errors import ProtocolError, StateError
-from .meta_generator import MetaGenerator
 from ..options import Options
-from .progress import ProgressReporter, Source, as_source
 from ..protocol.streams import Backlog, Reassembly
+from .meta_generator import MetaGenerator
+from .progress import ProgressReporter, Source, as_source
 
 log = logging.getLogger('jchannel_http')
 
@@ -95,8 +96,8 @@ class PageWatch:
 class Upload:
     """The kernel's end of a page -> kernel stream; the ChunkSource of a MetaGenerator."""
 
-    def __init__(self, key: int, window: int, on_end: Callable[['Upload', str], None],
-                 budget: Budget | None = None, watch: 'PageWatch | None' = None) -> None:
+    def __init__(self, key: int, window: int, on_end: Callable[[Upload, str], None],
+                 budget: Budget | None = None, watch: PageWatch | None = None) -> None:
         self.key = key
         self._watch = watch
         self.core = Reassembly(window)
@@ -184,7 +185,7 @@ class Download:
     """The kernel's end of a kernel -> page stream: a producer pump and a resumable backlog."""
 
     def __init__(self, key: int, source: Source, window: int,
-                 on_end: Callable[['Download'], None], budget: Budget | None = None) -> None:
+                 on_end: Callable[[Download], None], budget: Budget | None = None) -> None:
         self.key = key
         self.backlog = Backlog(window)
         self._budget = budget or Budget(window)
@@ -219,7 +220,7 @@ class Download:
                 self._signal.notify()
         except asyncio.CancelledError:
             self.cancelled = True
-        except Exception as exc:  # the page's consumer gets the producer's error
+        except Exception as exc:  # noqa: BLE001 (the page's consumer gets the producer's error)
             self.error = exc
         finally:
             self._signal.notify()
@@ -437,7 +438,7 @@ class StreamHub:
         }
 
 
-def _cancel_unread(ref: 'weakref.ref[Upload]') -> None:
+def _cancel_unread(ref: weakref.ref[Upload]) -> None:
     stream = ref()
     if stream is not None and stream.state == 'open' and not stream.core.complete:
         stream.cancel()

@@ -16,7 +16,7 @@ from typing import Any
 HELD = 50
 """Most warnings held while no cell runs; older ones are counted, not kept."""
 
-_installed: 'CellLog | None' = None
+_installed: CellLog | None = None
 
 
 class CellLog(logging.Handler):
@@ -34,7 +34,7 @@ class CellLog(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             text = self.format(record)
-        except Exception:
+        except Exception:  # noqa: BLE001 (logging.Handler's rule: a failed record goes to handleError)
             self.handleError(record)
             return
         if self.running:
@@ -63,7 +63,7 @@ def install(logger: logging.Logger) -> None:
     global _installed
     if _installed is not None or logger.hasHandlers():
         return
-    from IPython import get_ipython
+    from IPython.core.getipython import get_ipython
 
     shell = get_ipython()
     if shell is None or not hasattr(shell, 'events'):

@@ -81,7 +81,7 @@ _SCRIPT = """(() => {
 def in_notebook() -> bool:
     """Whether this code runs in an IPython kernel attached to a frontend."""
     try:
-        from IPython import get_ipython
+        from IPython.core.getipython import get_ipython
     except ImportError:
         return False
     shell = get_ipython()
@@ -94,7 +94,7 @@ def kernel_name() -> str:
         from ipykernel.connect import get_connection_file
 
         return os.path.basename(get_connection_file())
-    except Exception:  # not an ipykernel: every process counts as its own kernel
+    except Exception:  # noqa: BLE001 (no ipykernel, or no connection file: every process counts as its own kernel)
         return PROCESS
 
 
@@ -131,11 +131,12 @@ def bootstrap_output(url: str, token: str, options: dict[str, Any], kernel: str,
 
 def _current_execution() -> str | None:
     """The message id of the request the kernel is running (the cell), if any."""
-    from IPython import get_ipython
+    from IPython.core.getipython import get_ipython
 
     shell = get_ipython()
     header: Any = getattr(shell, 'parent_header', None) or {}
-    return header.get('msg_id') or header.get('header', {}).get('msg_id')
+    msg_id: str | None = header.get('msg_id') or header.get('header', {}).get('msg_id')
+    return msg_id
 
 
 class NotebookOutput:

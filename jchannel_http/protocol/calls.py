@@ -7,7 +7,8 @@ future, in ``kernel/rpc.py``) is the caller's business.
 
 from __future__ import annotations
 
-from typing import Generic, Iterator, TypeVar
+from collections.abc import Iterator
+from typing import Generic, TypeVar
 
 Waiter = TypeVar('Waiter')
 

@@ -16,6 +16,8 @@ the waiting. It never awaits, so what it decides cannot be overtaken.
 
 from __future__ import annotations
 
+from typing import Any
+
 from .session import Entry, Session
 
 
@@ -80,7 +82,7 @@ def with_frames(head: bytes, entries: list[Entry]) -> bytes:
 
 
 def hello_fields(session: Session, cursor: int, heartbeat: float, max_body: int,
-                 max_url: int) -> dict:
+                 max_url: int) -> dict[str, Any]:
     """What a page learns when it (re)connects: the session and the bounds it must respect."""
     return {
         'session': session.id, 'cursor': cursor, 'ack': session.inbox.cursor,

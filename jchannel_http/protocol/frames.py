@@ -7,7 +7,7 @@ parsed JSON object and turns it back into ``(seq, frame)``. See ``docs/protocol.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, Union
+from typing import Any
 
 from ..errors import ProtocolError
 from ..values import encode_checked
@@ -36,7 +36,7 @@ class Echo:
 
     call: int
     channel: int
-    args: list
+    args: list[Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +46,7 @@ class Call:
     call: int
     channel: int
     name: str
-    args: list
+    args: list[Any]
     stream: int | None = None
     """A stream of the sender's direction, passed to the method before ``args``."""
 
@@ -86,9 +86,9 @@ class Stop:
     call: int
 
 
-Frame = Union[Open, Close, Echo, Call, Pipe, Result, Error, Stop]
-Request = Union[Open, Close, Echo, Call, Pipe, Stop]
-Reply = Union[Result, Error]
+Frame = Open | Close | Echo | Call | Pipe | Result | Error | Stop
+Request = Open | Close | Echo | Call | Pipe | Stop
+Reply = Result | Error
 
 TYPES: dict[str, type] = {
     'open': Open,
@@ -103,7 +103,7 @@ TYPES: dict[str, type] = {
 NAMES: dict[type, str] = {cls: name for name, cls in TYPES.items()}
 
 # The JSON type each field must have; ``object`` accepts any JSON value.
-_FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
+_FIELD_TYPES: dict[str, type] = {
     'call': int,
     'channel': int,
     'code': str,
@@ -193,12 +193,16 @@ class Invalid:
     reason: str
 
 
+Incoming = Frame | Invalid
+"""An item of a page's batch, decoded: a frame, or the Invalid that takes its place."""
+
+
 def _seq_of(data: Any) -> int:
     """The sequence number of a parsed frame; ProtocolError if it has none usable."""
     if not isinstance(data, dict):
         raise ProtocolError('a frame must be a JSON object')
     seq = data.get('seq')
-    if not _is_integer(seq) or seq < 1:
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
         raise ProtocolError("field 'seq' must be a positive integer")
     return seq
 
@@ -232,7 +236,7 @@ def decode(data: Any) -> tuple[int, Frame]:
     unknown = set(data) - set(names) - {'seq', 'type'}
     if unknown:
         raise ProtocolError(f'unknown field(s) {sorted(unknown)} in a {kind!r} frame')
-    values = []
+    values: list[Any] = []
     for name in names:
         if name not in data and name in _OPTIONAL[cls]:
             values.append(None)

@@ -9,11 +9,11 @@ delivery.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from ..errors import ProtocolError, ResyncError
-from .frames import Frame, encode_rest, with_seq
+from .frames import Frame, Incoming, encode_rest, with_seq
 
 
 class OutboxFull(Exception):
@@ -28,7 +28,7 @@ class Prepared:
     rest: bytes
 
     @classmethod
-    def of(cls, frame: Frame) -> 'Prepared':
+    def of(cls, frame: Frame) -> Prepared:
         """Encode ``frame``; TypeError names a value that cannot be sent."""
         return cls(frame, encode_rest(frame))
 
@@ -135,9 +135,9 @@ class Inbox:
         self.max_ahead = max_ahead
         self.cursor = 0
         self.duplicates = 0
-        self._ahead: dict[int, Frame] = {}
+        self._ahead: dict[int, Incoming] = {}
 
-    def receive(self, seq: int, frame: Frame) -> list[Frame]:
+    def receive(self, seq: int, frame: Incoming) -> list[Incoming]:
         """Take frame ``seq``; return the frames that are now deliverable, in order."""
         if seq <= self.cursor or seq in self._ahead:
             self.duplicates += 1
@@ -153,7 +153,7 @@ class Inbox:
             ready.append(self._ahead.pop(self.cursor))
         return ready
 
-    def receive_all(self, items: Iterable[tuple[int, Frame]]) -> list[Frame]:
+    def receive_all(self, items: Iterable[tuple[int, Incoming]]) -> list[Incoming]:
         """Take a batch of ``(seq, frame)`` in order of ``seq``: all of it, or none of it.
 
         When a frame of the batch would be too far ahead, ProtocolError is raised before any
@@ -162,7 +162,7 @@ class Inbox:
         batch = sorted(items, key=lambda item: item[0])
         if batch and batch[-1][0] > self.cursor + 1 + self.max_ahead:
             self._check_room([seq for seq, _ in batch])
-        ready: list[Frame] = []
+        ready: list[Incoming] = []
         for seq, frame in batch:
             ready.extend(self.receive(seq, frame))
         return ready

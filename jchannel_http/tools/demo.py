@@ -12,7 +12,8 @@ import asyncio
 import hashlib
 import itertools
 import logging
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 from ..errors import JChannelError
 from ..kernel.channel import Channel

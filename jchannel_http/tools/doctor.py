@@ -28,7 +28,8 @@ import ssl
 import statistics
 import time
 import urllib.request
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import aiohttp
@@ -115,8 +116,7 @@ def split_page_url(url: str) -> tuple[str, str | None]:
     parts = urlsplit(url)
     token = parse_qs(parts.query).get('token', [None])[0]
     path = parts.path
-    if path.endswith('/page'):
-        path = path[:-len('/page')]
+    path = path.removesuffix('/page')
     return urlunsplit((parts.scheme, parts.netloc, path.rstrip('/'), '', '')), token
 
 
@@ -156,7 +156,7 @@ class Answer:
 
 
 def html_title(body: bytes) -> str:
-    found = re.search(rb'<title[^>]*>(.*?)</title>', body, re.I | re.S)
+    found = re.search(rb'<title[^>]*>(.*?)</title>', body, re.IGNORECASE | re.DOTALL)
     title = found.group(1).decode('utf-8', 'replace').strip() if found else ''
     return repr(' '.join(title.split())[:80]) if title else 'no title'
 
@@ -403,7 +403,7 @@ class Doctor:
                              'path holds the stream)', BUFFERING_ADVICE[key])
         return await self._probe(key, probe)
 
-    async def _first_event(self, response: aiohttp.ClientResponse) -> dict | None:
+    async def _first_event(self, response: aiohttp.ClientResponse) -> dict[str, Any] | None:
         """The data of the hello event, or None if it came only with the end of the stream."""
         buffer = b''
         while b'\n\n' not in buffer:
@@ -423,7 +423,7 @@ class Doctor:
                 return data if isinstance(data, dict) else {}
         return {}
 
-    def _learn(self, hello: dict) -> None:
+    def _learn(self, hello: dict[str, Any]) -> None:
         self.session = hello.get('session') or self.session
         if isinstance(hello.get('max_body'), int):
             self.max_body = hello['max_body']
@@ -603,16 +603,16 @@ class Doctor:
         if skipped is not None:
             return skipped
 
-        async def attempt() -> aiohttp.WSMessage:
+        async def attempt() -> aiohttp.WSMsgType:
             async with self.http.ws_connect(self.url + '/probe/websocket',
                                             headers=self._auth()) as ws:
-                return await ws.receive()
+                return (await ws.receive()).type
 
         try:
-            message = await asyncio.wait_for(attempt(), self.timeout)
-            if message.type == aiohttp.WSMsgType.TEXT:
+            kind = await asyncio.wait_for(attempt(), self.timeout)
+            if kind == aiohttp.WSMsgType.TEXT:
                 return Check(key, LABELS[key], INFO, 'yes (jchannel_http does not need it)')
-            return Check(key, LABELS[key], INFO, f'the upgrade passed, then {message.type.name}')
+            return Check(key, LABELS[key], INFO, f'the upgrade passed, then {kind.name}')
         except aiohttp.WSServerHandshakeError as exc:
             if exc.status == 426:
                 return Check(key, LABELS[key], INFO, 'no: the Upgrade header was dropped on the '

@@ -41,7 +41,7 @@ class CloudflaredLauncher:
         self.grace = grace
         self.url: str | None = None
         self._process: asyncio.subprocess.Process | None = None
-        self._reader: asyncio.Task | None = None
+        self._reader: asyncio.Task[None] | None = None
         self._banner: asyncio.Future[str] | None = None
         self._output: collections.deque[str] = collections.deque(maxlen=15)
 

@@ -23,7 +23,7 @@ class NgrokLauncher:
         self.options = options
         self.url: str | None = None
         self._ngrok: Any = None
-        self._closing: set[asyncio.Future] = set()
+        self._closing: set[asyncio.Future[Any]] = set()
 
     async def start(self, port: int) -> str:
         try:
@@ -54,7 +54,7 @@ class NgrokLauncher:
         self.url = listener.url()
         return self.url
 
-    def _close_late(self, forwarding: asyncio.Future) -> None:
+    def _close_late(self, forwarding: asyncio.Future[Any]) -> None:
         """Close a listener that arrived after start() gave up waiting for it."""
         if not forwarding.cancelled() and forwarding.exception() is None:
             closing = asyncio.ensure_future(asyncio.to_thread(self._ngrok.disconnect,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import pytest
 from playwright.async_api import Page
@@ -11,7 +11,7 @@ from playwright.async_api import Page
 import jchannel_http
 from jchannel_http import FrontendError
 from support.calling_page import PAGE_SIDE, KernelSide
-from support.chromium import open_channel
+from support.chromium import handler_of, open_channel
 from support.kernel_server import TOKEN
 from support.proxies import CutProxy
 
@@ -103,7 +103,7 @@ async def test_a_thousand_concurrent_calls_each_way(server, page) -> None:
     results = await page.evaluate('''Promise.all(
         Array.from({length: 1000}, (_, i) => channel.call('count', i)))''')
     assert results == list(range(1000))
-    assert len(channel.handler.seen) == 1000 and set(channel.handler.seen.values()) == {1}
+    assert len(handler_of(channel, KernelSide).seen) == 1000 and set(handler_of(channel, KernelSide).seen.values()) == {1}
     status = server.status()
     assert status['pending_calls'] == 0
 
@@ -125,8 +125,8 @@ async def test_stream_cut_mid_run_loses_and_repeats_nothing(page, transport) -> 
             assert await page_task == list(range(1000, 1300))
             seen = await page.evaluate('window.seen')
             assert len(seen) == 300 and set(seen.values()) == {1}
-            assert len(channel.handler.seen) == 300
-            assert set(channel.handler.seen.values()) == {1}
+            assert len(handler_of(channel, KernelSide).seen) == 300
+            assert set(handler_of(channel, KernelSide).seen.values()) == {1}
             assert proxy.cuts == 3
             for _ in range(100):  # the page acknowledges everything once it is idle
                 if server.status()['outbox']['messages'] == 0:

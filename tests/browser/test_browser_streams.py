@@ -9,8 +9,7 @@ from playwright.async_api import Page
 
 import jchannel_http
 from jchannel_http import FrontendError, Progress
-
-from support.chromium import open_channel
+from support.chromium import handler_of, open_channel
 from support.nginx import Nginx
 from support.proxies import CutProxy
 from support.stream_page import PAGE_SIDE, KernelSide, seeded_chunks, seeded_digest, seeded_stream
@@ -131,10 +130,11 @@ async def test_by_limit_and_by_separator_at_chunk_boundaries_both_sides(server, 
 
 async def test_a_producer_error_reaches_the_consumer_both_ways(server, page) -> None:
     channel = await connect(page, server)
-    handler = channel.handler
+    handler = handler_of(channel, KernelSide)
     answer = await channel.call_with_stream('joinOrError', handler.failing(1000), timeout=10)
     assert answer == ['KernelError', 'ValueError', 'the kernel producer broke']
     stream = await channel.call('failing', 300_000)
+    assert isinstance(stream, jchannel_http.MetaGenerator)
     with pytest.raises(FrontendError) as caught:
         await stream.join()
     assert (caught.value.type, caught.value.detail) == ('RangeError', 'the page producer broke')
@@ -148,11 +148,12 @@ async def test_a_producer_error_reaches_the_consumer_both_ways(server, page) -> 
 
 async def test_a_consumer_that_stops_early_stops_the_producer_both_ways(server, page) -> None:
     channel = await connect(page, server)
-    handler = channel.handler
+    handler = handler_of(channel, KernelSide)
     assert await channel.call_with_stream('firstChunks', handler.endless(), 3, timeout=10) == 3
     await asyncio.wait_for(handler.cancelled.wait(), 10)
     assert handler.finished == 1
     stream = await channel.call('endless')
+    assert isinstance(stream, jchannel_http.MetaGenerator)
     seen = 0
     async for _ in stream:
         seen += 1
@@ -200,6 +201,7 @@ async def test_cuts_in_the_middle_of_transfers_both_ways(page) -> None:
             # kernel -> page: cut when the page has confirmed each quarter
             answer = await channel.call_with_stream('digest', seeded_stream(size, 31), timeout=60,
                                                     progress=cutter.cut_at_marks)
+            assert isinstance(answer, list)
             assert answer[:2] == [size, seeded_digest(size, 31)]
             assert proxy.cuts == 3
             # page -> kernel: cut when the kernel's consumer has read each quarter
@@ -228,6 +230,7 @@ async def test_through_nginx_with_a_1m_body_cap_and_a_smaller_one(page) -> None:
                 channel = await connect(page, server)
                 answer = await channel.call_with_stream('digest', seeded_stream(size, 41),
                                                         timeout=60)
+                assert isinstance(answer, list)
                 assert answer[:2] == [size, seeded_digest(size, 41)]
                 got, expected = await page.evaluate('''async (size) => {
                     const bytes = t.makeBytes(size, 43);

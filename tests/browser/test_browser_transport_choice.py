@@ -40,7 +40,7 @@ async def test_a_blocked_kernel_loop_keeps_the_page_on_its_get_event_stream(page
     async with jchannel_http.Server(token=TOKEN, heartbeat=1, first_event_deadline=1) as server:
         channel = await connect(page, server)
         assert server.status()['transport'] == 'sse-get'
-        await calls_both_ways(page, channel, range(0, 20))
+        await calls_both_ways(page, channel, range(20))
         # a cell computing synchronously: the server's event loop answers nothing for 8 s, many
         # heartbeats and first-event deadlines
         time.sleep(8)
@@ -67,7 +67,7 @@ async def test_a_buffering_path_moves_the_page_down_and_back_up_once_it_stops(pa
             channel = await connect(page, server)
             await wait_connected(page, 'poll', 30)
             assert server.status()['transport'] == 'poll'
-            await calls_both_ways(page, channel, range(0, 50))
+            await calls_both_ways(page, channel, range(50))
             proxy.holding.clear()  # the path stops buffering
             during = asyncio.ensure_future(calls_both_ways(page, channel, range(50, 250)))
             await wait_connected(page, 'sse-get', 30)
@@ -97,7 +97,7 @@ async def test_a_reload_behind_a_buffering_path_reconnects_on_the_remembered_pol
         try:
             channel = await connect(page, server)
             await wait_connected(page, 'poll', 30)
-            await calls_both_ways(page, channel, range(0, 10))
+            await calls_both_ways(page, channel, range(10))
             first = len(proxy.requests)
             assert ('GET', '/events') in proxy.requests[:first]
             assert ('POST', '/events') in proxy.requests[:first]
@@ -121,7 +121,7 @@ async def test_a_reload_behind_a_buffering_path_reconnects_on_the_remembered_pol
 
             reopened = await server.open(PAGE_SIDE, timeout=30)
             reopened.handler = KernelSide()
-            await calls_both_ways(page, reopened, range(0, 20))
+            await calls_both_ways(page, reopened, range(20))
             await check_each_ran_once(page, reopened, 20)
             assert page.errors == []
         finally:

@@ -4,15 +4,15 @@ themselves and requests the kernel refuses never wedge the page; every call gets
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import pytest
 from playwright.async_api import Page
 
 import jchannel_http
 from jchannel_http import FrontendError
-from jchannel_http.http import messages as http_app
 from jchannel_http.errors import ProtocolError
+from jchannel_http.http import messages as http_app
 from support.chromium import open_channel
 from support.kernel_server import TOKEN
 
@@ -133,7 +133,7 @@ async def test_a_post_the_kernel_refuses_starts_a_new_session_instead_of_a_retry
     channel = await connect(page, server)
     old_session = server.status()['session']
     refusals = []
-    real_decode = http_app.decode_item
+    real_decode = http_app.decode_item  # type: ignore[attr-defined]  # the name the test replaces
 
     def refusing_decode(item, allowed=None):  # a batch the kernel cannot take at all (400)
         if isinstance(item, dict) and item.get('args') == ['poison']:

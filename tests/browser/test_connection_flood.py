@@ -8,6 +8,7 @@ import os
 import resource
 import sys
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -16,7 +17,7 @@ HERE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
 
 
 @pytest.fixture
-def descriptors() -> None:
+def descriptors() -> Iterator[None]:
     """Room in this process for the connections it opens."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = min(hard, 4096) if hard != resource.RLIM_INFINITY else 4096
@@ -34,6 +35,7 @@ async def test_idle_connections_cannot_exhaust_the_kernel(browser, descriptors) 
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     idle: list[asyncio.StreamWriter] = []
     try:
+        assert kernel.stdout is not None
         port = int(await asyncio.wait_for(kernel.stdout.readline(), 20))
         page = await browser.new_page()
         await page.goto(f'http://127.0.0.1:{port}/page?token={TOKEN}')

@@ -14,8 +14,7 @@ import pytest
 from playwright.async_api import Page
 
 import jchannel_http
-
-from support.chromium import open_channel
+from support.chromium import handler_of, open_channel
 from support.kernel_server import TOKEN
 
 PAGE_SIDE = '''(channel) => {
@@ -115,7 +114,7 @@ async def test_errors_that_cannot_describe_themselves_still_answer(page, caplog)
         assert 'unprintable' in warnings[0].getMessage()
         assert 'Traceback' in caplog.text and ', in unprintable' in caplog.text  # where it raised
         assert (await page_call(page, 'fine', 5)) == {'value': 5}
-        assert channel.handler.runs == ['unprintable', 'fine']
+        assert handler_of(channel, KernelSide).runs == ['unprintable', 'fine']
 
 
 async def test_the_same_error_over_http_is_answered_422(page, http) -> None:
@@ -176,7 +175,7 @@ async def test_lone_surrogates_cross_unchanged_both_ways(page) -> None:
           return [back[0] === cut, back[1] === 'a' + cut, back[2] === emoji, back[0].length];
         }''')
         assert lengths == [True, True, True, 1]
-        assert channel.handler.runs == ['fine']
+        assert handler_of(channel, KernelSide).runs == ['fine']
 
 
 async def test_closed_channels_are_released(page) -> None:

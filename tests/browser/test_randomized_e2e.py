@@ -25,7 +25,8 @@ import os
 import random
 import re
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from playwright.async_api import Page
@@ -33,11 +34,22 @@ from playwright.async_api import Page
 import jchannel_http
 from jchannel_http import FrontendError, MetaGenerator
 from jchannel_http.values import MAX_DEPTH
-
 from support.kernel_server import TOKEN
-from support.randomized_values import (KERNEL_UNSENDABLE, chunked, difference, digest, from_page_text,
-                               nested, page_form, random_payload, random_string, same,
-                               stream_bytes, to_page_text, utf16_hash)
+from support.randomized_values import (
+    KERNEL_UNSENDABLE,
+    chunked,
+    difference,
+    digest,
+    from_page_text,
+    nested,
+    page_form,
+    random_payload,
+    random_string,
+    same,
+    stream_bytes,
+    to_page_text,
+    utf16_hash,
+)
 
 KiB = 1024
 SEED = int(os.environ.get('JCHANNEL_SEED') or random.SystemRandom().randrange(2**32))
@@ -72,9 +84,9 @@ its object, sent a bare function result without its value, sent values nested to
 a call unanswered when the error thrown could not describe itself."""
 PAGE_RULES = os.environ.get('JCHANNEL_FUZZ_PAGE_RULES', '1') not in ('', '0')
 PAGE_UNSENDABLE = sorted(param for kind, param in PAGE_RULE_CASES.values()
-                         if kind == 'unsendable')
+                         if kind == 'unsendable' and param is not None)
 PAGE_UNSENDABLE_ARGS = sorted(param for kind, param in PAGE_RULE_CASES.values()
-                              if kind == 'unsendable arg')
+                              if kind == 'unsendable arg' and param is not None)
 PAGE_SENDS_TODAY = {  # what the page sends, as Python receives it
     'bigint refused': None,  # JSON.stringify throws TypeError: refused, as the rule says
     'undefined': None,
@@ -371,9 +383,9 @@ class Run:
                            type='RangeError', detail=lambda d: d == f'failed {call_id}'),
                     call('raise', payload))
         if pick < 0.43:
-            which = rng.randrange(6)
-            return (Expect(call_id, 'kernel', f'throw non-Error {which}', ok=False,
-                           error='FrontendError'), call('throw', None, which))
+            thrown = rng.randrange(6)
+            return (Expect(call_id, 'kernel', f'throw non-Error {thrown}', ok=False,
+                           error='FrontendError'), call('throw', None, thrown))
         if pick < 0.48:
             # A page that never answers is waited for as long as it stays connected, unless the
             # call has a deadline. It may pass while the frame waits for room in the outbox.
@@ -418,7 +430,7 @@ class Run:
             return (Expect(call_id, 'kernel', f'kernel sends {size} bytes', utf16_hash(big)),
                     call('measure', big))
         if pick < 0.86:
-            which = rng.choice(sorted(KERNEL_UNSENDABLE) + ['deep arg 250'])
+            which = rng.choice([*sorted(KERNEL_UNSENDABLE), 'deep arg 250'])
             value = nested(MAX_DEPTH) if which == 'deep arg 250' else KERNEL_UNSENDABLE[which]()
             return (Expect(call_id, 'kernel', f'kernel arg {which}', ok=False, error='TypeError',
                            detail=lambda d: d.startswith('cannot send args[2][1]'), runs=False),
@@ -509,7 +521,7 @@ class Run:
             overhead = len('{"type":"call","call":,"channel":,"name":"run","args":[,"return","",null]}')
             size = PAGE_FRAME_LIMIT - overhead + delta
             what = f'page sends {size} bytes ({delta:+d} around its frame limit)'
-            more = {'payload': None, 'big': size}
+            more: dict[str, Any] = {'payload': None, 'big': size}
             if delta < 0:  # up to 6 digits of call number and 10 of id and channel fit in it
                 return Expect(call_id, 'page', what, 'x' * size), call('return', **more)
             return (Expect(call_id, 'page', what, ok=False, error='RangeError', runs=False),
@@ -569,7 +581,7 @@ class Run:
                 if isinstance(value, MetaGenerator):
                     value = ('stream', digest(await value.join()))
                 outcomes.setdefault(expect.call_id, []).append(('ok', value))
-            except Exception as error:  # every failure is an answer to check
+            except Exception as error:  # noqa: BLE001 (every failure is an answer to check)
                 outcomes.setdefault(expect.call_id, []).append(('error', error))
 
         order = rng.random()
@@ -585,7 +597,7 @@ class Run:
         if tasks:
             _, waiting = await asyncio.wait(tasks, timeout=ROUND_LIMIT)
             if waiting:
-                stuck = [e.call_id for (e, _), t in zip(kernel_calls, tasks) if t in waiting]
+                stuck = [e.call_id for (e, _), t in zip(kernel_calls, tasks, strict=True) if t in waiting]
                 self.fail(f'round {number}: kernel calls without an answer after '
                           f'{ROUND_LIMIT} s: {self.describe(stuck)}; {await self.state()}')
         answered = [e.call_id for e, _ in page_calls if not e.held]
@@ -722,7 +734,7 @@ async def test_random_calls_both_ways_get_one_answer_each(page: Page, caplog) ->
     print(f'\nJCHANNEL_SEED={SEED} (budget {BUDGET} s, page rules {"on" if PAGE_RULES else "off"})')
     started = time.monotonic()
     rng = random.Random(SEED)
-    options = {
+    options: dict[str, Any] = {
         'transport': rng.choice([None, 'sse-post', 'poll']),
         'outbox_messages': rng.choice([2, 8, 32]),
         'outbox_bytes': rng.choice([8 * KiB, 48 * KiB, 200 * KiB]),
@@ -769,7 +781,8 @@ async def test_random_calls_both_ways_get_one_answer_each(page: Page, caplog) ->
         f'{run.kernel_failures} kernel handler failures'
     assert len(unsendable) == run.kernel_unsendable, f'seed {SEED}: {len(unsendable)} ' \
         f'WARNINGs for {run.kernel_unsendable} unsendable results'
-    assert page.errors == [], f'seed {SEED}: page errors {page.errors}'
+    errors = page.errors  # type: ignore[attr-defined]  # new_page() gives a Page this list
+    assert errors == [], f'seed {SEED}: page errors {errors}'
     print(f'seed {SEED}: {rounds} rounds, {len(run.expected)} calls in '
           f'{time.monotonic() - started:.1f} s; kernel loop paused {pauser.count} times '
           f'({pauser.paused:.1f} s); {dict(sorted(run.counts.items()))}')

@@ -33,6 +33,7 @@ def rss(pid: int) -> int:
 
 
 async def next_line(process: asyncio.subprocess.Process, seconds: float) -> dict:
+    assert process.stdout is not None
     line = await asyncio.wait_for(process.stdout.readline(), seconds)
     if not line:
         raise RuntimeError('the server process ended early')

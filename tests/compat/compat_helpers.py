@@ -18,6 +18,7 @@ import types
 
 from playwright.async_api import Page
 
+import jchannel_http
 from support.proxies import CutProxy
 
 LOREM = ('Lorem ipsum dolor sit amet, consectetur adipiscing elit.\n'
@@ -40,7 +41,7 @@ INDENT_CODE = '''
 """The tutorials' first channel: the page wraps padStart and padEnd."""
 
 
-async def load_client(page: Page, server: object) -> None:
+async def load_client(page: Page, server: jchannel_http.Server) -> None:
     """What the notebook does for the predecessor: the tab gets the client and connects."""
     await page.goto(server.page_url)
     await page.wait_for_function(
@@ -48,8 +49,8 @@ async def load_client(page: Page, server: object) -> None:
         timeout=20_000)
 
 
-async def indentation_steps(server: object, jchannel: types.ModuleType,
-                            FrontendError: type) -> None:
+async def indentation_steps(server: jchannel_http.Server, jchannel: types.ModuleType,
+                            FrontendError: type[BaseException]) -> None:
     """The tutorials' common steps: open the indentation channel, call it three ways."""
     channel = await server.open(INDENT_CODE)
     task1 = channel.call('indentLeft', 'hello', 4)
@@ -102,6 +103,7 @@ class CloudflareWrapper:
         self.egress()
         args = shlex.split(f'{self.path} --url http://{host}:{port}')
         self.process = subprocess.Popen(args, stderr=subprocess.PIPE)
+        assert self.process.stderr is not None
         for raw in self.process.stderr:
             found = self.ADDRESS.search(raw.decode())
             if found:
@@ -116,5 +118,6 @@ class CloudflareWrapper:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-            self.process.stderr.close()
+            if self.process.stderr is not None:
+                self.process.stderr.close()
             self.process = None

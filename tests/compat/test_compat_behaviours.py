@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+from compat_helpers import load_client  # type: ignore[import-not-found]  # a sibling module, on sys.path by pytest (a folder of its own in mypy_path would name each conftest twice)
 
 import jchannel_http as jchannel  # was `import jchannel`
 from jchannel_http.channel import Channel  # was jchannel.channel
 from jchannel_http.server import Server  # was jchannel.server
 from jchannel_http.types import FrontendError, MetaGenerator, StateError  # was jchannel.types
-
-from compat_helpers import load_client
 from support.ports import free_port
 
 HOST = '127.0.0.1'

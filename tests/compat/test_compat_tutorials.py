@@ -13,11 +13,16 @@ from __future__ import annotations
 import asyncio
 import sys
 
+from compat_helpers import (  # type: ignore[import-not-found]  # a sibling module, on sys.path by pytest
+    LOREM,
+    CloudflareWrapper,
+    NgrokStandIn,
+    indentation_steps,
+    load_client,
+)
+
 import jchannel_http as jchannel  # the one line that changes: was `import jchannel`
 from jchannel_http.types import FrontendError, MetaGenerator  # was jchannel.types
-
-from compat_helpers import (LOREM, CloudflareWrapper, NgrokStandIn, indentation_steps,
-                            load_client)
 from support.ports import free_port
 from support.stand_ins import install_fake_cloudflared
 

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (content_type_conformance,
-                                               negative_data_rejection,
-                                               response_headers_conformance,
-                                               response_schema_conformance,
-                                               status_code_conformance)
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 import jchannel_http
 
@@ -56,6 +58,7 @@ class ServerThread:
         return server
 
     async def _stop(self) -> None:
+        assert self.server is not None
         await self.server.stop()
 
     def __exit__(self, *exc_info: object) -> None:
@@ -109,7 +112,7 @@ def test_with_the_token_every_answer_is_documented(case, live_server) -> None:
     _without_credentials(case)
     case.headers = {**(case.headers or {}), 'Authorization': f'Bearer {TOKEN}'}
     response = case.call(base_url=live_server.url)
-    case.validate_response(response, checks=CONFORMANCE + [negative_data_rejection])
+    case.validate_response(response, checks=[*CONFORMANCE, negative_data_rejection])
     assert response.status_code < 500
 
 

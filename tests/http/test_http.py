@@ -9,7 +9,6 @@ import pytest
 
 import jchannel_http
 from jchannel_http import FrontendError, StateError
-
 from support.fake_page import EventReader, open_events, open_page, post
 from support.kernel_server import TOKEN
 
@@ -89,9 +88,15 @@ async def connect(http, server) -> tuple:
 
 async def test_page_calls_reach_the_handler_once_even_when_posted_twice(server, http) -> None:
     channel = jchannel_http.Channel(server, 'c', name='math')
-    channel.handler = Handler()
+    handler = Handler()
+    channel.handler = handler
     calls = []
-    channel.handler.multiply = lambda a, b: calls.append((a, b)) or a * b
+
+    def multiply(a, b):
+        calls.append((a, b))
+        return a * b
+
+    handler.multiply = multiply  # type: ignore[method-assign]  # this one records its calls
     response, reader, session = await connect(http, server)
     try:
         batch = {'client': CLIENT, 'session': session, 'ack': 0, 'messages': [
@@ -160,10 +165,10 @@ async def test_a_refused_frame_fails_only_its_own_call_and_the_batch_goes_on(ser
 async def test_a_batch_with_a_lone_surrogate_in_raw_json_reaches_the_handler(server, http) -> None:
     channel = jchannel_http.Channel(server, 'c')
     received = []
-    channel.handler = type('H', (), {'take': lambda self, text: received.append(text) or text})()
+    channel.handler = type('H', (), {'take': lambda self, text: received.append(text) or text})()  # type: ignore[func-returns-value]  # records, then answers
     response, reader, session = await connect(http, server)
     try:
-        body = ('{"client":"%s","session":"%s","ack":0,"messages":[{"seq":1,"type":"call",'
+        body = ('{"client":"%s","session":"%s","ack":0,"messages":[{"seq":1,"type":"call",'  # noqa: UP031 (JSON braces would all need doubling in an f-string)
                 '"call":1,"channel":%d,"name":"take","args":["cut \\ud83d"]}]}'
                 % (CLIENT, session, channel.key)).encode()
         async with http.post(f'{server.url}/messages', data=body) as answer:
@@ -283,7 +288,7 @@ async def test_an_old_cursor_from_another_page_still_resyncs(server, http) -> No
 
 
 async def test_a_post_for_another_session_is_refused(server, http) -> None:
-    response, reader, session = await connect(http, server)
+    response, _reader, _session = await connect(http, server)
     try:
         status, body = await post(http, server, {'client': CLIENT, 'session': 'old-session',
                                                  'ack': 0, 'messages': []})
@@ -310,7 +315,7 @@ async def test_second_client_gets_409_until_the_first_releases(server, http) -> 
 async def test_takeover_fails_calls_waiting_for_the_old_page(server, http) -> None:
     channel = jchannel_http.Channel(server, 'c')
     opening = channel.open(timeout=10)
-    response, reader, session = await connect(http, server)
+    response, reader, _session = await connect(http, server)
     await reader.event()
     response.close()
     await http.post(f'{server.url}/release', params={'client': CLIENT})
@@ -426,7 +431,7 @@ async def test_status_reports_the_session(server, http) -> None:
     async with http.get(f'{server.url}/status') as response:
         status = await response.json()
     assert status['connected'] is False and status['transport'] is None
-    response, reader, session = await connect(http, server)
+    response, _reader, session = await connect(http, server)
     try:
         async with http.get(f'{server.url}/status') as reply:
             status = await reply.json()
@@ -448,7 +453,7 @@ async def test_stop_fails_waiting_calls_and_frees_the_port(http) -> None:
     await server.start()
     opening = jchannel_http.Channel(server, 'c').open(timeout=10)
     await asyncio.sleep(0.05)
-    response, reader, _ = await connect(http, server)
+    response, _reader, _ = await connect(http, server)
     await server.stop()
     with pytest.raises(StateError, match='stopped'):
         await opening
@@ -459,7 +464,7 @@ async def test_stop_fails_waiting_calls_and_frees_the_port(http) -> None:
 
 
 def test_unknown_tunnel_values_are_refused_clearly() -> None:
-    with pytest.raises(ValueError, match="unknown tunnel 'cloudflare'.*'cloudflared'"):
+    with pytest.raises(ValueError, match=r"unknown tunnel 'cloudflare'.*'cloudflared'"):
         jchannel_http.Server(tunnel='cloudflare')  # every tunnel value: test_tunnels.py
 
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import base64
 import collections
 import json
+from typing import Any
+
+import pytest
 
 import jchannel_http
-import pytest
 from jchannel_http.errors import ProtocolError
 from jchannel_http.http.query_form import PartAssembly, decode_base64url
-
 from support.fake_page import open_page
 
 CLIENT = 'query-client-1'
@@ -128,7 +129,7 @@ async def test_an_upload_in_get_chunks_and_the_get_forms_of_ack_cancel_release(s
             async with http.get(f'{server.url}/streams/up/1', headers=headers, params={
                     'session': session, 'data': b64(piece), 'authuser': '0'}) as answer:
                 assert answer.status == 200 and (await answer.json())['stored']
-        answers = []
+        answers: list[Any] = []
         while not answers:
             answers = (await get_messages(http, server, session, ack=0,
                                           messages=EMPTY))[1]['frames']

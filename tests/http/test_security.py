@@ -7,7 +7,8 @@ import asyncio
 import base64
 import logging
 import secrets
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any, cast
 
 import aiohttp
 import orjson
@@ -15,7 +16,6 @@ import pytest
 
 import jchannel_http
 from jchannel_http.http.app import IN_FLIGHT
-
 from support.fake_page import FakePage, post
 from support.kernel_server import TOKEN
 
@@ -56,7 +56,7 @@ def body(messages: list, **fields) -> bytes:
 
 
 # (what, method, path, request options, status, error code, a fragment of the message)
-BAD_INPUTS = [
+BAD_INPUTS: list[tuple[str, str, str, dict[str, Any], int, str, str]] = [
     ('malformed JSON', 'POST', '/messages', {'data': b'{"client": '}, 400, 'bad_request',
      'not valid JSON'),
     ('a JSON array body', 'POST', '/messages', {'data': b'[]'}, 400, 'bad_request',
@@ -369,12 +369,13 @@ async def test_the_token_is_logged_once_and_never_answered(caplog) -> None:
                     ('POST', '/release', {'params': {'token': token, 'client': CLIENT}}),
                     ('GET', '/page', {'params': {'token': token}}),
                     ('GET', '/nowhere', {'params': {'token': token}})]:
-                async with bare.request(method, server.url + path, **kwargs) as response:
+                async with bare.request(method, server.url + path,
+                                        **cast('dict[str, Any]', kwargs)) as response:
                     seen.append((response.status, await response.text(),
                                  dict(response.headers)))
     assert [status for status, _, _ in seen] == [401, 401, 400, 400, 400, 422, 404, 200, 200,
                                                  404]
-    for status, text, headers in seen:
+    for _status, text, headers in seen:
         assert token not in text and token not in str(headers)
     mentions = [record.getMessage() for record in caplog.records
                 if token in record.getMessage() or token in (record.exc_text or '')]
@@ -487,6 +488,7 @@ async def test_more_requests_in_flight_than_max_requests_get_429(http) -> None:
         assert [await response.json() for response in responses] == [{'result': 0},
                                                                       {'result': 1}]
         assert (await request(server, 'GET', '/status', {}))[0] == 200
+        assert server._runner is not None
         assert server._runner.app[IN_FLIGHT].count == 0
 
 
@@ -498,6 +500,7 @@ async def test_an_event_stream_holds_a_request_slot(http) -> None:
                              'too_many_requests', 'retry later')
         finally:
             page.close()
+        assert server._runner is not None
         in_flight = server._runner.app[IN_FLIGHT]
         for _ in range(100):  # the server notices the closed stream within moments
             if in_flight.count == 0:

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+from test_stream_http import chunk, page  # type: ignore[import-not-found]  # a sibling module, on sys.path by pytest (a folder of its own in mypy_path would name each conftest twice)
 
 import jchannel_http
 from jchannel_http.protocol.streams import Reassembly
-
-from test_stream_http import chunk, page
 
 TOKEN = 'test-token-0123456789'
 KiB = 1024
@@ -20,7 +20,7 @@ MiB = 1024 * KiB
 
 
 @pytest.fixture
-async def auth() -> aiohttp.ClientSession:
+async def auth() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession(headers={'Authorization': f'Bearer {TOKEN}'}) as session:
         yield session
 
@@ -56,7 +56,9 @@ async def test_overlapping_chunks_of_one_upload_stay_within_stream_buffer(auth) 
             await chunk(auth, server, session, 1, 0, data[:1], end=False)
             got = b''
             while len(got) < 512 * KiB + 200:
-                got += await stream.next_chunk()
+                piece = await stream.next_chunk()
+                assert piece is not None
+                got += piece
             assert got == data[:len(got)]
             assert server.streams.upload_budget.held == 0
         finally:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-import jchannel_http
 import pytest
-from jchannel_http import FrontendError, StateError
 
+import jchannel_http
+from jchannel_http import FrontendError, StateError
 from support.fake_page import open_page, post
 
 CLIENT = 'stream-client-1'
@@ -106,7 +106,7 @@ async def test_a_download_resumes_from_any_offset_and_ends_with_its_size(server,
 
 
 async def test_refusals_say_what_to_do(server, http) -> None:
-    response, reader, session = await page(http, server)
+    response, _reader, session = await page(http, server)
     try:
         status, body = await chunk(http, server, session, 1, 0, b'x' * (524288 + 1))
         assert (status, body['error'], body['chunk_size']) == (413, 'too_large', 524288)

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import aiohttp
 import orjson
 import pytest
 
 import jchannel_http
-
 from support.fake_page import EventReader, post
 from support.kernel_server import TOKEN
 from support.ports import free_port
@@ -380,7 +379,7 @@ async def test_a_call_waiting_for_room_in_a_full_outbox_times_out_unsent(http) -
         channel = opened_channel(server)
         waiting = [channel.call('f', i, timeout=10) for i in range(2)]
         await queued(server, 2)
-        with pytest.raises(TimeoutError, match="did not take call 'f' within 0.2 s"):
+        with pytest.raises(TimeoutError, match=r"did not take call 'f' within 0.2 s"):
             await channel.call('f', 'late', timeout=0.2)
         assert server.status()['outbox']['messages'] == 2 and server.rpc.pending == 2
         for task in waiting:

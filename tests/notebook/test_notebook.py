@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from playwright.sync_api import Browser, sync_playwright
@@ -85,7 +85,9 @@ def start(tab: NotebookTab, **options: object) -> int:
     arguments = ', '.join(f'{name}={value!r}' for name, value in options.items())
     output = tab.run(START.replace('{options}', arguments))
     assert 'left "    hello"' in output, output
-    return int(re.search(r'port (\d+)', output).group(1))
+    found = re.search(r'port (\d+)', output)
+    assert found is not None, output
+    return int(found.group(1))
 
 
 def requests_to(tab: NotebookTab, port: int) -> list[str]:
@@ -263,7 +265,9 @@ print('port free', port)
 ''')
     assert 'tasks while running True' in output and 'tasks left set()' in output
     assert 'refused' in output
-    port = int(re.search(r'port free (\d+)', output).group(1))
+    found = re.search(r'port free (\d+)', output)
+    assert found is not None, output
+    port = int(found.group(1))
     stopped = f'jchannel_http: the server at http://127.0.0.1:{port} was stopped'
     tab.wait_text(STATUS, lambda text: text == stopped, 'the stopped status')
     requests = len(requests_to(tab, port))
@@ -280,7 +284,9 @@ def test_the_local_example_runs_end_to_end(jupyter: JupyterServer, browser: Brow
         # in its own output, and a second status line is all that remains of it.
         status = re.compile(
             r"jchannel_http: [^\n']*?(http://127\.0\.0\.1:\d+)(?: was stopped)?\s*")
-        url = status.fullmatch(outputs[0]).group(1)
+        matched = status.fullmatch(outputs[0])
+        assert matched is not None, outputs[0]
+        url = matched.group(1)
         outputs = [status.sub('', text) for text in outputs]
         assert outputs[1:] == [
             '', "'    hello'", "'world    '",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 from IPython.core.displaypub import CapturingDisplayPublisher
@@ -15,7 +15,6 @@ from playwright.async_api import async_playwright
 import jchannel_http
 from jchannel_http.notebook.frontend import NotebookOutput, bootstrap_output, status_line
 from support.chromium import LAUNCH
-
 
 
 @pytest.fixture
@@ -98,6 +97,7 @@ async def test_stop_makes_a_plain_page_stop_its_client() -> None:
             assert await page.evaluate('window.jchannelClient.lastError.message') == \
                 'the kernel server was stopped'
             state = await page.text_content('#jchannel-state')
+            assert state is not None
             assert re.fullmatch(r'stopped \(the kernel server was stopped\)', state)
         finally:
             await browser.close()

@@ -11,7 +11,6 @@ import time
 import pytest
 
 import jchannel_http
-
 from support.kernel_server import TOKEN
 from support.proxies import HoldingProxy
 from support.stream_page import PAGE_SIDE, KernelSide, seeded_digest

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import pytest
 from playwright.async_api import Page
 
 import jchannel_http
-from support.chromium import open_channel
+from support.chromium import handler_of, open_channel
 from support.colab_proxy import ColabProxy
 from support.counting import CountingKernel, calls_both_ways, check_each_ran_once
 from support.stand_ins import install_fake_colab
@@ -89,7 +89,7 @@ async def connect(page: Page, server: jchannel_http.Server) -> jchannel_http.Cha
 
 async def test_calls_both_ways_a_thousand_at_once_over_get(page, server, colab) -> None:
     channel = await connect(page, server)
-    await calls_both_ways(page, channel, range(0, 10))
+    await calls_both_ways(page, channel, range(10))
     assert await page.evaluate('window.jchannelClient.sendMethod') == 'get'
     await wait_connected(page, EXPECTED_TRANSPORT[colab.variant])
     await calls_both_ways(page, channel, range(10, 1010))
@@ -152,7 +152,7 @@ async def wait_for_error(page: Page, text: str, seconds: float = 30) -> None:
 
 async def test_calls_go_on_after_a_cut_each_once(page, server, colab) -> None:
     channel = await connect(page, server)
-    await calls_both_ways(page, channel, range(0, 20))
+    await calls_both_ways(page, channel, range(20))
     transport = EXPECTED_TRANSPORT[colab.variant]
     await wait_connected(page, transport)
     for round_ in range(3):
@@ -168,7 +168,7 @@ async def test_calls_go_on_after_a_cut_each_once(page, server, colab) -> None:
 
 async def test_a_lost_server_is_told_from_a_refused_method(page, server, colab) -> None:
     channel = await connect(page, server)
-    await calls_both_ways(page, channel, range(0, 5))
+    await calls_both_ways(page, channel, range(5))
     port = colab.target
     colab.target = 1  # nothing listens there: the proxy answers 502, as for a kernel gone
     colab.cut_connections()
@@ -178,7 +178,7 @@ async def test_a_lost_server_is_told_from_a_refused_method(page, server, colab) 
     assert await page.evaluate('window.jchannelClient.sendMethod') == 'get'
     colab.target = port
     assert await asyncio.wait_for(calls, 60) == [100, 101]
-    assert channel.handler.seen == {i: 1 for i in [0, 1, 2, 3, 4, 100, 101]}
+    assert handler_of(channel, KernelSide).seen == dict.fromkeys([0, 1, 2, 3, 4, 100, 101], 1)
     assert not await page.evaluate(
         "window.errors.filter((e) => e.includes('lost or unreachable') && e.includes('refuses'))")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -20,7 +20,7 @@ class Upstream:
         self.port = 0
         self._runner: web.AppRunner | None = None
 
-    async def start(self) -> 'Upstream':
+    async def start(self) -> Upstream:
         app = web.Application()
         app.router.add_route('*', '/{tail:.*}', self._handle)
         self._runner = web.AppRunner(app, access_log=None)

@@ -19,9 +19,8 @@ import random
 import time
 
 import jchannel_http
-
-from support.kernel_server import TOKEN
 from support.counting import COUNTING_PAGE, CountingKernel, calls_both_ways, check_each_ran_once
+from support.kernel_server import TOKEN
 from support.node_page import NodePage, NodePageError
 from support.proxies import FaultProxy
 

@@ -17,10 +17,11 @@ import contextlib
 import dataclasses
 import json
 import os
+import pathlib
 import random
 import time
 import zlib
-from typing import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import pytest_asyncio
@@ -28,11 +29,11 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 import jchannel_http
 from jchannel_http.tools.doctor import PROBLEM, Doctor, Report
-
 from support import intermediaries
 from support.chromium import CHROMIUM, CHROMIUM_ARGS
 from support.counting import CountingKernel
-from support.stream_page import PAGE_SIDE as STREAM_PAGE_SIDE, KernelSide as StreamKernel
+from support.stream_page import PAGE_SIDE as STREAM_PAGE_SIDE
+from support.stream_page import KernelSide as StreamKernel
 
 pytestmark = pytest.mark.asyncio(loop_scope='module')
 
@@ -130,7 +131,8 @@ async def chromium() -> AsyncIterator[Browser]:
         await browser.close()
     target = os.environ.get(intermediaries.RESULTS_VARIABLE)
     if target:
-        previous = json.loads(open(target).read()) if os.path.exists(target) else {}
+        results = pathlib.Path(target)
+        previous = json.loads(results.read_text()) if results.exists() else {}
         with open(target, 'w') as out:
             json.dump({**previous, **RESULTS}, out, indent=2)
 
@@ -234,7 +236,7 @@ async def test_calls_both_ways(path: Path) -> None:
     with recorded(path, 'calls'):
         assert await path.channel.call('count', -1, timeout=30) == -1
         assert await path.page.evaluate("channel.call('count', -2)") == -2
-        await both_ways(path, range(0, 20))
+        await both_ways(path, range(20))
 
 
 async def test_300_concurrent_calls_each_way(path: Path) -> None:

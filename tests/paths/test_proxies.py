@@ -11,8 +11,7 @@ import pytest
 from playwright.async_api import Page
 
 import jchannel_http
-
-from support.chromium import open_channel
+from support.chromium import handler_of, open_channel
 from support.counting import CountingKernel
 from support.jupyter_proxy import JUPYTER_TOKEN, PREFIX
 from support.nginx import Nginx
@@ -86,7 +85,7 @@ async def calls_both_ways(page: Page, channel: jchannel_http.Channel, count: int
     assert results == list(range(count)) and page_results == list(range(count))
     seen = await page.evaluate('window.seen')
     assert len(seen) == count and set(seen.values()) == {1}
-    assert len(channel.handler.seen) == count and set(channel.handler.seen.values()) == {1}
+    assert len(handler_of(channel, KernelSide).seen) == count and set(handler_of(channel, KernelSide).seen.values()) == {1}
 
 
 async def test_nginx_with_defaults_that_hurt_ends_on_long_poll_and_everything_completes(

@@ -9,9 +9,8 @@ from __future__ import annotations
 import aiohttp
 
 import jchannel_http
-
-from support.kernel_server import TOKEN
 from support.counting import COUNTING_PAGE, CountingKernel, calls_both_ways, check_each_ran_once
+from support.kernel_server import TOKEN
 from support.nginx import Nginx
 
 PREFIX = '/some/prefix'
@@ -46,6 +45,6 @@ async def test_a_launcher_url_with_a_kept_prefix_is_served_under_it(page) -> Non
         await page.goto(server.page_url)
         channel = await server.open(COUNTING_PAGE, timeout=15)
         channel.handler = CountingKernel()
-        await calls_both_ways(page, channel, range(0, 50))
+        await calls_both_ways(page, channel, range(50))
         await check_each_ran_once(page, channel, 50)
         assert page.errors == []

@@ -12,6 +12,7 @@ import asyncio
 import pytest
 
 import jchannel_http
+from jchannel_http.tunnels import CloudflaredLauncher
 from support.calling_page import PAGE_SIDE, KernelSide
 from support.jupyter_proxy import JUPYTER_TOKEN, PREFIX
 from support.stand_ins import FakeCloudflared, install_fake_cloudflared, process_gone
@@ -45,9 +46,10 @@ async def test_a_page_through_the_fake_cloudflared(fake_cloudflared, browser) ->
             "document.getElementById('jchannel-transport').textContent === 'sse-post'")
         await context.close()
     finally:
+        assert isinstance(server.tunnel, CloudflaredLauncher)
         pid = server.tunnel.pid
         await server.stop()
-    assert process_gone(pid)
+    assert pid is not None and process_gone(pid)
 
 
 async def test_a_page_through_jupyter_server_proxy(jupyter, browser, monkeypatch) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from jchannel_http.protocol.clients import Admission, ClientConflict, ClientGate, check_client_id
 from jchannel_http.errors import ProtocolError
+from jchannel_http.protocol.clients import Admission, ClientConflict, ClientGate, check_client_id
 
 A, B = 'client-aaaa', 'client-bbbb'
 

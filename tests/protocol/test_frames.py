@@ -56,7 +56,7 @@ def test_values_json_cannot_carry_give_a_clear_type_error() -> None:
 
 
 def test_openapi_frame_types_are_the_frames_modules() -> None:
-    from jchannel_http.protocol.frames import TYPES
     from jchannel_http.http.openapi import FRAME
+    from jchannel_http.protocol.frames import TYPES
     assert FRAME['properties']['type']['enum'] == list(TYPES)
     assert 'stop' in FRAME['properties']['type']['enum']

@@ -13,18 +13,31 @@ peer trusted, and the core cannot tell such a lie from the truth.
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-import pytest
-
 from jchannel_http.errors import ProtocolError, ResyncError
-from jchannel_http.protocol.frames import Call, Result
+from jchannel_http.protocol.frames import Call, Incoming, Result
 from jchannel_http.protocol.session import Session
 
 MAX_MESSAGES = 6
 MAX_AHEAD = 1
+
+
+def first_arg(frame: Incoming) -> Any:
+    """The argument a kernel -> page call of this machine carries."""
+    assert isinstance(frame, Call), frame
+    return frame.args[0]
+
+
+def value_of(frame: Incoming) -> Any:
+    """The value a page -> kernel result of this machine carries."""
+    assert isinstance(frame, Result), frame
+    return frame.value
 
 
 class Epoch:
@@ -101,7 +114,7 @@ class CoreWithFaults(RuleBasedStateMachine):
         except ProtocolError as exc:  # refused, as if lost: the kernel still holds it
             assert 'too far ahead' in str(exc) and (inbox.cursor, inbox.held) == before
             return
-        e.page_got.extend(f.args[0] for f in ready)
+        e.page_got.extend(first_arg(f) for f in ready)
 
     @precondition(lambda self: self.epoch.to_page)
     @rule(pick=st.integers(0, 1000))
@@ -136,7 +149,7 @@ class CoreWithFaults(RuleBasedStateMachine):
 
     # -- page -> kernel batches ------------------------------------------------------------
 
-    @precondition(lambda self: len(self.epoch.page.outbox))
+    @precondition(lambda self: len(self.epoch.page.outbox) > 0)
     @rule(picks=st.lists(st.integers(0, 1000), min_size=1, max_size=8))
     def page_posts(self, picks: list[int]) -> None:
         """A POST carries any selection of the page's outbox, with repeats, in any order."""
@@ -145,7 +158,7 @@ class CoreWithFaults(RuleBasedStateMachine):
         self._post([(entries[p % len(entries)].seq, entries[p % len(entries)].frame)
                     for p in picks])
 
-    @precondition(lambda self: len(self.epoch.page.outbox))
+    @precondition(lambda self: len(self.epoch.page.outbox) > 0)
     @rule(skip=st.integers(0, MAX_MESSAGES - 1))
     def page_posts_all_but_one(self, skip: int) -> None:
         """A POST whose batch lost one frame: what follows the gap must wait (or be refused)."""
@@ -162,7 +175,7 @@ class CoreWithFaults(RuleBasedStateMachine):
             assert 'too far ahead' in str(exc)
             assert (inbox.cursor, inbox.held, inbox.duplicates) == before  # none was taken
             return
-        e.kernel_got.extend(frame.value for frame in ready)
+        e.kernel_got.extend(value_of(frame) for frame in ready)
         e.to_page_acks.append(inbox.cursor)  # the POST's answer
         e.to_kernel_acks.append(e.page.inbox.cursor)  # the POST's own ack field
 
@@ -218,9 +231,9 @@ class CoreWithFaults(RuleBasedStateMachine):
         e = self.epoch
         for _ in range(4 * MAX_MESSAGES + 4):  # bounded; each round moves every held frame
             for entry in e.kernel.resume(e.page.inbox.cursor):
-                e.page_got.extend(f.args[0] for f in e.page.inbox.receive(entry.seq, entry.frame))
+                e.page_got.extend(first_arg(f) for f in e.page.inbox.receive(entry.seq, entry.frame))
             batch = [(entry.seq, entry.frame) for entry in e.page.outbox.entries()]
-            e.kernel_got.extend(f.value for f in e.kernel.inbox.receive_all(batch))
+            e.kernel_got.extend(value_of(f) for f in e.kernel.inbox.receive_all(batch))
             e.page.outbox.ack(e.kernel.inbox.cursor)
             e.kernel.outbox.ack(e.page.inbox.cursor)
             if not len(e.kernel.outbox) and not len(e.page.outbox):

@@ -144,18 +144,19 @@ def test_resume_acknowledges_the_cursor() -> None:
 
 
 def test_inbox_holds_gaps_and_drops_duplicates() -> None:
+    a, b, c, d, e, f = (Result(call, None) for call in range(1, 7))
     inbox = Inbox(max_ahead=2)
-    assert inbox.receive(2, 'b') == []
-    assert inbox.receive(2, 'b') == []
+    assert inbox.receive(2, b) == []
+    assert inbox.receive(2, b) == []
     assert inbox.held == 1
-    assert inbox.receive(1, 'a') == ['a', 'b']
-    assert inbox.receive(1, 'a') == []
+    assert inbox.receive(1, a) == [a, b]
+    assert inbox.receive(1, a) == []
     assert inbox.cursor == 2 and inbox.duplicates == 2
-    inbox.receive(4, 'd')
-    inbox.receive(5, 'e')
+    inbox.receive(4, d)
+    inbox.receive(5, e)
     with pytest.raises(ProtocolError, match='too far ahead'):
-        inbox.receive(6, 'f')
-    assert inbox.receive(3, 'c') == ['c', 'd', 'e']
+        inbox.receive(6, f)
+    assert inbox.receive(3, c) == [c, d, e]
 
 
 def test_inbox_bound_is_the_distance_from_the_cursor_not_the_count_held() -> None:

@@ -97,7 +97,7 @@ def test_nesting_up_to_the_bound_crosses() -> None:
     assert orjson.loads(encode(1, Echo(1, 1, [value])))['args'] == [value]
 
 
-@pytest.mark.parametrize('text', ['\ud800', 'a\udfffb', '\udbff', '\udc00\ud800',
+@pytest.mark.parametrize('text', ['\ud800', 'a\udfffb', '\udbff', '\udc00\ud800',  # noqa: PT014 (lone surrogates, distinct strings)
                                   'ok \U0001F600 \ud83d'])
 def test_lone_surrogates_cross_unchanged_both_ways(text: str) -> None:
     data = encode(1, Result(1, {'s': text, text: [text]}))
@@ -201,7 +201,7 @@ def test_numbers_from_the_page_beyond_2_53_are_the_doubles_they_stand_for(text, 
     integers that are not the page's number and that could not be sent back."""
     for data in (f'[{text}, {{"k": [{text}]}}, "{text}"]', f'["\\ud800", {text}]'):
         value = loads(data.encode())
-        assert value[-1] == text or value[-1] == number and type(value[-1]) is float
+        assert value[-1] == text or (value[-1] == number and type(value[-1]) is float)
         if len(value) == 3:
             assert value[:2] == [number, {'k': [number]}] and type(value[0]) is float
         assert loads(encode(1, Result(1, value)))['value'] == value  # it can go back

@@ -16,9 +16,17 @@ from typing import Any
 import pytest
 
 from jchannel_http.errors import ProtocolError, ResyncError
-from jchannel_http.protocol.frames import TYPES, Frame, Invalid, decode, decode_item, encode, to_dict
 from jchannel_http.kernel.link import Link
 from jchannel_http.options import Options
+from jchannel_http.protocol.frames import (
+    TYPES,
+    Frame,
+    Invalid,
+    decode,
+    decode_item,
+    encode,
+    to_dict,
+)
 from jchannel_http.protocol.session import Entry, Prepared
 
 VECTORS = pathlib.Path(__file__).parents[1] / 'vectors'

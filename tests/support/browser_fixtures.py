@@ -3,7 +3,7 @@ folder whose tests use a browser (importing this module imports Playwright)."""
 
 from __future__ import annotations
 
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import collections
 
-
 PAGE_SIDE = '''(channel) => {
   window.channel = channel;
   window.seen = {};

@@ -4,9 +4,11 @@ passed in, so importing this module imports no Playwright)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import jchannel_http
+
+H = TypeVar('H')
 
 CHROMIUM = '/usr/bin/chromium'
 """Debian's chromium, which tests/run_all.sh installs."""
@@ -40,3 +42,10 @@ async def open_channel(page: Any, server: jchannel_http.Server, page_side: str, 
         await page.wait_for_function('window.jchannelClient !== undefined',
                                      timeout=CLIENT_READY_MS)
     return channel
+
+
+def handler_of(channel: jchannel_http.Channel, kind: type[H]) -> H:
+    """The kernel side of ``channel``, checked to be a ``kind`` (for what the test reads from it)."""
+    handler = channel.handler
+    assert isinstance(handler, kind), f'the handler is a {type(handler).__name__}, not a {kind.__name__}'
+    return handler

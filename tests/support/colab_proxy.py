@@ -29,6 +29,7 @@ answers for ``google.colab.kernel.proxyPort(<port>)``: the proxy's address, now 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 import aiohttp
 from aiohttp import web
@@ -44,7 +45,7 @@ class _Cut(Exception):
     """An answer was cut at the cap."""
 
 
-def _forwardable(headers: 'aiohttp.typedefs.LooseHeaders') -> dict[str, str]:
+def _forwardable(headers: Mapping[str, str]) -> dict[str, str]:
     return {name: value for name, value in headers.items() if name.lower() not in DROPPED}
 
 
@@ -81,7 +82,7 @@ class ColabProxy:
         self._session: aiohttp.ClientSession | None = None
         self._open: set[asyncio.Transport] = set()
 
-    async def start(self) -> 'ColabProxy':
+    async def start(self) -> ColabProxy:
         app = web.Application(client_max_size=64 << 20)
         app.router.add_route('*', '/{tail:.*}', self._handle)
         self._session = aiohttp.ClientSession(
@@ -112,11 +113,11 @@ class ColabProxy:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         if request.transport is not None:
-            self._open.add(request.transport)  # type: ignore[arg-type]
+            self._open.add(request.transport)
         try:
             return await self._answer(request)
         finally:
-            self._open.discard(request.transport)  # type: ignore[arg-type]
+            self._open.discard(request.transport)
 
     async def _answer(self, request: web.Request) -> web.StreamResponse:
         assert self._session is not None

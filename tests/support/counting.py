@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import collections
 
-
 COUNTING_PAGE = '''(channel) => {
   window.channel = channel;
   window.seen = {};

@@ -84,7 +84,7 @@ class FakePage:
         self.response: aiohttp.ClientResponse | None = None
         self.reader: EventReader | None = None
 
-    async def connect(self) -> 'FakePage':
+    async def connect(self) -> FakePage:
         self.response, self.reader = await open_events(self.http, self.server, self.client)
         assert self.response.status == 200
         self.session = (await self.reader.event())['data']['session']
@@ -99,6 +99,7 @@ class FakePage:
                                                    'ack': ack, 'messages': numbered})
 
     async def frame(self) -> dict:
+        assert self.reader is not None
         return (await self.reader.event())['data']
 
     async def open(self, channel: jchannel_http.Channel) -> None:

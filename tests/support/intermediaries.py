@@ -125,11 +125,10 @@ class Intermediary:
         if not self.port:
             self.port = free_port()
         for command in self.commands():
-            log = open(self.tmp / f'{Path(command[0]).name}.log', 'ab')
-            self.processes.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                                   stdin=subprocess.DEVNULL, env=self.env(),
-                                                   cwd=self.tmp, start_new_session=True))
-            log.close()
+            with open(self.tmp / f'{Path(command[0]).name}.log', 'ab') as log:
+                self.processes.append(subprocess.Popen(
+                    command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    env=self.env(), cwd=self.tmp, start_new_session=True))
         await self._wait_listening(30.0)
         self.url = self.base_url()
         return self.url
@@ -488,7 +487,7 @@ OTHER_EXTENSIONS = ('jupyterlab', 'nbclassic', 'notebook', 'jupyter_lsp',
 
 def only_the_proxy() -> str:
     """jpserver_extensions with jupyter-server-proxy on and the heavy others off."""
-    return repr({'jupyter_server_proxy': True, **{name: False for name in OTHER_EXTENSIONS}})
+    return repr({'jupyter_server_proxy': True, **dict.fromkeys(OTHER_EXTENSIONS, False)})
 
 
 class JupyterServerProxy(Intermediary):

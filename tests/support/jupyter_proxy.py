@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -26,7 +26,7 @@ async def jupyter() -> AsyncIterator[str]:
     root = tempfile.TemporaryDirectory(prefix='jchannel-jupyter-')
     others = ('jupyterlab', 'nbclassic', 'notebook', 'jupyter_lsp', 'jupyter_server_terminals',
               'notebook_shim')  # not needed: off, for a faster start
-    only_the_proxy = repr({'jupyter_server_proxy': True, **{name: False for name in others}})
+    only_the_proxy = repr({'jupyter_server_proxy': True, **dict.fromkeys(others, False)})
     env = {**os.environ, 'JUPYTER_RUNTIME_DIR': root.name, 'JUPYTER_DATA_DIR': root.name}
     process = subprocess.Popen(
         [sys.executable, '-m', 'jupyter_server', '--no-browser', '--allow-root',
@@ -39,7 +39,7 @@ async def jupyter() -> AsyncIterator[str]:
         async with aiohttp.ClientSession() as http:
             for _ in range(150):
                 if process.poll() is not None:
-                    raise RuntimeError(f'jupyter exited: {process.stderr.read().decode()}')
+                    raise RuntimeError(f'jupyter exited: {process.communicate()[1].decode()}')
                 try:
                     async with http.get(f'{origin}{PREFIX}api/status',
                                         params={'token': JUPYTER_TOKEN}) as response:
@@ -58,5 +58,6 @@ async def jupyter() -> AsyncIterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        process.stderr.close()
+        if process.stderr is not None:
+            process.stderr.close()
         root.cleanup()

@@ -59,7 +59,7 @@ class Nginx:
         self._tmp = tempfile.TemporaryDirectory(prefix='jchannel-nginx-')
         self._process: subprocess.Popen | None = None
 
-    async def start(self) -> 'Nginx':
+    async def start(self) -> Nginx:
         binary = shutil.which('nginx') or '/usr/sbin/nginx'
         tmp = Path(self._tmp.name)
         servers = ''.join(SERVER.format(port=port, body_cap=cap, upstream=self.upstream,
@@ -72,7 +72,7 @@ class Nginx:
                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         for _ in range(100):
             if self._process.poll() is not None:
-                raise RuntimeError(f'nginx exited: {self._process.stderr.read().decode()}')
+                raise RuntimeError(f'nginx exited: {self._process.communicate()[1].decode()}')
             try:
                 for port in self.ports.values():
                     socket.create_connection(('127.0.0.1', port), timeout=0.2).close()

@@ -19,15 +19,15 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, ClassVar
 
 import nbformat
 from playwright.sync_api import Browser, Page
 from playwright.sync_api import Error as PlaywrightError
 
 from support.ports import free_port
-
 
 CELL_TIMEOUT = 90.0
 LOAD_TIMEOUT = 90.0
@@ -44,7 +44,7 @@ class CellError(AssertionError):
 class JupyterServer:
     """``python -m <app>`` on a free loopback port with a token, in a temporary root."""
 
-    APPS = {'lab': 'jupyterlab', 'notebook7': 'notebook', 'nbclassic': 'nbclassic'}
+    APPS: ClassVar[dict[str, str]] = {'lab': 'jupyterlab', 'notebook7': 'notebook', 'nbclassic': 'nbclassic'}
 
     def __init__(self, frontend: str) -> None:
         self.frontend = frontend
@@ -61,7 +61,7 @@ class JupyterServer:
     def url(self) -> str:
         return f'http://127.0.0.1:{self.port}'
 
-    def start(self) -> 'JupyterServer':
+    def start(self) -> JupyterServer:
         env = dict(os.environ)
         for name, folder in [('JUPYTER_CONFIG_DIR', 'config'), ('JUPYTER_DATA_DIR', 'data'),
                              ('JUPYTER_RUNTIME_DIR', 'runtime'), ('IPYTHONDIR', 'ipython'),
@@ -116,7 +116,7 @@ class JupyterServer:
             body = response.read()
         return json.loads(body) if body else None
 
-    def write_notebook(self, name: str, cells: list[str] = ()) -> Path:
+    def write_notebook(self, name: str, cells: Sequence[str] = ()) -> Path:
         notebook = nbformat.v4.new_notebook()
         notebook.metadata['kernelspec'] = {'name': 'python3', 'display_name': 'Python 3',
                                            'language': 'python'}
@@ -249,7 +249,7 @@ class NotebookTab:
         else:
             shutil.copyfile(source, jupyter.root / name)
 
-    def open(self) -> 'NotebookTab':
+    def open(self) -> NotebookTab:
         self._watch(self.page)
         self.page.goto(self.jupyter.notebook_url(self.name, self.workspace))
         self.wait_ready()

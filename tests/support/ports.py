@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from typing import Iterator
+from collections.abc import Iterator
 
 LOOPBACK = '127.0.0.1'
 

@@ -20,16 +20,18 @@ import asyncio
 import collections
 import random
 import time
+from collections.abc import Mapping
 from typing import ClassVar
 
 import aiohttp
 from aiohttp import web
+from typing_extensions import Self
 
 HOP_BY_HOP = {'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade',
               'transfer-encoding', 'content-length', 'host'}
 
 
-def _end_to_end(headers: 'aiohttp.typedefs.LooseHeaders') -> dict[str, str]:
+def _end_to_end(headers: Mapping[str, str]) -> dict[str, str]:
     return {name: value for name, value in headers.items() if name.lower() not in HOP_BY_HOP}
 
 
@@ -47,7 +49,7 @@ class HoldingProxy:
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
 
-    async def start(self) -> 'HoldingProxy':
+    async def start(self) -> Self:
         app = web.Application(client_max_size=64 << 20)
         app.router.add_route('*', '/{tail:.*}', self._forward)
         self._session = aiohttp.ClientSession(auto_decompress=False, timeout=aiohttp.ClientTimeout(
@@ -143,9 +145,9 @@ class ChaosProxy:
         self.calm = True
         self._random = random.Random(seed)
         self._server: asyncio.base_events.Server | None = None
-        self._transports: set[asyncio.BaseTransport] = set()
+        self._transports: set[asyncio.WriteTransport] = set()
 
-    async def start(self) -> 'ChaosProxy':
+    async def start(self) -> ChaosProxy:
         self._server = await asyncio.start_server(self._serve, '127.0.0.1', self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
@@ -224,7 +226,7 @@ class CutProxy:
         self._server: asyncio.base_events.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
-    async def start(self) -> 'CutProxy':
+    async def start(self) -> CutProxy:
         self._server = await asyncio.start_server(self._serve, '127.0.0.1', 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self

@@ -7,7 +7,8 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 from jchannel_http.values import MAX_DEPTH, MAX_SAFE_INTEGER
 
@@ -124,7 +125,7 @@ def same(a: Any, b: Any) -> bool:
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return a == b
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(same(a[key], b[key]) for key in a)
     return type(a) is type(b) and a == b
@@ -163,7 +164,7 @@ async def chunked(data: bytes, chunk: int) -> AsyncIterator[bytes]:
 def difference(a: Any, b: Any, path: str = 'value') -> str:
     """Where ``a`` and ``b`` first differ (for failure messages), or ''."""
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        for index, (x, y) in enumerate(zip(a, b)):
+        for index, (x, y) in enumerate(zip(a, b, strict=True)):
             if found := difference(x, y, f'{path}[{index}]'):
                 return found
         return ''

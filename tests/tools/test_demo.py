@@ -7,14 +7,14 @@ import hashlib
 import os
 import re
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 
 import pytest
 from playwright.async_api import Page, async_playwright
 
-from support.chromium import LAUNCH
 from jchannel_http.tools.demo import DemoHandler
+from support.chromium import LAUNCH
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -36,6 +36,7 @@ async def test_demo_page_calls_the_kernel_and_shows_kernel_calls() -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable, '-m', 'jchannel_http', 'demo', '--port', '0', '--interval', '0.2',
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    assert process.stdout is not None
     try:
         page_url = (await read_line(process.stdout, r'(http://\S+/page\?token=\S+)')).group(1)
         async with async_playwright() as playwright:

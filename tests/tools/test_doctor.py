@@ -13,14 +13,14 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 
 import aiohttp
 import pytest
 
 import jchannel_http
-from jchannel_http.tools.doctor import OK, PROBLEM, INFO, SKIPPED, Doctor, Report
+from jchannel_http.tools.doctor import INFO, OK, PROBLEM, SKIPPED, Doctor, Report
 from support.colab_proxy import ColabProxy
 from support.nginx import CONFIG
 from support.ports import free_port, refused_port
@@ -111,7 +111,7 @@ class Proxy:
     def url(self) -> str:
         return f'http://127.0.0.1:{self.port}'
 
-    async def start(self) -> 'Proxy':
+    async def start(self) -> Proxy:
         tmp = Path(self.tmp.name)
         config = tmp / 'nginx.conf'
         config.write_text(CONFIG.format(tmp=tmp, servers=self.block))
@@ -120,7 +120,7 @@ class Proxy:
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         for _ in range(100):
             if self.process.poll() is not None:
-                raise RuntimeError(f'nginx exited: {self.process.stderr.read().decode()}')
+                raise RuntimeError(f'nginx exited: {self.process.communicate()[1].decode()}')
             try:
                 socket.create_connection(('127.0.0.1', self.port), timeout=0.2).close()
                 return self
@@ -136,7 +136,8 @@ class Proxy:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-            self.process.stderr.close()
+            if self.process.stderr is not None:
+                self.process.stderr.close()
         self.tmp.cleanup()
 
 

@@ -13,7 +13,6 @@ import pytest
 
 import jchannel_http
 from jchannel_http.tools.doctor import OK, PROBLEM, Doctor
-
 from support.intermediaries import ROOT, Squid
 
 TOKEN = 'doctor-proxy-token-0123456789'

@@ -35,7 +35,9 @@ def test_start_outside_a_notebook_prints_one_line_with_the_page_url() -> None:
             'asyncio.run(main())\n')
     done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                           timeout=60, check=True)
-    page_url = re.search(r'URL (\S+)', done.stdout).group(1)
+    found = re.search(r'URL (\S+)', done.stdout)
+    assert found is not None, done.stdout
+    page_url = found.group(1)
     assert page_url.endswith('/page?token=tok-123')
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and page_url in lines[0]
@@ -43,9 +45,9 @@ def test_start_outside_a_notebook_prints_one_line_with_the_page_url() -> None:
 
 def test_bundle_is_one_classic_script_in_dependency_order() -> None:
     script = bundle(client_dir())
-    assert not re.search(r'^\s*(import|export)\b', script, re.M)
+    assert not re.search(r'^\s*(import|export)\b', script, re.MULTILINE)
     assert script.startswith('(function () {') and script.rstrip().endswith('})();')
-    order = re.findall(r'^// ---- (\S+)$', script, re.M)
+    order = re.findall(r'^// ---- (\S+)$', script, re.MULTILINE)
     assert order[-1] == 'index.js'
     assert order.index('session.js') < order.index('client.js')
 

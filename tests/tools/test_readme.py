@@ -38,12 +38,12 @@ import pytest
 from playwright.async_api import Page, async_playwright
 
 import jchannel_http
-from support.stand_ins import install_fake_cloudflared
 from support.chromium import CHROMIUM, CHROMIUM_ARGS
+from support.stand_ins import install_fake_cloudflared
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / 'README.md'
-BLOCK = re.compile(r'^```(?P<lang>\w*)\n(?P<body>.*?)^```$', re.S | re.M)
+BLOCK = re.compile(r'^```(?P<lang>\w*)\n(?P<body>.*?)^```$', re.DOTALL | re.MULTILINE)
 MARKER = re.compile(r'<!-- readme-sample: (?P<spec>.*?) -->\n')
 LANGUAGES = {'kernel': 'python', 'page': 'javascript', 'script': 'python', 'curl': 'bash',
              'shell': 'bash'}
@@ -132,7 +132,7 @@ async def run_python(sample: Sample, namespace: dict[str, Any]) -> None:
         else:
             code = compile(ast.Module([node], type_ignores=[]), where, 'exec', flags=flags)
         try:
-            value = eval(code, namespace)  # noqa: S307 (README's own code)
+            value = eval(code, namespace)
             if code.co_flags & inspect.CO_COROUTINE:
                 value = await asyncio.wait_for(value, 60)
         except Exception as exc:
@@ -277,7 +277,7 @@ def matches(expected: Any, actual: Any) -> bool:
             key in actual and matches(value, actual[key]) for key, value in expected.items())
     if isinstance(expected, list):
         return isinstance(actual, list) and len(actual) == len(expected) and all(
-            matches(e, a) for e, a in zip(expected, actual))
+            matches(e, a) for e, a in zip(expected, actual, strict=True))
     return type(expected) is type(actual) and expected == actual
 
 
@@ -324,7 +324,7 @@ def curl_script(sample: Sample, values: dict[str, str]) -> str:
         lines.append(line)
     exports = ''.join(f'{name}={value!r}\n' for name, value in values.items())
     names = ' '.join(sorted({assigned for block in readme_samples() if block.kind == 'curl'
-                             for assigned in re.findall(r'^([A-Z][A-Z0-9_]*)=', block.body, re.M)}))
+                             for assigned in re.findall(r'^([A-Z][A-Z0-9_]*)=', block.body, re.MULTILINE)}))
     keep = (f'for name in {names}; do if [ -n "${{!name+x}}" ]; then declare -p "$name"; fi; '
             'done > state.sh\n')
     return (CURL_PRELUDE + 'if [ -f state.sh ]; then source state.sh; fi\n' + exports

@@ -16,20 +16,30 @@ import subprocess
 import sys
 import time
 import types
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
 
 import jchannel_http
 from jchannel_http import TunnelError
-from jchannel_http.tunnels import (ColabLauncher, CloudflaredLauncher,
-                                   JupyterServerProxyLauncher, NgrokLauncher)
+from jchannel_http.tunnels import (
+    CloudflaredLauncher,
+    ColabLauncher,
+    JupyterServerProxyLauncher,
+    NgrokLauncher,
+)
 from support.colab_proxy import ColabProxy
 from support.fake_page import EventReader
-from support.stand_ins import (FIXTURES, FakeCloudflared, install_fake_cloudflared,
-                         install_fake_colab, process_gone)
+from support.stand_ins import (
+    FIXTURES,
+    FakeCloudflared,
+    install_fake_cloudflared,
+    install_fake_colab,
+    process_gone,
+)
 
 TOKEN = 'tunnel-token-0123456789'
 AUTH = {'Authorization': f'Bearer {TOKEN}'}
@@ -81,14 +91,17 @@ class Multiplier:
 
 async def read_for(response: aiohttp.ClientResponse, seconds: float) -> bytes:
     """Whatever of the body arrives within ``seconds``."""
-    received = b''
+    received = bytearray()
+
+    async def read() -> None:
+        while chunk := await response.content.readany():
+            received.extend(chunk)
+
     try:
-        async with asyncio.timeout(seconds):
-            while chunk := await response.content.readany():
-                received += chunk
-    except TimeoutError:
+        await asyncio.wait_for(read(), seconds)  # asyncio.timeout() is Python 3.11's
+    except asyncio.TimeoutError:
         pass
-    return received
+    return bytes(received)
 
 
 # -- cloudflared ----------------------------------------------------------------------------
@@ -116,10 +129,13 @@ async def test_cloudflared_gives_its_url_carries_calls_and_ends_with_the_server(
             async with http.post(f'{server.url}/events', params=query,
                                  headers=headers) as response:
                 assert (await read_for(response, 2)).startswith(b'event: hello\n')
-            with pytest.raises(TimeoutError):  # held whole, as by the real one
-                async with asyncio.timeout(1.5):
-                    async with http.get(f'{server.url}/events', params=query, headers=headers):
-                        pass
+
+            async def held() -> None:
+                async with http.get(f'{server.url}/events', params=query, headers=headers):
+                    pass
+
+            with pytest.raises(asyncio.TimeoutError):  # held whole, as by the real one
+                await asyncio.wait_for(held(), 1.5)
     finally:
         await server.stop()
     assert server.tunnel.pid is None
@@ -253,8 +269,9 @@ class RecordingLauncher:
 
 async def test_a_custom_launcher_gives_the_url_and_is_stopped_once() -> None:
     launcher = RecordingLauncher()
-    server = await jchannel_http.start(tunnel=launcher, token=TOKEN)
-    assert server.tunnel is launcher
+    server = await jchannel_http.start(tunnel=launcher, token=TOKEN)  # type: ignore[arg-type]  # its start() may return a bad URL, on purpose
+    tunnel: object = server.tunnel  # a Launcher whose start() may give a bad value
+    assert tunnel is launcher
     assert server.url == f'http://127.0.0.1:{server.port}/prefix'
     await server.stop()
     await server.stop()
@@ -278,10 +295,10 @@ async def test_a_failing_custom_launcher_is_stopped_and_the_port_released(
 
 
 def test_bad_tunnel_values_are_refused_clearly() -> None:
-    with pytest.raises(ValueError, match="unknown tunnel 'cloudflare'.*'cloudflared'"):
+    with pytest.raises(ValueError, match=r"unknown tunnel 'cloudflare'.*'cloudflared'"):
         jchannel_http.Server(tunnel='cloudflare')
     with pytest.raises(TypeError, match='async start\\(port\\) -> url and async stop\\(\\)'):
-        jchannel_http.Server(tunnel=42)
+        jchannel_http.Server(tunnel=42)  # type: ignore[arg-type]  # refused at run time, the point
     with pytest.raises(ValueError, match='url= or tunnel=, not both'):
         jchannel_http.Server(tunnel='cloudflared', url='http://example.invalid')
     with pytest.raises(ValueError, match='tunnel_timeout must be a positive'):
@@ -290,9 +307,17 @@ def test_bad_tunnel_values_are_refused_clearly() -> None:
 
 # -- ngrok ----------------------------------------------------------------------------------
 
-def ngrok_stand_in(fail: Exception | None = None) -> types.ModuleType:
+class NgrokModule(types.ModuleType):
+    """The stand-in module's attributes."""
+
+    calls: list[tuple[Any, ...]]
+    forward: Callable[..., Any]
+    disconnect: Callable[..., None]
+
+
+def ngrok_stand_in(fail: Exception | None = None) -> NgrokModule:
     """A module with the ngrok SDK's forward() and disconnect(), forwarding nothing."""
-    module = types.ModuleType('ngrok')
+    module = NgrokModule('ngrok')
     module.calls = []
 
     class Listener:
@@ -318,7 +343,7 @@ def ngrok_stand_in(fail: Exception | None = None) -> types.ModuleType:
 async def test_ngrok_without_the_package_names_it(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, 'ngrok', None)  # import ngrok fails
     monkeypatch.setenv('NGROK_AUTHTOKEN', 'token')
-    with pytest.raises(TunnelError, match='needs the ngrok package.*pip install ngrok'):
+    with pytest.raises(TunnelError, match=r'needs the ngrok package.*pip install ngrok'):
         await jchannel_http.start(tunnel='ngrok')
 
 
@@ -389,7 +414,7 @@ async def test_colab_asks_the_page_for_the_proxy_url(fake_colab, colab_proxy) ->
 async def test_colab_page_that_does_not_answer_times_out(fake_colab, monkeypatch) -> None:
     monkeypatch.setenv('FAKE_COLAB_SILENT', '1')
     server = jchannel_http.Server(tunnel='colab', tunnel_timeout=0.3)
-    with pytest.raises(TunnelError, match='did not answer google.colab.kernel.proxyPort'):
+    with pytest.raises(TunnelError, match=r'did not answer google.colab.kernel.proxyPort'):
         await server.start()
     assert port_closed(server.port)
 
@@ -442,7 +467,7 @@ async def test_colab_waits_for_calls_in_flight_before_it_blocks(fake_colab, cola
 
 async def test_colab_outside_colab_says_so(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, 'google.colab', None)
-    with pytest.raises(TunnelError, match="works only in Google Colab.*'cloudflared'"):
+    with pytest.raises(TunnelError, match=r"works only in Google Colab.*'cloudflared'"):
         await jchannel_http.start(tunnel='colab')
 
 
@@ -460,7 +485,7 @@ async def test_jupyter_server_proxy_url_is_relative_to_the_notebook_server(monke
 
 async def test_jupyter_server_proxy_missing_says_what_to_install(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, 'jupyter_server_proxy', None)
-    with pytest.raises(TunnelError, match='pip install jupyter-server-proxy.*restart'):
+    with pytest.raises(TunnelError, match=r'pip install jupyter-server-proxy.*restart'):
         await jchannel_http.start(tunnel='jupyter-server-proxy')
 
 

@@ -57,6 +57,23 @@ async def test_the_token_leaves_no_trace_after_the_page_loads(server, browser) -
             assert headers['authorization'] == f'Bearer {token}', request.url
 
 
+async def test_a_page_without_the_token_says_which_address_to_open(server, browser) -> None:
+    for address in (f'{server.url}/page', f'{server.url}/page?token=not-the-token'):
+        page = await browser.new_page()
+        try:
+            await page.goto(address)
+            await page.wait_for_function("document.getElementById('jchannel-state').textContent"
+                                         ".startsWith('failed')", timeout=20_000)
+            shown = await page.evaluate("document.getElementById('jchannel-state').textContent")
+            assert 'refused the token (401)' in shown, shown
+            assert 'open the address the kernel printed (server.page_url, with its token)' \
+                in shown, shown
+            assert 'given to start()' not in shown
+        finally:
+            await page.close()
+    assert server.status()['connected'] is False
+
+
 @contextlib.asynccontextmanager
 async def third_party_site(html: str) -> AsyncIterator[str]:
     """Another origin on the loopback interface, serving ``html`` at its root."""

@@ -1,5 +1,5 @@
 import { Channel } from './channel.js';
-import { KernelError, StateError, describeThrown } from './errors.js';
+import { KernelError, MissingMethod, StateError, describeThrown } from './errors.js';
 import { isAsyncIterable } from './meta_generator.js';
 import { checkSendable } from './sendable.js';
 import { MAX_ERROR_TEXT } from './wire.js';
@@ -193,7 +193,6 @@ export class Rpc {
     if (channel === undefined) throw new StateError(`no channel ${key} on this page`);
     const { handler } = channel;
     const method = findMethod(handler, name);
-    if (method === null) throw new Error(`handler has no method '${name}'`);
     return method.apply(handler, received === undefined ? args : [received, ...args]);
   }
 }
@@ -222,10 +221,20 @@ export function evaluateFunction(code) {
   return value;
 }
 
+/**
+ * @param {unknown} handler a channel's handler
+ * @param {string} name the called method's
+ * @returns {Function} the method
+ * @throws {MissingMethod} with the kernel's words for each case
+ */
 function findMethod(handler, name) {
-  if (handler === null || handler === undefined) return null;
+  if (handler === null || handler === undefined) {
+    throw new MissingMethod(`the channel has no handler, so it has no method '${name}'`);
+  }
   const method = handler[name];
-  if (typeof method !== 'function' || method === Object.prototype[name]) return null;
+  if (typeof method !== 'function' || method === Object.prototype[name]) {
+    throw new MissingMethod(`handler has no method '${name}'`);
+  }
   return method;
 }
 

@@ -205,7 +205,8 @@ export class Rpc {
  *
  * @param {string} code
  * @returns {Function}
- * @throws {TypeError} when the code's value is not a function; SyntaxError when it is no script
+ * @throws {TypeError} when the code's value is not a function (naming what it is); SyntaxError
+ *   when it is no script
  */
 export function evaluateFunction(code) {
   let expression = null;
@@ -216,9 +217,27 @@ export function evaluateFunction(code) {
   }
   const value = expression === null ? globalThis.eval(code) : expression();
   if (typeof value !== 'function') {
-    throw new TypeError('the code of an open frame is not a function');
+    throw new TypeError(
+      'the code given to open() must evaluate to a function taking the channel, ' +
+        `e.g. \`(channel) => { ... }\`, but it evaluated to ${describeValue(value)}`,
+    );
   }
   return value;
+}
+
+/**
+ * @param {unknown} value what open code evaluated to
+ * @returns {string} its kind, and a short form of it where it has one: `a number (42)`
+ */
+function describeValue(value) {
+  if (value === null) return 'null';
+  if (value === undefined) return 'undefined (the code has no value)';
+  if (Array.isArray(value)) return 'an array';
+  const kind = typeof value;
+  if (kind === 'object') return 'an object';
+  if (kind === 'symbol' || kind === 'bigint') return `a ${kind}`;
+  const shown = kind === 'string' ? JSON.stringify(value) : String(value);
+  return `a ${kind} (${shown.length > 40 ? `${shown.slice(0, 40)}...` : shown})`;
 }
 
 /**

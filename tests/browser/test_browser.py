@@ -83,6 +83,12 @@ async def test_exceptions_both_ways(server, page) -> None:
     with pytest.raises(FrontendError) as caught:
         await channel.call('absent')
     assert (caught.value.type, caught.value.detail, str(caught.value)) == tuple(missing[1:])
+    with pytest.raises(FrontendError) as caught:
+        await server.open('42')  # code that is not a function says what to give instead
+    assert caught.value.type == 'TypeError'
+    assert caught.value.detail == ('the code given to open() must evaluate to a function taking '
+                                   'the channel, e.g. `(channel) => { ... }`, but it evaluated '
+                                   'to a number (42)')
 
 
 VALUES = [

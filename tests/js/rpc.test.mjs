@@ -3,7 +3,7 @@ import { test } from 'node:test';
 
 import { Channel } from '../../client_js/channel.js';
 import { KernelError, StateError } from '../../client_js/errors.js';
-import { Rpc, errorFrame } from '../../client_js/rpc.js';
+import { Rpc, errorFrame, evaluateFunction } from '../../client_js/rpc.js';
 import { waitUntil } from './helpers.mjs';
 
 /** A host that records what the calls send. */
@@ -132,4 +132,22 @@ test('a missing page method is an AttributeError in the words the kernel uses', 
   assert.deepEqual(byCall.get(4), {
     type: 'error', call: 4, name: 'AttributeError', message: "handler has no method 'absent'",
   });
+});
+
+test('open code that is not a function is refused naming what it evaluated to', () => {
+  const expected = {
+    '42': 'a number (42)',
+    '"text"': 'a string ("text")',
+    'null': 'null',
+    'void 0': 'undefined (the code has no value)',
+    '[1]': 'an array',
+    '({})': 'an object',
+    'true': 'a boolean (true)',
+  };
+  for (const [code, what] of Object.entries(expected)) {
+    assert.throws(() => evaluateFunction(code), (error) => error instanceof TypeError &&
+      error.message === 'the code given to open() must evaluate to a function taking the ' +
+        `channel, e.g. \`(channel) => { ... }\`, but it evaluated to ${what}`, code);
+  }
+  assert.equal(typeof evaluateFunction('(channel) => 1'), 'function');
 });

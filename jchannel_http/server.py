@@ -148,11 +148,11 @@ class Server:
             self._notebook = NotebookOutput(self.url, self.token, self.client_options())
             self._notebook.show()
             return
-        line = f'jchannel_http: open {self.page_url} in a browser to connect a page'
+        line = f'open {self.page_url} in a browser to connect a page'
         if log.hasHandlers():
-            log.info(line)
+            log.info(line)  # the log's format names the logger: the line does not repeat it
         else:
-            print(line, file=sys.stderr)
+            print(f'jchannel_http: {line}', file=sys.stderr)
 
     def _show_bootstrap(self) -> bool:
         """A call found no page: in a notebook, show the bootstrap in the running cell again

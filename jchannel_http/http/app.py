@@ -25,6 +25,7 @@ from .cors import add_cors, check_origin, preflight
 from .direct import direct_call, status
 from .events import events, poll
 from .messages import messages, messages_by_get, release
+from .openapi import PUBLIC_PATHS
 from .probe import websocket_probe
 from .query_form import PartAssembly
 from .replies import NO_STORE, HttpError, json_response
@@ -34,7 +35,7 @@ from .streams import stream_routes
 __all__ = ['IN_FLIGHT', 'PROTOCOL_LOG', 'HttpError', 'InFlight', 'error_for', 'make_app']
 
 log = logging.getLogger('jchannel_http')
-PUBLIC = {'/client.js', '/openapi.json', '/page', '/favicon.ico'}  # static content, no data
+PUBLIC = PUBLIC_PATHS  # static content, no data: served without the token
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .errors import StateError
+from .errors import ListenError, StateError
 from .http.app import PROTOCOL_LOG, make_app
 from .http.connections import ConnectionGuard, GuardedRunner, runner_options
 from .kernel.channel import Channel
@@ -123,7 +123,7 @@ class Server:
             await runner.cleanup()
             self._stopped = True  # start() may be tried again
             self.endpoint.failed()
-            raise StateError(f'cannot listen on {self.host}:{self.port}: {exc.strerror}') from exc
+            raise ListenError(self.host, self.port, exc) from exc
         self._runner = runner
         self.endpoint.listening()
         self.connections.start()

@@ -378,8 +378,7 @@ async def test_the_token_is_logged_once_and_never_answered(caplog) -> None:
         assert token not in text and token not in str(headers)
     mentions = [record.getMessage() for record in caplog.records
                 if token in record.getMessage() or token in (record.exc_text or '')]
-    assert mentions == [f'jchannel_http: open {server.url}/page?token={token} in a browser to '
-                        'connect a page']
+    assert mentions == [f'open {server.url}/page?token={token} in a browser to connect a page']
 
 
 # -- origins -----------------------------------------------------------------------------------

@@ -62,6 +62,8 @@ export const TOKEN_HINT = 'open the address the kernel printed (server.page_url,
 const CALL_ROWS = {
   400: ['resync', 'the server refused a request (400 bad_request), so the session starts over'],
   401: ['stop', `the server refused the token (401): ${TOKEN_HINT}`],
+  // allow_origins does not list this page's origin: the server's message names the exact value
+  '403 forbidden_origin': ['stop', "the server refuses this page's origin (403 forbidden_origin)"],
   409: ['retry', 'another page is connected (409), retrying until it leaves'],
   410: ['resync', 'the server no longer holds this session (410 resync)'],
   413: ['shrink', "a message is larger than the server's max_body (413)"],

@@ -122,12 +122,14 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     connections = request.app[ACCESS].connections
     connections.begin(request.protocol)
     try:
+        origin_refused = False
         try:
             response = await _guarded(request, handler)
         except Exception as exc:
             error = error_for(exc)
+            origin_refused = error.body['error'] == 'forbidden_origin'
             response = json_response(error.body, error.status, {**NO_STORE, **error.headers})
-        add_cors(request, response)
+        add_cors(request, response, origin_refused)
         return response
     finally:
         connections.end(request.protocol)

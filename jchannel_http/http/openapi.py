@@ -25,7 +25,9 @@ def _errors(*statuses: int) -> dict[str, Any]:
     reasons = {
         400: 'Malformed request: the message names the problem.',
         401: 'The token is missing or wrong.',
-        403: 'The Origin header names an origin that allow_origins does not list.',
+        403: 'The Origin header names an origin that allow_origins does not list '
+             '(forbidden_origin): the message gives the allow_origins that would let it in, '
+             'and the answer carries Access-Control-Allow-Origin so that its page can read it.',
         404: 'Unknown channel, method or stream.',
         409: 'Another page client is live.',
         410: 'Resync: the session is over or the cursor cannot be served; start a new session.',

@@ -92,6 +92,40 @@ async def third_party_site(html: str) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
+async def test_a_page_of_a_refused_origin_stops_and_says_which_origin_to_allow(browser) -> None:
+    async with jchannel_http.Server(token='origin-token-0123', heartbeat=1,
+                                    allow_origins=['http://ok.test']) as server:
+        html = (f'<!DOCTYPE html><script src="{server.url}/client.js"></script><script>'
+                'window.seen = [];'
+                f'jchannel.start({orjson.dumps(server.page_url).decode()}, {{'
+                '  onstatechange: (c) => window.seen.push([c.state, c.lastError?.message]),'
+                '}).then(() => { window.outcome = "connected"; },'
+                '        (e) => { window.outcome = e.message; });'
+                '</script>')
+        async with third_party_site(html) as site:
+            origin = site.rstrip('/')
+            page = await browser.new_page()
+            sent: list[str] = []
+            page.on('request', lambda request: sent.append(request.url)
+                    if request.url.startswith(server.url) else None)
+            try:
+                await page.goto(site)
+                await page.wait_for_function('window.outcome !== undefined', timeout=20_000)
+                outcome = await page.evaluate('window.outcome')
+                state, last_error = (await page.evaluate('window.seen'))[-1]
+                allow = f"allow_origins=['http://ok.test', '{origin}']"
+                assert state == 'failed'
+                for said in (outcome, last_error):
+                    assert "the server refuses this page's origin (403 forbidden_origin)" in said
+                    assert allow in said, said
+                count = len(sent)
+                await asyncio.sleep(3)  # three heartbeats: a page that retried would ask again
+                assert sent[count:] == []
+            finally:
+                await page.close()
+        assert server.status()['connected'] is False
+
+
 async def attempts_without_the_token(server: jchannel_http.Server, client: str) -> list[int]:
     """Everything a third party without the token might try; returns the statuses."""
     session = server.status()['session']

@@ -55,7 +55,8 @@ class ListenError(StateError, OSError):
             advice = (f'port {port} is in use (by another program, or the server of another '
                       'kernel): stop that one, or start with another port= (port=0 picks a '
                       'free one)')
-        elif cause.errno == errno.EADDRNOTAVAIL:
+        elif cause.errno == errno.EADDRNOTAVAIL or (cause.errno or 0) < 0:
+            # not an address here, or (a negative errno: socket.gaierror) a name not resolved
             advice = (f'{host} is not an address of this machine: give host= one of its '
                       "addresses ('127.0.0.1', or '0.0.0.0' for all)")
         elif cause.errno == errno.EACCES:
@@ -64,7 +65,8 @@ class ListenError(StateError, OSError):
         else:
             advice = 'check host= and port='
         # asyncio's strerror repeats the address: the system's words for errno say it shorter
-        reason = os.strerror(cause.errno) if cause.errno else (cause.strerror or str(cause))
+        known = cause.errno in errno.errorcode
+        reason = os.strerror(cause.errno) if known else (cause.strerror or str(cause))
         StateError.__init__(self, f'cannot listen on {address}: {reason}; {advice}')
         self.errno = cause.errno
         self.strerror = reason

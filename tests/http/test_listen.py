@@ -36,3 +36,13 @@ async def test_a_port_in_use_raises_an_oserror_naming_the_port_and_what_to_do() 
         assert server.port == port
     finally:
         await server.stop()
+
+
+async def test_a_host_that_is_not_this_machines_is_named_with_what_to_give() -> None:
+    host = '192.0.2.1'  # a documentation address: binding to it fails here, nothing is sent
+    with pytest.raises(OSError) as caught:
+        await jchannel_http.Server(host=host, token=TOKEN).start()
+    assert isinstance(caught.value, ListenError)
+    assert caught.value.errno == errno.EADDRNOTAVAIL
+    assert str(caught.value).startswith(f'cannot listen on {host}:0: ')
+    assert f'{host} is not an address of this machine: give host=' in str(caught.value)

@@ -256,7 +256,7 @@ class Doctor:
             return (f'A page is connected now (transport {self.live_transport}): the transports '
                     'were not probed, so as not to disturb it.')
         if self.token and not self.token_ok:
-            return (f'The server refused the token, so nothing that needs it was probed. '
+            return ('The server refused the token, so nothing that needs it was probed: '
                     f'{TOKEN_ADVICE}.')
         if self.token:
             return (f'The doctor connected as page client {self.client} for the stream probes '

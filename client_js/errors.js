@@ -17,6 +17,22 @@ export class KernelError extends Error {
 }
 
 /**
+ * A call named a method the channel's handler does not have. Its name is `AttributeError`, the
+ * name the kernel gives the same error (its `MissingMethod` is an `AttributeError`, as in
+ * jupyter-jchannel), so a missing method reads the same in both directions:
+ * `AttributeError: handler has no method 'x'`.
+ */
+export class MissingMethod extends Error {
+  /**
+   * @param {string} message
+   */
+  constructor(message) {
+    super(message);
+    this.name = 'AttributeError';
+  }
+}
+
+/**
  * The channel, client or session is not in a state that allows the operation.
  */
 export class StateError extends Error {

@@ -55,10 +55,15 @@ export function hidesAnswer(status, text) {
   return status === 500 && text === '';
 }
 
+/** What to do about a refused token: the kernel prints the page's address with its token. */
+export const TOKEN_HINT = 'open the address the kernel printed (server.page_url, with its token)';
+
 /** @type {Record<string, [AnswerAction, string, AnswerAction?]>} rows common to calls and receive */
 const CALL_ROWS = {
   400: ['resync', 'the server refused a request (400 bad_request), so the session starts over'],
-  401: ['stop', 'the server refused the token (401): check the token given to start()'],
+  401: ['stop', `the server refused the token (401): ${TOKEN_HINT}`],
+  // allow_origins does not list this page's origin: the server's message names the exact value
+  '403 forbidden_origin': ['stop', "the server refuses this page's origin (403 forbidden_origin)"],
   409: ['retry', 'another page is connected (409), retrying until it leaves'],
   410: ['resync', 'the server no longer holds this session (410 resync)'],
   413: ['shrink', "a message is larger than the server's max_body (413)"],
@@ -79,7 +84,7 @@ const ROWS = {
   },
   stream: {
     400: ['fail', 'the server refused the request (400)'],
-    401: ['fail', 'the server refused the token (401)'],
+    401: ['fail', `the server refused the token (401): ${TOKEN_HINT}`],
     '403 foreign': ['check', 'the path answered 403', 'fail'],
     403: ['fail', 'the server refused the request (403)'],
     404: ['fail', 'the server does not know this stream or session (404)'],

@@ -1,5 +1,5 @@
 import { Channel } from './channel.js';
-import { KernelError, StateError, describeThrown } from './errors.js';
+import { KernelError, MissingMethod, StateError, describeThrown } from './errors.js';
 import { isAsyncIterable } from './meta_generator.js';
 import { checkSendable } from './sendable.js';
 import { MAX_ERROR_TEXT } from './wire.js';
@@ -193,7 +193,6 @@ export class Rpc {
     if (channel === undefined) throw new StateError(`no channel ${key} on this page`);
     const { handler } = channel;
     const method = findMethod(handler, name);
-    if (method === null) throw new Error(`handler has no method '${name}'`);
     return method.apply(handler, received === undefined ? args : [received, ...args]);
   }
 }
@@ -206,7 +205,8 @@ export class Rpc {
  *
  * @param {string} code
  * @returns {Function}
- * @throws {TypeError} when the code's value is not a function; SyntaxError when it is no script
+ * @throws {TypeError} when the code's value is not a function (naming what it is); SyntaxError
+ *   when it is no script
  */
 export function evaluateFunction(code) {
   let expression = null;
@@ -217,15 +217,43 @@ export function evaluateFunction(code) {
   }
   const value = expression === null ? globalThis.eval(code) : expression();
   if (typeof value !== 'function') {
-    throw new TypeError('the code of an open frame is not a function');
+    throw new TypeError(
+      'the code given to open() must evaluate to a function taking the channel, ' +
+        `e.g. \`(channel) => { ... }\`, but it evaluated to ${describeValue(value)}`,
+    );
   }
   return value;
 }
 
+/**
+ * @param {unknown} value what open code evaluated to
+ * @returns {string} its kind, and a short form of it where it has one: `a number (42)`
+ */
+function describeValue(value) {
+  if (value === null) return 'null';
+  if (value === undefined) return 'undefined (the code has no value)';
+  if (Array.isArray(value)) return 'an array';
+  const kind = typeof value;
+  if (kind === 'object') return 'an object';
+  if (kind === 'symbol' || kind === 'bigint') return `a ${kind}`;
+  const shown = kind === 'string' ? JSON.stringify(value) : String(value);
+  return `a ${kind} (${shown.length > 40 ? `${shown.slice(0, 40)}...` : shown})`;
+}
+
+/**
+ * @param {unknown} handler a channel's handler
+ * @param {string} name the called method's
+ * @returns {Function} the method
+ * @throws {MissingMethod} with the kernel's words for each case
+ */
 function findMethod(handler, name) {
-  if (handler === null || handler === undefined) return null;
+  if (handler === null || handler === undefined) {
+    throw new MissingMethod(`the channel has no handler, so it has no method '${name}'`);
+  }
   const method = handler[name];
-  if (typeof method !== 'function' || method === Object.prototype[name]) return null;
+  if (typeof method !== 'function' || method === Object.prototype[name]) {
+    throw new MissingMethod(`handler has no method '${name}'`);
+  }
   return method;
 }
 

@@ -17,6 +17,7 @@ from .channel import Channel  # jupyter-jchannel's jchannel.channel, as an attri
 from .errors import (
     FrontendError,
     JChannelError,
+    ListenError,
     ProtocolError,
     ResyncError,
     StateError,
@@ -34,6 +35,7 @@ __all__ = [
     'Channel',
     'FrontendError',
     'JChannelError',
+    'ListenError',
     'MetaGenerator',
     'Options',
     'Progress',

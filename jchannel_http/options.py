@@ -78,6 +78,11 @@ class Options:
     """Seconds after which a page that moved down to a lesser transport tries the better ones
     again, and moves back up when they work (the path stopped buffering)."""
 
+    remember_transport: float = 600.0
+    """Seconds for which a tab remembers the transport and send method that worked and uses
+    them again after a reload, before it probes again (the page's ``rememberTransport``); 0 turns
+    the memory off."""
+
     transport: str | None = None
     """Force the page's transport (``'sse-get'``, ``'sse-post'`` or ``'poll'``); ``None`` probes
     them in that order."""
@@ -193,6 +198,11 @@ class Options:
                      'head_timeout', 'keepalive_timeout', 'body_timeout'):
             if not getattr(self, name) > 0:
                 raise ValueError(f'{name} must be a positive number of seconds')
+        if not (isinstance(self.remember_transport, (int, float))
+                and not isinstance(self.remember_transport, bool)
+                and 0 <= self.remember_transport < float('inf')):
+            raise ValueError('remember_transport must be a number of seconds >= 0 (0 turns the '
+                             f'memory off), not {self.remember_transport!r}')
         if self.send_method not in SEND_METHODS:
             raise ValueError(f'send_method must be one of {SEND_METHODS}, not {self.send_method!r}')
         if not 1024 <= self.max_url <= 65536:
@@ -241,6 +251,7 @@ def client_options(options: Options) -> dict[str, Any]:
     """The page client's options that follow the server's ``options`` (``token`` aside)."""
     page: dict[str, Any] = {'firstEventDeadline': options.first_event_deadline,
                             'upgradeInterval': options.upgrade_interval,
+                            'rememberTransport': options.remember_transport,
                             'maxUrl': options.max_url}
     if options.send_method is not None:
         page['sendMethod'] = options.send_method

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from .errors import StateError
+from .errors import ListenError, StateError
 from .http.app import PROTOCOL_LOG, make_app
 from .http.connections import ConnectionGuard, GuardedRunner, runner_options
 from .kernel.channel import Channel
@@ -128,7 +128,7 @@ class Server:
             await runner.cleanup()
             self._stopped = True  # start() may be tried again
             self.endpoint.failed()
-            raise StateError(f'cannot listen on {self.host}:{self.port}: {exc.strerror}') from exc
+            raise ListenError(self.host, self.port, exc) from exc
         self._runner = runner
         self.endpoint.listening()
         self.connections.start()
@@ -153,11 +153,11 @@ class Server:
             self._notebook = NotebookOutput(self.url, self.token, self.client_options())
             self._notebook.show()
             return
-        line = f'jchannel_http: open {self.page_url} in a browser to connect a page'
+        line = f'open {self.page_url} in a browser to connect a page'
         if log.hasHandlers():
-            log.info(line)
+            log.info(line)  # the log's format names the logger: the line does not repeat it
         else:
-            print(line, file=sys.stderr)
+            print(f'jchannel_http: {line}', file=sys.stderr)
 
     def _show_bootstrap(self) -> bool:
         """A call found no page: in a notebook, show the bootstrap in the running cell again

@@ -25,6 +25,7 @@ from .cors import add_cors, check_origin, preflight
 from .direct import direct_call, status
 from .events import events, poll
 from .messages import messages, messages_by_get, release
+from .openapi import PUBLIC_PATHS
 from .prefix import UnderPrefix, path_of, strip_prefix
 from .probe import websocket_probe
 from .query_form import PartAssembly
@@ -35,7 +36,7 @@ from .streams import stream_routes
 __all__ = ['IN_FLIGHT', 'PROTOCOL_LOG', 'HttpError', 'InFlight', 'error_for', 'make_app']
 
 log = logging.getLogger('jchannel_http')
-PUBLIC = {'/client.js', '/openapi.json', '/page', '/favicon.ico'}  # static content, no data
+PUBLIC = PUBLIC_PATHS  # static content, no data: served without the token
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -55,7 +56,7 @@ class ProtocolLog(logging.LoggerAdapter[logging.Logger]):
 
 PROTOCOL_LOG = ProtocolLog(logging.getLogger('jchannel_http.http'))
 
-_STATUS: list[tuple[type[BaseException], int, str]] = [
+_STATUS: list[tuple[type[Exception], int, str]] = [
     (ClientConflict, 409, 'client_conflict'),
     (ResyncError, 410, 'resync'),
     (ProtocolError, 400, 'bad_request'),
@@ -122,12 +123,14 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     connections = request.app[ACCESS].connections
     connections.begin(request.protocol)
     try:
+        origin_refused = False
         try:
             response = await _guarded(request, handler)
         except Exception as exc:  # noqa: BLE001 (every failure becomes a JSON error answer)
             error = error_for(exc)
+            origin_refused = error.body['error'] == 'forbidden_origin'
             response = json_response(error.body, error.status, {**NO_STORE, **error.headers})
-        add_cors(request, response)
+        add_cors(request, response, origin_refused)
         return response
     finally:
         connections.end(request.protocol)

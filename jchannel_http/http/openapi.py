@@ -8,6 +8,10 @@ from .._version import __version__
 from ..protocol import wire
 from ..protocol.frames import MAX_INTEGER, TYPES
 
+PUBLIC_PATHS = frozenset({'/client.js', '/openapi.json', '/page', '/favicon.ico'})
+"""The paths served without the token (static content, no data). The guard in app.py lets
+exactly these through; every operation below on one of them says ``security: []``."""
+
 _ERROR = {'$ref': '#/components/schemas/Error'}
 _CURSOR = {'type': 'string', 'pattern': '^[0-9]{0,16}$'}
 _CLIENT = {'name': 'client', 'in': 'query', 'required': True,
@@ -22,7 +26,9 @@ def _errors(*statuses: int) -> dict[str, Any]:
     reasons = {
         400: 'Malformed request: the message names the problem.',
         401: 'The token is missing or wrong.',
-        403: 'The Origin header names an origin that allow_origins does not list.',
+        403: 'The Origin header names an origin that allow_origins does not list '
+             '(forbidden_origin): the message gives the allow_origins that would let it in, '
+             'and the answer carries Access-Control-Allow-Origin so that its page can read it.',
         404: 'Unknown channel, method or stream.',
         409: 'Another page client is live.',
         410: 'Resync: the session is over or the cursor cannot be served; start a new session.',
@@ -261,13 +267,26 @@ def _events(method: str) -> dict[str, Any]:
 
 def describe(url: str) -> dict[str, Any]:
     """The description, with ``url`` as its server."""
+    document = _document(url)
+    for path, operations in document['paths'].items():
+        for operation in operations.values():
+            if path in PUBLIC_PATHS:
+                operation['security'] = []
+            else:
+                operation.pop('security', None)  # the document's: the token
+    return document
+
+
+def _document(url: str) -> dict[str, Any]:
+    public = ', '.join(sorted(PUBLIC_PATHS))
     return {
         'openapi': '3.0.3',
         'info': {
             'title': wire.SERVER_TITLE,
             'version': __version__,
             'description': 'RPC between a Jupyter kernel and its page over plain HTTP. '
-                           'Every endpoint but /client.js and /openapi.json needs the token.',
+                           'Every endpoint needs the token (Authorization: Bearer <token>, or '
+                           f'?token=) except {public}, which serve static content.',
         },
         'servers': [{'url': url}],
         'security': [{'bearer': []}, {'token': []}],
@@ -371,6 +390,10 @@ def describe(url: str) -> dict[str, Any]:
             '/openapi.json': {'get': {
                 'summary': 'This description', 'security': [],
                 'responses': {'200': _json({'type': 'object'}, 'OpenAPI 3.')},
+            }},
+            '/favicon.ico': {'get': {
+                'summary': 'No icon, so browsers stop asking', 'security': [],
+                'responses': {'204': {'description': 'Nothing.'}},
             }},
             '/probe/websocket': {'get': {
                 'summary': 'Whether a WebSocket upgrade reaches the server (for the doctor)',

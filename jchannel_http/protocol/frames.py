@@ -202,7 +202,7 @@ def _seq_of(data: Any) -> int:
     if not isinstance(data, dict):
         raise ProtocolError('a frame must be a JSON object')
     seq = data.get('seq')
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+    if not isinstance(seq, int) or not _is_integer(seq) or seq < 1:
         raise ProtocolError("field 'seq' must be a positive integer")
     return seq
 

@@ -94,6 +94,8 @@ class Report:
         if self.transport is not None:
             lines.append(f'The page client will use: {self.transport} '
                          f'({TRANSPORTS.get(self.transport, self.transport)})')
+        elif self.check('token').status == PROBLEM:
+            lines.append('The transports were not probed: the server refused the token.')
         elif probed:
             lines.append('The page client will find no working transport.')
         else:
@@ -266,6 +268,9 @@ class Doctor:
         if self.page_live:
             notes.append(f'A page is connected now (transport {self.live_transport}): the '
                          'transports were not probed, so as not to disturb it.')
+        elif self.token and not self.token_ok:
+            notes.append('The server refused the token, so nothing that needs it was probed: '
+                         f'{TOKEN_ADVICE}.')
         elif self.token:
             notes.append(f'The doctor connected as page client {self.client} for the stream '
                          'probes and has released the server.')
@@ -346,8 +351,7 @@ class Doctor:
                 return Check(key, LABELS[key], OK, f'GET /status answered{live}')
             if answer.error_code == 'unauthorized':
                 return Check(key, LABELS[key], PROBLEM, 'the server refused the token (401)',
-                             'use server.token of the running server (a restarted kernel has '
-                             'a new one unless token= is given)')
+                             TOKEN_ADVICE)
             return Check(key, LABELS[key], PROBLEM, answer.describe(), html_advice(answer)
                          if answer.content_type == 'text/html' else 'see the detail')
         return await self._probe(key, probe)
@@ -628,10 +632,14 @@ class Doctor:
         key = 'latency'
 
         async def probe() -> Check:
-            path, auth = ('/status', True) if self.token else ('/favicon.ico', False)
+            path, auth = ('/status', True) if self.token_ok else ('/favicon.ico', False)
             times = []
             for _ in range(5):
                 answer = await self._request('GET', path, auth=auth)
+                if not 200 <= answer.status < 300:
+                    # a refusal's time says nothing about the path: do not rate it
+                    return Check(key, LABELS[key], INFO,
+                                 f'not measured: GET {path} got {answer.describe()}')
                 times.append(answer.seconds * 1000)
             return Check(key, LABELS[key], OK,
                          f'median {statistics.median(times):.0f} ms, max {max(times):.0f} ms '
@@ -681,6 +689,9 @@ BUFFERING_ADVICE = {
     'sse-post': ('a proxy holds POST event streams too. nginx: proxy_buffering off for this '
                  'location. Nothing to change if the long-poll works.'),
 }
+TOKEN_ADVICE = ('give the token of the running server: the address the kernel printed when '
+                'it started (server.page_url, which carries it) or server.token; a restarted '
+                'kernel has a new token unless start(token=...) fixes one')
 POLL_ADVICE = ('a held request did not come back: raise the proxy\'s read timeout above the '
                "server's poll_hold (25 s; nginx: proxy_read_timeout 60s), or lower poll_hold")
 

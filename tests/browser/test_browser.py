@@ -75,8 +75,20 @@ async def test_exceptions_both_ways(server, page) -> None:
     error = await page.evaluate('''channel.call('divide', 1, 0).then(
         () => null, (e) => [e.name, e.type, e.detail, e instanceof jchannel.KernelError])''')
     assert error == ['KernelError', 'ZeroDivisionError', 'division by zero', True]
-    missing = await page.evaluate("channel.call('nothing').catch((e) => e.message)")
-    assert "no method 'nothing'" in missing
+    missing = await page.evaluate(
+        "channel.call('absent').catch((e) => [e.name, e.type, e.detail, e.message])")
+    # a missing method has one name and one message both ways
+    assert missing == ['KernelError', 'AttributeError', "handler has no method 'absent'",
+                       "AttributeError: handler has no method 'absent'"]
+    with pytest.raises(FrontendError) as caught:
+        await channel.call('absent')
+    assert (caught.value.type, caught.value.detail, str(caught.value)) == tuple(missing[1:])
+    with pytest.raises(FrontendError) as caught:
+        await server.open('42')  # code that is not a function says what to give instead
+    assert caught.value.type == 'TypeError'
+    assert caught.value.detail == ('the code given to open() must evaluate to a function taking '
+                                   'the channel, e.g. `(channel) => { ... }`, but it evaluated '
+                                   'to a number (42)')
 
 
 VALUES = [

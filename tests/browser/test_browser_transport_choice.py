@@ -126,3 +126,18 @@ async def test_a_reload_behind_a_buffering_path_reconnects_on_the_remembered_pol
             assert page.errors == []
         finally:
             await proxy.stop()
+
+
+async def test_the_servers_remember_transport_reaches_the_page(browser) -> None:
+    memory = ("Object.keys(sessionStorage).filter((key) => key.startsWith('jchannel-transport '))"
+              '.length')
+    for seconds, remembered in ((600, 1), (0, 0)):
+        page = await browser.new_page()
+        try:
+            async with jchannel_http.Server(token=TOKEN, heartbeat=1,
+                                            remember_transport=seconds) as server:
+                await page.goto(server.page_url)
+                await wait_connected(page, 'sse-get')
+                assert await page.evaluate(memory) == remembered, seconds
+        finally:
+            await page.close()

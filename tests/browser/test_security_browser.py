@@ -56,6 +56,23 @@ async def test_the_token_leaves_no_trace_after_the_page_loads(server, browser) -
             assert headers['authorization'] == f'Bearer {token}', request.url
 
 
+async def test_a_page_without_the_token_says_which_address_to_open(server, browser) -> None:
+    for address in (f'{server.url}/page', f'{server.url}/page?token=not-the-token'):
+        page = await browser.new_page()
+        try:
+            await page.goto(address)
+            await page.wait_for_function("document.getElementById('jchannel-state').textContent"
+                                         ".startsWith('failed')", timeout=20_000)
+            shown = await page.evaluate("document.getElementById('jchannel-state').textContent")
+            assert 'refused the token (401)' in shown, shown
+            assert 'open the address the kernel printed (server.page_url, with its token)' \
+                in shown, shown
+            assert 'given to start()' not in shown
+        finally:
+            await page.close()
+    assert server.status()['connected'] is False
+
+
 @contextlib.asynccontextmanager
 async def third_party_site(html: str) -> AsyncIterator[str]:
     """Another origin on the loopback interface, serving ``html`` at its root."""
@@ -72,6 +89,40 @@ async def third_party_site(html: str) -> AsyncIterator[str]:
         yield f'http://127.0.0.1:{runner.addresses[0][1]}/'
     finally:
         await runner.cleanup()
+
+
+async def test_a_page_of_a_refused_origin_stops_and_says_which_origin_to_allow(browser) -> None:
+    async with jchannel_http.Server(token='origin-token-0123', heartbeat=1,
+                                    allow_origins=['http://ok.test']) as server:
+        html = (f'<!DOCTYPE html><script src="{server.url}/client.js"></script><script>'
+                'window.seen = [];'
+                f'jchannel.start({orjson.dumps(server.page_url).decode()}, {{'
+                '  onstatechange: (c) => window.seen.push([c.state, c.lastError?.message]),'
+                '}).then(() => { window.outcome = "connected"; },'
+                '        (e) => { window.outcome = e.message; });'
+                '</script>')
+        async with third_party_site(html) as site:
+            origin = site.rstrip('/')
+            page = await browser.new_page()
+            sent: list[str] = []
+            page.on('request', lambda request: sent.append(request.url)
+                    if request.url.startswith(server.url) else None)
+            try:
+                await page.goto(site)
+                await page.wait_for_function('window.outcome !== undefined', timeout=20_000)
+                outcome = await page.evaluate('window.outcome')
+                state, last_error = (await page.evaluate('window.seen'))[-1]
+                allow = f"allow_origins=['http://ok.test', '{origin}']"
+                assert state == 'failed'
+                for said in (outcome, last_error):
+                    assert "the server refuses this page's origin (403 forbidden_origin)" in said
+                    assert allow in said, said
+                count = len(sent)
+                await asyncio.sleep(3)  # three heartbeats: a page that retried would ask again
+                assert sent[count:] == []
+            finally:
+                await page.close()
+        assert server.status()['connected'] is False
 
 
 async def attempts_without_the_token(server: jchannel_http.Server, client: str) -> list[int]:

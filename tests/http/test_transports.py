@@ -325,14 +325,17 @@ async def test_the_routes_are_served_under_the_url_path_prefix_too(http) -> None
 
 async def test_the_page_carries_the_servers_client_options(http) -> None:
     async with serving(transport='sse-post', first_event_deadline=7,
-                       upgrade_interval=60) as server:
+                       upgrade_interval=60, remember_transport=30) as server:
         assert server.client_options() == {'firstEventDeadline': 7, 'upgradeInterval': 60,
-                                           'maxUrl': 8000, 'transport': 'sse-post'}
+                                           'rememberTransport': 30, 'maxUrl': 8000,
+                                           'transport': 'sse-post'}
         async with http.get(f'{server.url}/page') as response:
             html = await response.text()
         line = next(line for line in html.splitlines() if line.startswith('const OPTIONS = '))
         assert orjson.loads(line.removeprefix('const OPTIONS = ').rstrip(';')) == {
-            'firstEventDeadline': 7, 'upgradeInterval': 60, 'maxUrl': 8000, 'transport': 'sse-post'}
+            'firstEventDeadline': 7, 'upgradeInterval': 60, 'rememberTransport': 30,
+            'maxUrl': 8000, 'transport': 'sse-post'}
+    assert jchannel_http.Server().client_options()['rememberTransport'] == 600  # the page's default
 
 
 @pytest.mark.parametrize('options, message', [
@@ -343,6 +346,8 @@ async def test_the_page_carries_the_servers_client_options(http) -> None:
     ({'stream_max_age': -1}, 'stream_max_age must be a positive number of seconds'),
     ({'first_event_deadline': 0}, 'first_event_deadline must be a positive number of seconds'),
     ({'upgrade_interval': 0}, 'upgrade_interval must be a positive number of seconds'),
+    ({'remember_transport': -1}, r'remember_transport must be a number of seconds >= 0'),
+    ({'remember_transport': float('nan')}, r'remember_transport must be a number of seconds >= 0'),
 ])
 def test_transport_options_are_checked(options, message) -> None:
     with pytest.raises(ValueError, match=message):

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 
 import { Channel } from '../../client_js/channel.js';
 import { KernelError, StateError } from '../../client_js/errors.js';
-import { Rpc, errorFrame } from '../../client_js/rpc.js';
+import { Rpc, errorFrame, evaluateFunction } from '../../client_js/rpc.js';
 import { waitUntil } from './helpers.mjs';
 
 /** A host that records what the calls send. */
@@ -71,7 +71,9 @@ test('the kernel opens a channel, calls its handler, and gets an error for a mis
   assert.deepEqual(byCall.get(2), { type: 'result', call: 2, value: 42 });
   assert.equal(byCall.get(3).type, 'error');
   assert.match(byCall.get(3).message, /no channel 8/);
-  assert.match(byCall.get(4).message, /no method 'toString'/);
+  assert.deepEqual(byCall.get(4), {
+    type: 'error', call: 4, name: 'AttributeError', message: "handler has no method 'toString'",
+  });
   rpc.dispatch({ type: 'close', call: 5, channel: 7 });
   await waitUntil(() => host.sent.length === 5);
   assert.equal(rpc.channels, 0);
@@ -110,4 +112,42 @@ test('an error frame is clipped so that it always fits', () => {
   const frame = errorFrame(1, new Error('x'.repeat(40000)));
   assert.ok(frame.message.length < 17000);
   assert.match(frame.message, /more characters\)$/);
+});
+
+test('a missing page method is an AttributeError in the words the kernel uses', async () => {
+  const host = fakeHost();
+  const rpc = new Rpc(host);
+  rpc.dispatch({ type: 'open', call: 1, channel: 2, code: '(channel) => null' });
+  await waitUntil(() => host.sent.length === 1);
+  rpc.dispatch({ type: 'call', call: 2, channel: 2, name: 'absent', args: [] });
+  rpc.dispatch({ type: 'open', call: 3, channel: 4, code: '(channel) => { channel.handler = {}; }' });
+  await waitUntil(() => host.sent.length === 3);
+  rpc.dispatch({ type: 'call', call: 4, channel: 4, name: 'absent', args: [] });
+  await waitUntil(() => host.sent.length === 4);
+  const byCall = new Map(host.sent.map((frame) => [frame.call, frame]));
+  assert.deepEqual(byCall.get(2), {
+    type: 'error', call: 2, name: 'AttributeError',
+    message: "the channel has no handler, so it has no method 'absent'",
+  });
+  assert.deepEqual(byCall.get(4), {
+    type: 'error', call: 4, name: 'AttributeError', message: "handler has no method 'absent'",
+  });
+});
+
+test('open code that is not a function is refused naming what it evaluated to', () => {
+  const expected = {
+    '42': 'a number (42)',
+    '"text"': 'a string ("text")',
+    'null': 'null',
+    'void 0': 'undefined (the code has no value)',
+    '[1]': 'an array',
+    '({})': 'an object',
+    'true': 'a boolean (true)',
+  };
+  for (const [code, what] of Object.entries(expected)) {
+    assert.throws(() => evaluateFunction(code), (error) => error instanceof TypeError &&
+      error.message === 'the code given to open() must evaluate to a function taking the ' +
+        `channel, e.g. \`(channel) => { ... }\`, but it evaluated to ${what}`, code);
+  }
+  assert.equal(typeof evaluateFunction('(channel) => 1'), 'function');
 });

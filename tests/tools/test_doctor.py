@@ -250,6 +250,16 @@ async def test_an_unreachable_url_a_wrong_token_and_no_token() -> None:
         assert report.check('token').detail == 'the server refused the token (401)'
         assert report.check('sse-get').detail == 'the token was not accepted'
         assert report.exit_status == 1
+        rendered = report.render()
+        assert 'connected as page client' not in rendered
+        assert 'released the server' not in rendered
+        assert 'The server refused the token' in rendered
+        assert 'server.page_url' in report.check('token').advice
+        # nothing measured from 401 answers is rated
+        assert report.check('latency').status != OK or \
+            report.check('latency').detail.endswith('(GET /favicon.ico)')
+        assert 'GET /status' not in report.check('latency').detail
+        assert 'The transports were not probed: the server refused the token.' in rendered
 
         report = await Doctor(server.url).run()
         assert report.check('reachable').status == OK

@@ -61,7 +61,7 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {'description': description, 'content': {'application/json': {'schema': schema}}}
 
 
-FRAME = {
+FRAME: dict[str, Any] = {
     'type': 'object',
     'required': ['seq', 'type'],
     'properties': {

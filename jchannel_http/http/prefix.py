@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from yarl import URL
+
+if TYPE_CHECKING:
+    # The TypedDict that AbstractResource.get_info() returns; aiohttp names it only privately.
+    from aiohttp.web_urldispatcher import _InfoDict
 
 
 @functools.lru_cache(maxsize=8)
@@ -55,7 +59,7 @@ class UnderPrefix(web.AbstractResource):
     def add_prefix(self, prefix: str) -> None:
         raise NotImplementedError('the server is not mounted under another application')
 
-    def get_info(self) -> dict[str, Any]:
+    def get_info(self) -> _InfoDict:
         return {'prefix': self._prefix()}
 
     def raw_match(self, path: str) -> bool:

@@ -30,7 +30,7 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 import jchannel_http
 from jchannel_http.tools.doctor import PROBLEM, Doctor, Report
 from support import intermediaries
-from support.chromium import CHROMIUM, CHROMIUM_ARGS
+from support.chromium import CHROMIUM, CHROMIUM_ARGS, handler_of, new_page
 from support.counting import CountingKernel
 from support.stream_page import PAGE_SIDE as STREAM_PAGE_SIDE
 from support.stream_page import KernelSide as StreamKernel
@@ -131,10 +131,15 @@ async def chromium() -> AsyncIterator[Browser]:
         await browser.close()
     target = os.environ.get(intermediaries.RESULTS_VARIABLE)
     if target:
-        results = pathlib.Path(target)
-        previous = json.loads(results.read_text()) if results.exists() else {}
-        with open(target, 'w') as out:
-            json.dump({**previous, **RESULTS}, out, indent=2)
+        write_results(target)
+
+
+def write_results(target: str) -> None:
+    """Merge this run's RESULTS into the JSON file ``target`` (over what an earlier run wrote)."""
+    results = pathlib.Path(target)
+    previous = json.loads(results.read_text()) if results.exists() else {}
+    with open(target, 'w') as out:
+        json.dump({**previous, **RESULTS}, out, indent=2)
 
 
 def summary(report: Report) -> str:
@@ -164,9 +169,7 @@ async def path(request, chromium: Browser) -> AsyncIterator[Path]:
         doctor = await Doctor(server.page_url, headers=headers, deadline=2, hold=1.5,
                               timeout=20, proxy=proxy).run()
         result['doctor'] = summary(doctor)
-        page = await context.new_page()
-        page.errors = []
-        page.on('pageerror', lambda error: page.errors.append(error))
+        page = await new_page(context)
         await page.goto(server.page_url)
         channel = None
         if cls.works:
@@ -208,7 +211,7 @@ async def both_ways(path: Path, ids: range) -> None:
     assert results == list(ids) and page_results == list(ids)
     seen = await path.page.evaluate('window.seen')
     assert all(seen.get(str(i)) == 1 for i in ids)
-    assert all(path.channel.handler.seen[i] == 1 for i in ids)
+    assert all(handler_of(path.channel, Kernel).seen[i] == 1 for i in ids)
 
 
 def needs_working(path: Path) -> None:
@@ -234,6 +237,7 @@ async def test_transport_the_page_settles_on(path: Path) -> None:
 async def test_calls_both_ways(path: Path) -> None:
     needs_working(path)
     with recorded(path, 'calls'):
+        assert path.channel is not None  # needs_working(): the path opened one
         assert await path.channel.call('count', -1, timeout=30) == -1
         assert await path.page.evaluate("channel.call('count', -2)") == -2
         await both_ways(path, range(20))
@@ -293,7 +297,7 @@ async def test_still_working_after_twice_the_idle_timeout(path: Path) -> None:
         await asyncio.sleep(2 * idle)
         await both_ways(path, range(2000, 2050))
         assert await path.page.evaluate('window.jchannelClient.transport') == before
-        assert path.page.errors == []
+        assert path.page.errors == []  # type: ignore[attr-defined]  # new_page() gives a Page this list
 
 
 async def test_the_doctor_agrees_with_the_page(path: Path) -> None:
@@ -396,7 +400,7 @@ async def test_three_servers_in_one_tab_keep_calling_while_streams_run(chromium,
             kernel = asyncio.gather(*(channel.call('count', i, timeout=30) for i in ids))
             from_page = page.evaluate('''([index, ids]) => Promise.all(
                 ids.map((id) => window.channels[index].call('count', id)))''', [index, ids])
-            assert await asyncio.gather(kernel, from_page) == [ids, ids]
+            assert list(await asyncio.gather(kernel, from_page)) == [ids, ids]  # gather() gives a list
         seconds = time.monotonic() - started
         running = 6 - await page.evaluate('window.streamsDone')
         entry.update(seconds=seconds, running=running)

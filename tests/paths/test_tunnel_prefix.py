@@ -40,6 +40,7 @@ async def test_a_launcher_url_with_a_kept_prefix_is_served_under_it(page) -> Non
             for path in ('/openapi.json', '/status', '/client.js'):
                 async with http.get(server.url + path) as response:
                     assert response.status == 200, path
+            assert launcher.nginx is not None  # started by the launcher's start()
             async with http.get(f'{launcher.nginx.url("1m")}/elsewhere{PREFIX}/status') as response:
                 assert response.status == 404
         await page.goto(server.page_url)

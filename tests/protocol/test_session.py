@@ -161,17 +161,19 @@ def test_inbox_holds_gaps_and_drops_duplicates() -> None:
 
 def test_inbox_bound_is_the_distance_from_the_cursor_not_the_count_held() -> None:
     inbox = Inbox(max_ahead=2)
-    assert inbox.receive(3, 'c') == []  # cursor + 1 + max_ahead: the farthest one held
+    c, e = Result(3, None), Result(5, None)
+    assert inbox.receive(3, c) == []  # cursor + 1 + max_ahead: the farthest one held
     with pytest.raises(ProtocolError, match='too far ahead of cursor 0'):
-        inbox.receive(5, 'e')  # only one frame is held, but 5 is beyond 0 + 1 + 2
+        inbox.receive(5, e)  # only one frame is held, but 5 is beyond 0 + 1 + 2
     assert inbox.held == 1
 
 
 def test_inbox_refuses_a_batch_whole_when_a_frame_is_too_far_even_after_the_cursor_moves() -> None:
     inbox = Inbox(max_ahead=1)
-    assert inbox.receive_all([(3, 'c'), (1, 'a'), (2, 'b')]) == ['a', 'b', 'c']
+    a, b, c, d, f, g = (Result(call, None) for call in (1, 2, 3, 4, 6, 7))
+    assert inbox.receive_all([(3, c), (1, a), (2, b)]) == [a, b, c]
     with pytest.raises(ProtocolError, match='too far ahead'):
-        inbox.receive_all([(4, 'd'), (7, 'g')])  # 7 > 4 + 1 + 1
+        inbox.receive_all([(4, d), (7, g)])  # 7 > 4 + 1 + 1
     assert inbox.cursor == 3 and inbox.held == 0
-    assert inbox.receive_all([(6, 'f'), (4, 'd')]) == ['d']
+    assert inbox.receive_all([(6, f), (4, d)]) == [d]
     assert inbox.held == 1

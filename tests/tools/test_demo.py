@@ -69,12 +69,16 @@ async def check_figures_and_streams(page: Page) -> None:
     """The figures people look for are numbers, and a byte stream each way completes."""
     await page.wait_for_function(
         "/^[\\d,]+$/.test(document.getElementById('demo-rate').textContent)", timeout=30_000)
-    figures = {name: await page.text_content(f'#demo-{name}')
-               for name in ('transport', 'latency', 'rate')}
+    figures: dict[str, str] = {}
+    for name in ('transport', 'latency', 'rate'):
+        figure = await page.text_content(f'#demo-{name}')
+        assert figure is not None, name
+        figures[name] = figure
     assert figures['transport'] in ('sse-get', 'sse-post', 'poll'), figures
     assert 0 < float(figures['latency']) < 5_000, figures
     assert int(figures['rate'].replace(',', '')) > 0, figures
-    assert 'RPC channel' in await page.text_content('#demo-intro')
+    intro = await page.text_content('#demo-intro')
+    assert intro is not None and 'RPC channel' in intro
     await page.wait_for_function(
         "document.getElementById('demo-chart').getContext('2d')"
         ".getImageData(0, 0, 480, 90).data.some((value) => value !== 0)", timeout=10_000)
@@ -99,7 +103,7 @@ async def test_the_demo_handler_refuses_bad_sizes_and_counts_what_it_reads() -> 
     handler = DemoHandler()
     for size in (-1, 'big', True, 2 ** 40):
         with pytest.raises(ValueError, match='size must be an integer'):
-            handler.download(size)
+            handler.download(size)  # type: ignore[arg-type]  # refused at run time, the point of the test
     source = handler.download(70_000)
     data = b''.join([chunk async for chunk in source])
     assert source.total == len(data) == 70_000 and data.startswith(b'0123456789abcdef0')

@@ -67,5 +67,6 @@ async def _run(command: list[str]) -> subprocess.CompletedProcess:
         *command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env={**os.environ, 'PYTHONPATH': str(ROOT)})
     stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None  # set once communicate() has seen it exit
     return subprocess.CompletedProcess(command, process.returncode, stdout.decode(),
                                        stderr.decode())

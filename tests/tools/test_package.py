@@ -84,7 +84,7 @@ def test_the_wheel_ships_every_module_the_client_and_the_license(dists: tuple[Pa
     assert metadata['Version'] == jchannel_http.__version__
     assert metadata['License-Expression'] == 'MIT'
     assert metadata['License-File'] == 'LICENSE'
-    assert 'Typing :: Typed' in metadata.get_all('Classifier')
+    assert 'Typing :: Typed' in metadata.get_all('Classifier', [])
     entry_points = zipfile.ZipFile(dists[0]).read(f'{info}/entry_points.txt').decode()
     assert 'jchannel-http = jchannel_http.__main__:main' in entry_points
 

@@ -166,7 +166,9 @@ RUN_IN_PAGE = '''async (source) => {
 
 def js_statements(sample: Sample) -> list[tuple[int, str, str | None]]:
     """(line, code, comment of its last line) for each statement: lines up to one ending in ';'."""
-    statements, lines, first = [], [], 0
+    statements: list[tuple[int, str, str | None]] = []
+    lines: list[str] = []
+    first = 0
     for number, line in enumerate(sample.body.splitlines(), sample.line):
         code, _, comment = line.partition('//')
         if not lines:
@@ -238,6 +240,7 @@ async def run_script(sample: Sample, browser: Any, folder: Path) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable, str(script), stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE, env=env)
+    assert process.stdout is not None  # stdout=PIPE
     try:
         line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
         found = re.search(r'(http://\S+/page\?token=\S+)', line)
@@ -346,6 +349,7 @@ async def test_the_curl_walkthrough_runs_against_the_demo(tmp_path: Path) -> Non
         sys.executable, '-m', 'jchannel_http', 'demo', '--port', '0', '--interval', '0.3',
         '--calls', '2', cwd=ROOT, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT)
+    assert demo.stdout is not None  # stdout=PIPE
     try:
         found = await read_demo_line(demo.stdout, r'(http://[^/\s]+)/page\?token=(\S+)')
         values = {'URL': found[1], 'TOKEN': found[2]}

@@ -51,22 +51,30 @@ import jchannel_http
 
 HERE = Path(__file__).resolve().parent
 CHROMIUM = '/usr/bin/chromium'
-CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
-                 '--disable-component-update', '--disable-sync', '--no-first-run']
-LATENCY_TARGET = 1.25       # at most this times the floor, at p50
+CHROMIUM_ARGS = [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--no-first-run',
+]
+LATENCY_TARGET = 1.25  # at most this times the floor, at p50
 THROUGHPUT_TARGET = 10_000  # calls/s, each way
-CALL_TIMEOUT = 300          # seconds: a throughput batch's bound on outbox room (timeout) and on each call (deadline)
-CHUNK = 100                 # sequential calls timed in one go before the next figure's turn
-CHUNK_WARMUP = 10           # untimed calls before each chunk
+CALL_TIMEOUT = (
+    300  # seconds: a throughput batch's bound on outbox room (timeout) and on each call (deadline)
+)
+CHUNK = 100  # sequential calls timed in one go before the next figure's turn
+CHUNK_WARMUP = 10  # untimed calls before each chunk
 
 
 # -- the library's side ---------------------------------------------------------------------
 
-PAGE_SIDE = '''(channel) => {
+PAGE_SIDE = """(channel) => {
   channel.handler = { echo(value) { return value; } };
   window.benchChannel = channel;
   return 'ready';
-}'''
+}"""
 
 
 class KernelSide:
@@ -78,7 +86,7 @@ class KernelSide:
 
 # Page-side measurements, shared by the library page and the floor page: each takes
 # ``call(i) -> Promise`` from the page's globals, so the loops are the same code for both.
-MEASURE_JS = '''
+MEASURE_JS = """
 window.benchSequential = async (call, warmup, count) => {
   for (let i = 0; i < warmup; i += 1) await call(i);
   const times = new Array(count);
@@ -99,14 +107,14 @@ window.benchConcurrent = async (call, count) => {
   });
   return elapsed;
 };
-'''
+"""
 
 LIBRARY_CALL = "(i) => window.benchChannel.call('echo', i)"
 
 
 # -- the floors: a bare aiohttp app and a bare page -------------------------------------------
 
-FLOOR_PAGE = '''<!DOCTYPE html>
+FLOOR_PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>floor</title></head>
 <body><p id="state">loading</p>
 <script>
@@ -176,7 +184,7 @@ window.floorFetch = async (i) => {
 };
 readStream();
 </script></body></html>
-'''
+"""
 
 
 class Floor:
@@ -197,8 +205,9 @@ class Floor:
         app.router.add_post('/rtt', self.rtt)
         app.router.add_post('/answer', self.answer)
         app.router.add_post('/calls', self.calls)
-        self.runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
-                                    shutdown_timeout=1.0)
+        self.runner = web.AppRunner(
+            app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
+        )
         await self.runner.setup()
         site = web.TCPSite(self.runner, '127.0.0.1', 0)
         await site.start()
@@ -214,8 +223,9 @@ class Floor:
         return web.Response(text=FLOOR_PAGE, content_type='text/html')
 
     async def events(self, request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(headers={
-            'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache, no-transform'})
+        response = web.StreamResponse(
+            headers={'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache, no-transform'}
+        )
         await response.prepare(request)
         await response.write(b': open\n\n')
         self.stream = response
@@ -287,8 +297,9 @@ class Throughput:
         return f'{self.rate:,.0f} calls/s'
 
 
-async def kernel_sequential(call: Callable[[int], Awaitable[object]], warmup: int,
-                            count: int) -> Latency:
+async def kernel_sequential(
+    call: Callable[[int], Awaitable[object]], warmup: int, count: int
+) -> Latency:
     """Time ``count`` awaited calls one after the other, after ``warmup`` untimed ones."""
     for i in range(warmup):
         await call(i)
@@ -341,9 +352,12 @@ class Lane:
     async def kernel_concurrent(self, count: int) -> Throughput:
         assert self.channel is not None
         start = time.perf_counter()
-        values = await asyncio.gather(*(self.channel.call('echo', i, timeout=CALL_TIMEOUT,
-                                                          deadline=CALL_TIMEOUT)
-                                        for i in range(count)))
+        values = await asyncio.gather(
+            *(
+                self.channel.call('echo', i, timeout=CALL_TIMEOUT, deadline=CALL_TIMEOUT)
+                for i in range(count)
+            )
+        )
         elapsed = time.perf_counter() - start
         assert values == list(range(count)), 'the kernel -> page calls answered wrongly'
         return Throughput(count, elapsed)
@@ -358,8 +372,9 @@ class Bench:
     """The floor page and one page per transport in one headless Chromium, and the figures
     of each run."""
 
-    def __init__(self, browser: Browser, lanes: list[Lane], floor: Floor,
-                 args: argparse.Namespace) -> None:
+    def __init__(
+        self, browser: Browser, lanes: list[Lane], floor: Floor, args: argparse.Namespace
+    ) -> None:
         self.browser = browser
         self.lanes = lanes
         self.floor = floor
@@ -409,10 +424,12 @@ class Bench:
         for lane in self.lanes:
             t, page = lane.transport, lane.page
             assert page is not None
-            latency_steps[key('k2p_latency', t)] = functools.partial(kernel_sequential,
-                                                                     lane.kernel_call)
-            latency_steps[key('p2k_latency', t)] = functools.partial(page_sequential, page,
-                                                                     LIBRARY_CALL)
+            latency_steps[key('k2p_latency', t)] = functools.partial(
+                kernel_sequential, lane.kernel_call
+            )
+            latency_steps[key('p2k_latency', t)] = functools.partial(
+                page_sequential, page, LIBRARY_CALL
+            )
             rate_steps[key('k2p_rate', t)] = lane.kernel_concurrent
             rate_steps[key('p2k_rate', t)] = functools.partial(page_concurrent, page, LIBRARY_CALL)
         figures: dict[str, list] = {name: [] for name in FIGURES}
@@ -422,8 +439,7 @@ class Bench:
                 await step(a.warmup, 0)
             for done in range(0, a.sequential, CHUNK):
                 for name, step in latency_steps.items():
-                    times[name] += (await step(CHUNK_WARMUP,
-                                               min(CHUNK, a.sequential - done))).times
+                    times[name] += (await step(CHUNK_WARMUP, min(CHUNK, a.sequential - done))).times
             for name in latency_steps:
                 figures[name].append(Latency(times[name]))
                 print(f'  run {run}  {FIGURES[name]:<58} {figures[name][-1]}', flush=True)
@@ -445,8 +461,11 @@ FIGURES = {
     'floor_fetch': 'floor: fetch round trip, p50 / p99',
     'floor_k2p_rate': 'floor: pushes answered by coalesced POSTs',
     'floor_p2k_rate': 'floor: coalesced POSTs answered by pushes',
-    **{key(name, t): text if t == TRANSPORTS[0] else f'{text} ({t})'
-       for t in TRANSPORTS for name, text in LIBRARY_FIGURES.items()},
+    **{
+        key(name, t): text if t == TRANSPORTS[0] else f'{text} ({t})'
+        for t in TRANSPORTS
+        for name, text in LIBRARY_FIGURES.items()
+    },
 }
 
 # (library figure, its floor, direction, how the floor is described)
@@ -456,7 +475,7 @@ COMPARISONS = [
     ('k2p_rate', 'floor_k2p_rate', 'kernel -> page', 'pushes + coalesced POSTs'),
     ('p2k_rate', 'floor_p2k_rate', 'page -> kernel', 'coalesced POSTs + pushes'),
 ]
-TRANSPORT_TARGET = 1.5      # a fallback transport's p50 latency, at most this times sse-get's
+TRANSPORT_TARGET = 1.5  # a fallback transport's p50 latency, at most this times sse-get's
 
 
 @dataclass
@@ -500,15 +519,22 @@ class Row:
             ratio = f'{self.ratio("rate"):.2f}x'
             target = '-' if self.rate_target is None else f'at least {self.rate_target:,} calls/s'
         met = {True: 'yes', False: '**no**', None: '-'}[self.met]
-        return [self.figure, '; '.join(map(str, self.runs)),
-                f'{self.floor_name}: ' + '; '.join(map(str, self.floor_runs)),
-                ratio, target, met]
+        return [
+            self.figure,
+            '; '.join(map(str, self.runs)),
+            f'{self.floor_name}: ' + '; '.join(map(str, self.floor_runs)),
+            ratio,
+            target,
+            met,
+        ]
 
 
 def compare(figures: dict[str, list]) -> list[Row]:
     """The library over its first transport against the floors."""
-    return [Row(FIGURES[name], direction, floor_name, figures[name], figures[floor_key])
-            for name, floor_key, direction, floor_name in COMPARISONS]
+    return [
+        Row(FIGURES[name], direction, floor_name, figures[name], figures[floor_key])
+        for name, floor_key, direction, floor_name in COMPARISONS
+    ]
 
 
 def compare_transports(figures: dict[str, list]) -> list[Row]:
@@ -517,9 +543,17 @@ def compare_transports(figures: dict[str, list]) -> list[Row]:
     rows = []
     for t in TRANSPORTS[1:]:
         for name, _, direction, _ in COMPARISONS:
-            rows.append(Row(FIGURES[key(name, t)], f'{direction} ({t})', TRANSPORTS[0],
-                            figures[key(name, t)], figures[name],
-                            latency_target=TRANSPORT_TARGET, rate_target=None))
+            rows.append(
+                Row(
+                    FIGURES[key(name, t)],
+                    f'{direction} ({t})',
+                    TRANSPORTS[0],
+                    figures[key(name, t)],
+                    figures[name],
+                    latency_target=TRANSPORT_TARGET,
+                    rate_target=None,
+                )
+            )
     return rows
 
 
@@ -531,11 +565,20 @@ def library_version() -> str:
     root = Path(jchannel_http.__file__).resolve().parent.parent
     version = jchannel_http.__version__
     try:
-        commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=root, text=True,
-                                capture_output=True, check=True).stdout.strip()
-        changes = subprocess.run(['git', 'status', '--porcelain', '--', 'jchannel_http',
-                                  'client_js'], cwd=root, text=True, capture_output=True,
-                                 check=True).stdout.strip()
+        commit = subprocess.run(
+            ['git', 'rev-parse', '--short', 'HEAD'],
+            cwd=root,
+            text=True,
+            capture_output=True,
+            check=True,
+        ).stdout.strip()
+        changes = subprocess.run(
+            ['git', 'status', '--porcelain', '--', 'jchannel_http', 'client_js'],
+            cwd=root,
+            text=True,
+            capture_output=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return version
     return f'{version}, commit {commit}' + (' with uncommitted changes' if changes else '')
@@ -565,25 +608,28 @@ def machine(browser_version: str, runs: int) -> dict[str, str]:
 
 def table(rows: list[Row], reference: str = 'floor') -> str:
     runs = '; '.join(f'run {i}' for i in range(1, len(rows[0].runs) + 1))
-    lines = [f'| figure | jchannel_http ({runs}) | {reference} ({runs}) | ratio to {reference} '
-             '| target | met |',
-             '|---|---|---|---|---|---|']
+    lines = [
+        f'| figure | jchannel_http ({runs}) | {reference} ({runs}) | ratio to {reference} '
+        '| target | met |',
+        '|---|---|---|---|---|---|',
+    ]
     lines += ['| ' + ' | '.join(row.cells()) + ' |' for row in rows]
     return '\n'.join(lines)
 
 
-def markdown(rows: list[Row], transport_rows: list[Row], info: dict[str, str],
-             args: argparse.Namespace) -> str:
+def markdown(
+    rows: list[Row], transport_rows: list[Row], info: dict[str, str], args: argparse.Namespace
+) -> str:
     return f"""# Call benchmark
 
 Written by `python benchmarks/bench_calls.py`; rerun it to refresh this file and `results.png`.
 
-- date: {info["date"]}
-- machine: nproc {info["nproc"]} ({info["cpu"]}), loopback; 1-minute load average
-  {info["load"]} the measurements (other work shares this machine)
-- browser: Chromium {info["chromium"]}, headless, driven by Playwright {info["playwright"]}
-- Python {info["python"]}, aiohttp {info["aiohttp"]}
-- jchannel_http {info["library"]}: `jchannel_http.Server()` with its defaults, the page at
+- date: {info['date']}
+- machine: nproc {info['nproc']} ({info['cpu']}), loopback; 1-minute load average
+  {info['load']} the measurements (other work shares this machine)
+- browser: Chromium {info['chromium']}, headless, driven by Playwright {info['playwright']}
+- Python {info['python']}, aiohttp {info['aiohttp']}
+- jchannel_http {info['library']}: `jchannel_http.Server()` with its defaults, the page at
   `server.page_url`, transport `{TRANSPORTS[0]}`; for the second table, the same with
   `transport='sse-post'` and `transport='poll'` (long-poll, `poll_hold` 25 s)
 - sequential latency: {args.sequential:,} timed calls per run, after {args.warmup} warm-up
@@ -641,8 +687,14 @@ def chart_html(rows: list[Row], transport_rows: list[Row], info: dict[str, str])
     svg: list[str] = []
     y = 16
 
-    def panel(title: str, bars: list[tuple[str, str, float, str]], position, ticks,
-              target: tuple[float, str] | None = None, group: int = 2) -> None:
+    def panel(
+        title: str,
+        bars: list[tuple[str, str, float, str]],
+        position,
+        ticks,
+        target: tuple[float, str] | None = None,
+        group: int = 2,
+    ) -> None:
         """Bars of (label, colour, value, text), in groups of ``group`` (by default pairs:
         the library's, then its floor's); the first of a group is labelled in bold."""
         nonlocal y
@@ -657,21 +709,26 @@ def chart_html(rows: list[Row], transport_rows: list[Row], info: dict[str, str])
         bottom = y - gap
         for value, label in ticks:
             x = left + position(value) * plot
-            svg.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top - 4}" y2="{bottom + 4}" '
-                       'class="grid"/>')
+            svg.append(
+                f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top - 4}" y2="{bottom + 4}" class="grid"/>'
+            )
             svg.append(f'<text x="{x:.1f}" y="{bottom + 18}" class="tick">{label}</text>')
         for i, (bar_y, (label, color, value, text)) in enumerate(zip(rows_y, bars, strict=True)):
             kind = 'floor' if i % group else 'group'
             svg.append(f'<text x="{left - 12}" y="{bar_y + 16}" class="{kind}">{label}</text>')
             length = max(1.0, position(value) * plot)
-            svg.append(f'<rect x="{left}" y="{bar_y}" width="{length:.1f}" height="{bar}" '
-                       f'fill="{color}"/>')
-            svg.append(f'<text x="{left + length + 6:.1f}" y="{bar_y + 16}" class="value">'
-                       f'{text}</text>')
+            svg.append(
+                f'<rect x="{left}" y="{bar_y}" width="{length:.1f}" height="{bar}" fill="{color}"/>'
+            )
+            svg.append(
+                f'<text x="{left + length + 6:.1f}" y="{bar_y + 16}" class="value">{text}</text>'
+            )
         if target is not None:
             x = left + position(target[0]) * plot
-            svg.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top - 8}" y2="{bottom + 4}" '
-                       f'stroke="{red}" stroke-width="2" stroke-dasharray="5 4"/>')
+            svg.append(
+                f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top - 8}" y2="{bottom + 4}" '
+                f'stroke="{red}" stroke-width="2" stroke-dasharray="5 4"/>'
+            )
             svg.append(f'<text x="{x + 5:.1f}" y="{top - 10}" class="target">{target[1]}</text>')
         y = bottom + 58
 
@@ -682,26 +739,46 @@ def chart_html(rows: list[Row], transport_rows: list[Row], info: dict[str, str])
     bars = []
     for row in latency:
         lib, flo = (row.best(row.runs, 'p50'), row.best(row.floor_runs, 'p50'))
-        bars.append((row.direction, blue, lib,
-                     f'{lib:.2f} ms  (p99 {row.best(row.runs, "p99"):.1f}; '
-                     f'{row.ratio("p50"):.2f}x the floor)'))
-        bars.append((f'floor: {row.floor_name}', grey, flo,
-                     f'{flo:.2f} ms  (p99 {row.best(row.floor_runs, "p99"):.1f})'))
-    panel('Sequential call latency, p50 (lower is better)', bars, lambda v: v / limit,
-          [(step * i, f'{step * i:g} ms') for i in range(int(limit / step) + 1)],
-          None)
+        bars.append(
+            (
+                row.direction,
+                blue,
+                lib,
+                f'{lib:.2f} ms  (p99 {row.best(row.runs, "p99"):.1f}; '
+                f'{row.ratio("p50"):.2f}x the floor)',
+            )
+        )
+        bars.append(
+            (
+                f'floor: {row.floor_name}',
+                grey,
+                flo,
+                f'{flo:.2f} ms  (p99 {row.best(row.floor_runs, "p99"):.1f})',
+            )
+        )
+    panel(
+        'Sequential call latency, p50 (lower is better)',
+        bars,
+        lambda v: v / limit,
+        [(step * i, f'{step * i:g} ms') for i in range(int(limit / step) + 1)],
+        None,
+    )
 
     rates = [row for row in rows if not row.is_latency]
     low, high = 3, 6  # 1,000 to 1,000,000 calls/s
-    position = lambda v: (math.log10(max(v, 10 ** low)) - low) / (high - low)  # noqa: E731
+    position = lambda v: (math.log10(max(v, 10**low)) - low) / (high - low)  # noqa: E731
     bars = []
     for row in rates:
         lib, flo = row.best(row.runs, 'rate'), row.best(row.floor_runs, 'rate')
         bars.append((row.direction, blue, lib, f'{lib:,.0f} calls/s  ({lib / flo:.2f}x the floor)'))
         bars.append((f'floor: {row.floor_name}', grey, flo, f'{flo:,.0f} calls/s'))
-    panel('Throughput with many calls in flight (higher is better; log scale)', bars, position,
-          [(10 ** e, f'{10 ** e:,}') for e in range(low, high + 1)],
-          (THROUGHPUT_TARGET, f'target {THROUGHPUT_TARGET:,}/s'))
+    panel(
+        'Throughput with many calls in flight (higher is better; log scale)',
+        bars,
+        position,
+        [(10**e, f'{10**e:,}') for e in range(low, high + 1)],
+        (THROUGHPUT_TARGET, f'target {THROUGHPUT_TARGET:,}/s'),
+    )
 
     latency = [row for row in transport_rows if row.is_latency]
     top = max(row.best(runs, 'p50') for row in latency for runs in (row.runs, row.floor_runs))
@@ -714,21 +791,36 @@ def chart_html(rows: list[Row], transport_rows: list[Row], info: dict[str, str])
         bars.append((f'{direction} ({TRANSPORTS[0]})', blue, base, f'{base:.2f} ms'))
         for row in group:
             value = row.best(row.runs, 'p50')
-            bars.append((row.direction, blue, value,
-                         f'{value:.2f} ms  ({row.ratio("p50"):.2f}x {TRANSPORTS[0]})'))
-    panel(f'Sequential call latency by transport, p50 (target: within {TRANSPORT_TARGET}x '
-          f'{TRANSPORTS[0]})', bars, lambda v: v / limit,
-          [(step * i, f'{step * i:g} ms') for i in range(int(limit / step) + 1)], None,
-          group=len(TRANSPORTS))
+            bars.append(
+                (
+                    row.direction,
+                    blue,
+                    value,
+                    f'{value:.2f} ms  ({row.ratio("p50"):.2f}x {TRANSPORTS[0]})',
+                )
+            )
+    panel(
+        f'Sequential call latency by transport, p50 (target: within {TRANSPORT_TARGET}x '
+        f'{TRANSPORTS[0]})',
+        bars,
+        lambda v: v / limit,
+        [(step * i, f'{step * i:g} ms') for i in range(int(limit / step) + 1)],
+        None,
+        group=len(TRANSPORTS),
+    )
 
-    svg.append(f'<rect x="{left}" y="{y - 22}" width="14" height="14" fill="{blue}"/>'
-               f'<text x="{left + 20}" y="{y - 10}" class="legend">jchannel_http</text>'
-               f'<rect x="{left + 150}" y="{y - 22}" width="14" height="14" fill="{grey}"/>'
-               f'<text x="{left + 170}" y="{y - 10}" class="legend">'
-               'bare HTTP floor, same run</text>')
-    svg.append(f'<text x="{left}" y="{y + 12}" class="caption">{info["date"]} · nproc '
-               f'{info["nproc"]} · Chromium {info["chromium"]} headless · loopback · better of '
-               f'{info["runs"]} runs</text>')
+    svg.append(
+        f'<rect x="{left}" y="{y - 22}" width="14" height="14" fill="{blue}"/>'
+        f'<text x="{left + 20}" y="{y - 10}" class="legend">jchannel_http</text>'
+        f'<rect x="{left + 150}" y="{y - 22}" width="14" height="14" fill="{grey}"/>'
+        f'<text x="{left + 170}" y="{y - 10}" class="legend">'
+        'bare HTTP floor, same run</text>'
+    )
+    svg.append(
+        f'<text x="{left}" y="{y + 12}" class="caption">{info["date"]} · nproc '
+        f'{info["nproc"]} · Chromium {info["chromium"]} headless · loopback · better of '
+        f'{info["runs"]} runs</text>'
+    )
     height = y + 24
     return f"""<!DOCTYPE html><html><head><meta charset="utf-8"><style>
 body {{ margin: 0; background: #fff; font-family: "DejaVu Sans", sans-serif; }}
@@ -769,8 +861,7 @@ async def main(args: argparse.Namespace) -> int:
                 server = await stack.enter_async_context(jchannel_http.Server(**options))
                 lanes.append(Lane(t, server))
             playwright = await stack.enter_async_context(async_playwright())
-            browser = await playwright.chromium.launch(executable_path=CHROMIUM,
-                                                       args=CHROMIUM_ARGS)
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             stack.push_async_callback(browser.close)
             bench = Bench(browser, lanes, floor, args)
             await bench.open_pages()
@@ -786,8 +877,9 @@ async def main(args: argparse.Namespace) -> int:
             print(table(transport_rows, TRANSPORTS[0]))
             if not args.no_write:
                 (HERE / 'results.md').write_text(markdown(rows, transport_rows, info, args))
-                await render_chart(browser, chart_html(rows, transport_rows, info),
-                                   HERE / 'results.png')
+                await render_chart(
+                    browser, chart_html(rows, transport_rows, info), HERE / 'results.png'
+                )
                 print(f'\nwrote {HERE / "results.md"} and {HERE / "results.png"}')
             for lane in lanes:
                 if lane.page is not None:
@@ -799,15 +891,30 @@ async def main(args: argparse.Namespace) -> int:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--sequential', type=int, default=2000,
-                        help='timed sequential calls per latency figure and run (default 2000)')
-    parser.add_argument('--warmup', type=int, default=200,
-                        help='untimed calls before each latency figure (default 200)')
-    parser.add_argument('--concurrent', type=int, default=10_000,
-                        help='calls in flight at once per throughput figure (default 10000)')
+    parser.add_argument(
+        '--sequential',
+        type=int,
+        default=2000,
+        help='timed sequential calls per latency figure and run (default 2000)',
+    )
+    parser.add_argument(
+        '--warmup',
+        type=int,
+        default=200,
+        help='untimed calls before each latency figure (default 200)',
+    )
+    parser.add_argument(
+        '--concurrent',
+        type=int,
+        default=10_000,
+        help='calls in flight at once per throughput figure (default 10000)',
+    )
     parser.add_argument('--runs', type=int, default=3, help='runs of every figure (default 3)')
-    parser.add_argument('--no-write', action='store_true',
-                        help='print only; leave results.md and results.png as they are')
+    parser.add_argument(
+        '--no-write',
+        action='store_true',
+        help='print only; leave results.md and results.png as they are',
+    )
     args = parser.parse_args(argv)
     if args.runs < 1 or args.sequential < 1 or args.concurrent < 10:
         parser.error('--runs and --sequential must be positive, --concurrent at least 10')

@@ -30,8 +30,14 @@ import jchannel_http  # noqa: E402
 from support.colab_proxy import ColabProxy  # noqa: E402
 
 CHROMIUM = '/usr/bin/chromium'
-CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
-                 '--disable-component-update', '--disable-sync', '--no-first-run']
+CHROMIUM_ARGS = [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--no-first-run',
+]
 P50_TARGET = 1.3
 RATE_TARGET = 3000
 PAGE_SIDE = '(channel) => { window.channel = channel; return "ready"; }'
@@ -52,7 +58,8 @@ async def open_lane(browser, server: jchannel_http.Server, url: str) -> Page:
 
 
 async def sequential(page: Page, count: int) -> list[float]:
-    return await page.evaluate('''async (count) => {
+    return await page.evaluate(
+        """async (count) => {
         const times = [];
         for (let i = 0; i < count; i++) {
             const started = performance.now();
@@ -60,15 +67,20 @@ async def sequential(page: Page, count: int) -> list[float]:
             times.push(performance.now() - started);
         }
         return times;
-    }''', count)
+    }""",
+        count,
+    )
 
 
 async def concurrent(page: Page, count: int) -> float:
-    seconds = await page.evaluate('''async (count) => {
+    seconds = await page.evaluate(
+        """async (count) => {
         const started = performance.now();
         await Promise.all(Array.from({length: count}, (_, i) => channel.call('echo', i)));
         return (performance.now() - started) / 1000;
-    }''', count)
+    }""",
+        count,
+    )
     return count / seconds
 
 
@@ -85,16 +97,21 @@ async def main(runs: int, count: int, many: int) -> str:
     load_before = os.getloadavg()[0]
     proxy = await ColabProxy('streaming').start()
     figures: dict[str, dict[str, list[float]]] = {
-        name: {'p50': [], 'p99': [], 'rate': []} for name in ('post', 'get-plain', 'get')}
-    async with jchannel_http.Server() as plain, jchannel_http.Server() as behind, \
-            jchannel_http.Server(send_method='get') as forced:
+        name: {'p50': [], 'p99': [], 'rate': []} for name in ('post', 'get-plain', 'get')
+    }
+    async with (
+        jchannel_http.Server() as plain,
+        jchannel_http.Server() as behind,
+        jchannel_http.Server(send_method='get') as forced,
+    ):
         proxy.proxy_port(behind.port)
         async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(executable_path=CHROMIUM,
-                                                       args=CHROMIUM_ARGS)
-            lanes = {'post': await open_lane(browser, plain, plain.url),
-                     'get-plain': await open_lane(browser, forced, forced.url),
-                     'get': await open_lane(browser, behind, proxy.url)}
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            lanes = {
+                'post': await open_lane(browser, plain, plain.url),
+                'get-plain': await open_lane(browser, forced, forced.url),
+                'get': await open_lane(browser, behind, proxy.url),
+            }
             assert await lanes['get-plain'].evaluate('window.jchannelClient.sendMethod') == 'get'
             assert await lanes['get'].evaluate('window.jchannelClient.sendMethod') == 'get'
             assert await lanes['post'].evaluate('window.jchannelClient.sendMethod') == 'post'
@@ -107,14 +124,18 @@ async def main(runs: int, count: int, many: int) -> str:
                     figures[name]['rate'].append(await concurrent(page, many))
             await browser.close()
     await proxy.stop()
-    best = {name: {'p50': min(f['p50']), 'p99': min(f['p99']), 'rate': max(f['rate'])}
-            for name, f in figures.items()}
+    best = {
+        name: {'p50': min(f['p50']), 'p99': min(f['p99']), 'rate': max(f['rate'])}
+        for name, f in figures.items()
+    }
     ratio = best['get']['p50'] / best['post']['p50']
     plain_ratio = best['get-plain']['p50'] / best['post']['p50']
 
     def runs_text(name: str, what: str, unit: str) -> str:
-        return '; '.join(f'{value:,.2f} {unit}' if unit == 'ms' else f'{value:,.0f} {unit}'
-                         for value in figures[name][what])
+        return '; '.join(
+            f'{value:,.2f} {unit}' if unit == 'ms' else f'{value:,.0f} {unit}'
+            for value in figures[name][what]
+        )
 
     lines = [
         '# Page -> kernel over GET (through the Colab proxy stand-in) next to POST',
@@ -126,7 +147,7 @@ async def main(runs: int, count: int, many: int) -> str:
         f'before, {os.getloadavg()[0]:.1f} after (other work shares this machine)',
         f'- {runs} runs of {count} sequential calls (after {count // 10} untimed) and '
         f'{many:,} calls in flight at once, per path, interleaved',
-        '- POST: a server reached directly; GET, plain path: a server with send_method=\'get\' '
+        "- POST: a server reached directly; GET, plain path: a server with send_method='get' "
         'reached directly; GET, through the stand-in: a server behind tests/support/colab_proxy.py '
         '(streaming variant, one more hop), where POST is refused and the page moves to GET',
         '',
@@ -157,7 +178,7 @@ async def main(runs: int, count: int, many: int) -> str:
         '',
         'The GET form itself is the plain-path GET column. The stand-in column adds a hop (an '
         'aiohttp forwarder in Python, which costs more than the GET form), as Colab adds its own '
-        'proxy; what Colab\'s hop costs is not known without an account.',
+        "proxy; what Colab's hop costs is not known without an account.",
         '',
     ]
     return '\n'.join(lines)

@@ -36,13 +36,21 @@ from jchannel_http.types import CallResult
 
 HERE = Path(__file__).resolve().parent
 MiB = 1 << 20
-CHROMIUM = ['/usr/bin/chromium', '--headless=new', '--no-sandbox', '--disable-gpu',
-            '--disable-background-networking', '--disable-component-update', '--disable-sync',
-            '--no-first-run', '--disable-extensions']
+CHROMIUM = [
+    '/usr/bin/chromium',
+    '--headless=new',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--no-first-run',
+    '--disable-extensions',
+]
 TARGETS = {'kernel -> page': 150.0, 'page -> kernel': 100.0}
 SHARE_OF_BARE = 0.6
 
-PAGE_SIDE = r'''(channel) => {
+PAGE_SIDE = r"""(channel) => {
   const makeBytes = (size, seed) => {
     const words = new Uint32Array(Math.ceil(size / 4));
     let x = (seed >>> 0) || 1;
@@ -93,7 +101,7 @@ PAGE_SIDE = r'''(channel) => {
     },
   };
   return 'ready';
-}'''
+}"""
 
 
 class KernelSide:
@@ -113,7 +121,7 @@ def bare_app(data: bytes) -> web.Application:
         await response.prepare(request)
         view = memoryview(data)
         for start in range(0, len(data), MiB):
-            await response.write(view[start:start + MiB])
+            await response.write(view[start : start + MiB])
         await response.write_eof()
         return response
 
@@ -144,7 +152,7 @@ def mb_per_s(size: int, milliseconds: float) -> float:
 async def measure(args: argparse.Namespace) -> dict[str, dict[str, list[float]]]:
     size = args.size * MiB
     data = random.Random(7).randbytes(size)
-    slices = [data[start:start + MiB] for start in range(0, size, MiB)]
+    slices = [data[start : start + MiB] for start in range(0, size, MiB)]
     runner = web.AppRunner(bare_app(data), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, '127.0.0.1', 0)
@@ -163,9 +171,12 @@ async def measure(args: argparse.Namespace) -> dict[str, dict[str, list[float]]]
 
     try:
         async with jchannel_http.Server() as server:
-            browser = subprocess.Popen([*CHROMIUM, f'--user-data-dir={profile.name}',
-                                        server.page_url], stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.DEVNULL, start_new_session=True)
+            browser = subprocess.Popen(
+                [*CHROMIUM, f'--user-data-dir={profile.name}', server.page_url],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
             channel = await server.open(PAGE_SIDE, timeout=60)
             channel.handler = KernelSide()
             warm = slices[:8]
@@ -174,13 +185,19 @@ async def measure(args: argparse.Namespace) -> dict[str, dict[str, list[float]]]
             await channel.call('sendStream', 8 * MiB, deadline=60)
             await channel.call('bareUpload', f'{bare}/upload', 8 * MiB, deadline=60)
             for _ in range(args.runs):
-                got, ms = measured(await channel.call_with_stream('readStream', chunks(slices), deadline=60))
+                got, ms = measured(
+                    await channel.call_with_stream('readStream', chunks(slices), deadline=60)
+                )
                 figures['kernel -> page']['library'].append(mb_per_s(got, ms))
-                got, ms = measured(await channel.call('bareDownload', f'{bare}/download', deadline=60))
+                got, ms = measured(
+                    await channel.call('bareDownload', f'{bare}/download', deadline=60)
+                )
                 figures['kernel -> page']['bare'].append(mb_per_s(got, ms))
                 got, ms = measured(await channel.call('sendStream', size, deadline=120))
                 figures['page -> kernel']['library'].append(mb_per_s(got, ms))
-                got, ms = measured(await channel.call('bareUpload', f'{bare}/upload', size, deadline=120))
+                got, ms = measured(
+                    await channel.call('bareUpload', f'{bare}/upload', size, deadline=120)
+                )
                 figures['page -> kernel']['bare'].append(mb_per_s(got, ms))
     finally:
         if browser is not None:
@@ -207,9 +224,11 @@ def report(figures: dict[str, dict[str, list[float]]], args: argparse.Namespace)
         bare_runs = ', '.join(f'{value:.0f}' for value in pair['bare'])
         share = library / bare
         met = library >= TARGETS[direction] and share >= SHARE_OF_BARE
-        lines.append(f'| {direction} | {library:.0f} ({runs}) | {bare:.0f} ({bare_runs}) | '
-                     f'{share:.0%} | >= {TARGETS[direction]:.0f} MB/s and >= '
-                     f'{SHARE_OF_BARE:.0%}: {"met" if met else "NOT met"} |')
+        lines.append(
+            f'| {direction} | {library:.0f} ({runs}) | {bare:.0f} ({bare_runs}) | '
+            f'{share:.0%} | >= {TARGETS[direction]:.0f} MB/s and >= '
+            f'{SHARE_OF_BARE:.0%}: {"met" if met else "NOT met"} |'
+        )
     return '\n'.join(lines) + '\n'
 
 

@@ -51,10 +51,15 @@ __all__ = [
 ]
 
 
-async def start(host: str = '127.0.0.1', port: int = 0, url: str | None = None,
-                heartbeat: float = 15, tunnel: str | Launcher | None = None,
-                token: str | None = None,
-                **options: Any) -> Server:
+async def start(
+    host: str = '127.0.0.1',
+    port: int = 0,
+    url: str | None = None,
+    heartbeat: float = 15,
+    tunnel: str | Launcher | None = None,
+    token: str | None = None,
+    **options: Any,
+) -> Server:
     """Start a kernel server and return it once it listens.
 
     In a notebook, the tab running the cell loads the client and connects; elsewhere one log

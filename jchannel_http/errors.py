@@ -52,22 +52,31 @@ class ListenError(StateError, OSError):
     def __init__(self, host: str, port: int, cause: OSError) -> None:
         address = f'[{host}]:{port}' if ':' in host else f'{host}:{port}'
         if cause.errno == errno.EADDRINUSE:
-            advice = (f'port {port} is in use (by another program, or the server of another '
-                      'kernel): stop that one, or start with another port= (port=0 picks a '
-                      'free one)')
+            advice = (
+                f'port {port} is in use (by another program, or the server of another '
+                'kernel): stop that one, or start with another port= (port=0 picks a '
+                'free one)'
+            )
         elif cause.errno == errno.EADDRNOTAVAIL or (cause.errno or 0) < 0:
             # not an address here, or (a negative errno: socket.gaierror) a name not resolved
-            advice = (f'{host} is not an address of this machine: give host= one of its '
-                      "addresses ('127.0.0.1', or '0.0.0.0' for all)")
+            advice = (
+                f'{host} is not an address of this machine: give host= one of its '
+                "addresses ('127.0.0.1', or '0.0.0.0' for all)"
+            )
         elif cause.errno == errno.EACCES:
-            advice = (f'port {port} needs privileges: start with a port above 1023 (port=0 '
-                      'picks a free one)')
+            advice = (
+                f'port {port} needs privileges: start with a port above 1023 (port=0 '
+                'picks a free one)'
+            )
         else:
             advice = 'check host= and port='
         # asyncio's strerror repeats the address: the system's words for errno say it shorter
         code = cause.errno
-        reason = os.strerror(code) if code is not None and code in errno.errorcode \
+        reason = (
+            os.strerror(code)
+            if code is not None and code in errno.errorcode
             else (cause.strerror or str(cause))
+        )
         StateError.__init__(self, f'cannot listen on {address}: {reason}; {advice}')
         self.errno = cause.errno
         self.strerror = reason

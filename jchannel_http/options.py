@@ -175,12 +175,23 @@ class Options:
     def __post_init__(self) -> None:
         if self.heartbeat <= 0:
             raise ValueError('heartbeat must be a positive number of seconds')
-        for name in ('outbox_messages', 'outbox_bytes', 'max_ahead', 'max_body', 'poll_bytes',
-                     'max_requests'):
+        for name in (
+            'outbox_messages',
+            'outbox_bytes',
+            'max_ahead',
+            'max_body',
+            'poll_bytes',
+            'max_requests',
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f'{name} must be a positive integer')
-        for name in ('chunk_size', 'chunks_in_flight', 'stream_buffer', 'streams_buffer',
-                     'max_unauthenticated'):
+        for name in (
+            'chunk_size',
+            'chunks_in_flight',
+            'stream_buffer',
+            'streams_buffer',
+            'max_unauthenticated',
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f'{name} must be a positive integer')
         if self.stream_response_bytes is not None and self.stream_response_bytes < 1:
@@ -193,16 +204,27 @@ class Options:
             raise ValueError('fd_headroom cannot be negative')
         if not self.shutdown_timeout >= 0:
             raise ValueError('shutdown_timeout must be a non-negative number of seconds')
-        for name in ('poll_hold', 'stream_max_age', 'first_event_deadline', 'upgrade_interval',
-                     'client_load_timeout',
-                     'head_timeout', 'keepalive_timeout', 'body_timeout'):
+        for name in (
+            'poll_hold',
+            'stream_max_age',
+            'first_event_deadline',
+            'upgrade_interval',
+            'client_load_timeout',
+            'head_timeout',
+            'keepalive_timeout',
+            'body_timeout',
+        ):
             if not getattr(self, name) > 0:
                 raise ValueError(f'{name} must be a positive number of seconds')
-        if not (isinstance(self.remember_transport, (int, float))
-                and not isinstance(self.remember_transport, bool)
-                and 0 <= self.remember_transport < float('inf')):
-            raise ValueError('remember_transport must be a number of seconds >= 0 (0 turns the '
-                             f'memory off), not {self.remember_transport!r}')
+        if not (
+            isinstance(self.remember_transport, (int, float))
+            and not isinstance(self.remember_transport, bool)
+            and 0 <= self.remember_transport < float('inf')
+        ):
+            raise ValueError(
+                'remember_transport must be a number of seconds >= 0 (0 turns the '
+                f'memory off), not {self.remember_transport!r}'
+            )
         if self.send_method not in SEND_METHODS:
             raise ValueError(f'send_method must be one of {SEND_METHODS}, not {self.send_method!r}')
         if not 1024 <= self.max_url <= 65536:
@@ -229,30 +251,36 @@ class Options:
                 raise ValueError('max_msg_size is another name of max_body: give one of them')
         unknown = sorted(set(kwargs) - known)
         if unknown:
-            raise TypeError(f'unknown option(s) {unknown}; known options are '
-                            f'{sorted(known | {"max_msg_size"})}')
+            raise TypeError(
+                f'unknown option(s) {unknown}; known options are {sorted(known | {"max_msg_size"})}'
+            )
         return cls(**kwargs)
 
 
 def _origins(value: Any) -> tuple[str, ...]:
     """``allow_origins`` as a tuple, refusing what could never match a browser's Origin."""
     if isinstance(value, str):
-        raise TypeError(f'allow_origins must be a list of origins such as [{value!r}], '
-                        'not a string')
+        raise TypeError(
+            f'allow_origins must be a list of origins such as [{value!r}], not a string'
+        )
     origins = list(value)
     for origin in origins:
         if not isinstance(origin, str) or not ORIGIN.fullmatch(origin.lower()):
-            raise ValueError(f'allow_origins: {origin!r} is not an origin; write scheme://host'
-                             "[:port] with no path or trailing slash, e.g. 'http://localhost:8888'")
+            raise ValueError(
+                f'allow_origins: {origin!r} is not an origin; write scheme://host'
+                "[:port] with no path or trailing slash, e.g. 'http://localhost:8888'"
+            )
     return tuple(origin.lower() for origin in origins)  # browsers send origins in lower case
 
 
 def client_options(options: Options) -> dict[str, Any]:
     """The page client's options that follow the server's ``options`` (``token`` aside)."""
-    page: dict[str, Any] = {'firstEventDeadline': options.first_event_deadline,
-                            'upgradeInterval': options.upgrade_interval,
-                            'rememberTransport': options.remember_transport,
-                            'maxUrl': options.max_url}
+    page: dict[str, Any] = {
+        'firstEventDeadline': options.first_event_deadline,
+        'upgradeInterval': options.upgrade_interval,
+        'rememberTransport': options.remember_transport,
+        'maxUrl': options.max_url,
+    }
     if options.send_method is not None:
         page['sendMethod'] = options.send_method
     if options.transport is not None:

@@ -57,20 +57,28 @@ class Server:
     new free port) and opens its tunnel again.
     """
 
-    def __init__(self, host: str = '127.0.0.1', port: int = 0, url: str | None = None,
-                 heartbeat: float = 15, tunnel: str | Launcher | None = None,
-                 token: str | None = None,
-                 **options: Any) -> None:
+    def __init__(
+        self,
+        host: str = '127.0.0.1',
+        port: int = 0,
+        url: str | None = None,
+        heartbeat: float = 15,
+        tunnel: str | Launcher | None = None,
+        token: str | None = None,
+        **options: Any,
+    ) -> None:
         if tunnel is not None and url is not None:
-            raise ValueError('give url= or tunnel=, not both: a tunnel decides the address the '
-                             'browser uses')
+            raise ValueError(
+                'give url= or tunnel=, not both: a tunnel decides the address the browser uses'
+            )
         if token is not None and (not isinstance(token, str) or not token):
             raise ValueError('token must be a non-empty string')
         if not isinstance(port, int) or not 0 <= port <= 65535:
             raise ValueError('port must be an integer from 0 (any free port) to 65535')
         self.options = Options.from_kwargs(heartbeat=heartbeat, **options)
-        self.tunnel: Launcher | None = resolve_tunnel(tunnel, self.options.tunnel_timeout,
-                                                      self.options.cloudflared_path)
+        self.tunnel: Launcher | None = resolve_tunnel(
+            tunnel, self.options.tunnel_timeout, self.options.cloudflared_path
+        )
         """The tunnel launcher in use (``tunnel=``), or None."""
         self._tunnel_open = False
         self.host = host
@@ -116,10 +124,15 @@ class Server:
             self.connections = ConnectionGuard(self.options)
             self._notebook = None
         self.endpoint.begin(self.options)
-        runner = GuardedRunner(make_app(self.endpoint, self.token, self.connections),
-                               self.connections, access_log=None, handler_cancellation=True,
-                               shutdown_timeout=self.options.shutdown_timeout,
-                               logger=PROTOCOL_LOG, **runner_options(self.options))
+        runner = GuardedRunner(
+            make_app(self.endpoint, self.token, self.connections),
+            self.connections,
+            access_log=None,
+            handler_cancellation=True,
+            shutdown_timeout=self.options.shutdown_timeout,
+            logger=PROTOCOL_LOG,
+            **runner_options(self.options),
+        )
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)
         try:
@@ -268,8 +281,13 @@ class Server:
 
     # -- channels ----------------------------------------------------------------------------
 
-    async def open(self, code: str, timeout: float | None = 3, name: str | None = None,
-                   deadline: float | None = None) -> Channel:
+    async def open(
+        self,
+        code: str,
+        timeout: float | None = 3,
+        name: str | None = None,
+        deadline: float | None = None,
+    ) -> Channel:
         """Create a channel whose page side ``code`` sets up, open it and return it.
 
         ``timeout`` bounds the wait for a connected page; ``deadline``, if given, the whole

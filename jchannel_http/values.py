@@ -30,9 +30,7 @@ from typing import Any, TypeAlias
 
 import orjson
 
-JsonValue: TypeAlias = (
-    bool | int | float | str | list['JsonValue'] | dict[str, 'JsonValue'] | None
-)
+JsonValue: TypeAlias = bool | int | float | str | list['JsonValue'] | dict[str, 'JsonValue'] | None
 """A value as it arrives from the page (``JSON.parse``'s result, read by orjson): what a call
 gives back when the page method returned no stream."""
 
@@ -84,11 +82,13 @@ def dumps(value: Any) -> bytes:
 def _dumps_with_surrogates(value: Any) -> bytes:
     """The slow way, for strings holding lone surrogates: the standard library writes them as
     ``\\udXXX`` escapes (orjson refuses them); other types are converted as orjson does."""
+
     def default(item: Any) -> Any:
         return orjson.loads(dumps(item))
 
-    return json.dumps(value, ensure_ascii=True, allow_nan=False, separators=(',', ':'),
-                      default=default).encode('ascii')
+    return json.dumps(
+        value, ensure_ascii=True, allow_nan=False, separators=(',', ':'), default=default
+    ).encode('ascii')
 
 
 def loads(data: bytes | str) -> Any:
@@ -108,8 +108,11 @@ def loads(data: bytes | str) -> Any:
             value = json.loads(data, parse_constant=_refuse_constant)
         except (ValueError, RecursionError):
             raise exc from None
-    if (_LONG_DIGITS.search(data) if isinstance(data, (bytes, bytearray, memoryview))
-            else _LONG_DIGITS_TEXT.search(data)):
+    if (
+        _LONG_DIGITS.search(data)
+        if isinstance(data, (bytes, bytearray, memoryview))
+        else _LONG_DIGITS_TEXT.search(data)
+    ):
         value = _as_doubles(value)
     return value
 
@@ -180,7 +183,7 @@ def _raise_problem(root: str, value: Any, floats_only: bool = False) -> None:
     for path, problem in _problems(root, value, floats_only):
         if len(path) > 120:  # deep nesting: its start and its end say enough
             head, tail = path[:60], path[-50:]
-            path = f"{head[:head.rfind('[')]}...{tail[tail.find('['):]}"
+            path = f'{head[: head.rfind("[")]}...{tail[tail.find("[") :]}'
         raise TypeError(f'cannot send {path}: {problem}')
 
 
@@ -198,8 +201,13 @@ def _problems(root: str, value: Any, floats_only: bool) -> Iterator[tuple[str, s
             continue
         if isinstance(item, int):
             if not floats_only and abs(item) > MAX_SAFE_INTEGER:
-                yield path, (f'the integer {item} is beyond +/-(2**53 - 1), so JavaScript '
-                             'would round it (send it as a string)')
+                yield (
+                    path,
+                    (
+                        f'the integer {item} is beyond +/-(2**53 - 1), so JavaScript '
+                        'would round it (send it as a string)'
+                    ),
+                )
             continue
         if numpy is not None and isinstance(item, numpy.generic):
             stack.append((path, item.item(), depth))
@@ -216,8 +224,13 @@ def _problems(root: str, value: Any, floats_only: bool) -> Iterator[tuple[str, s
             stack.append((path, item.value, depth))
             continue
         if depth >= MAX_DEPTH and isinstance(item, (dict, list, tuple)):
-            yield path, (f'nesting deeper than {MAX_DEPTH} levels of arrays and objects '
-                         '(or a value that contains itself)')
+            yield (
+                path,
+                (
+                    f'nesting deeper than {MAX_DEPTH} levels of arrays and objects '
+                    '(or a value that contains itself)'
+                ),
+            )
             continue
         if isinstance(item, dict):
             children = []
@@ -229,11 +242,15 @@ def _problems(root: str, value: Any, floats_only: bool) -> Iterator[tuple[str, s
                 children.append((f'{path}[{key!r}]', child, depth + 1))
             stack.extend(reversed(children))
         elif isinstance(item, (list, tuple)):
-            stack.extend((f'{path}[{index}]', child, depth + 1)
-                         for index, child in reversed(list(enumerate(item))))
+            stack.extend(
+                (f'{path}[{index}]', child, depth + 1)
+                for index, child in reversed(list(enumerate(item)))
+            )
         elif dataclasses.is_dataclass(item) and not isinstance(item, type):
-            stack.extend((f'{path}.{field.name}', getattr(item, field.name), depth + 1)
-                         for field in reversed(dataclasses.fields(item)))
+            stack.extend(
+                (f'{path}.{field.name}', getattr(item, field.name), depth + 1)
+                for field in reversed(dataclasses.fields(item))
+            )
         elif not floats_only and not _orjson_takes(item):
             yield path, f'a value of type {type(item).__qualname__!r}, which JSON cannot carry'
 

@@ -38,6 +38,7 @@ fi
 
 # Lint and types first (settings in pyproject.toml): a finding stops the run before the suites.
 python3 -m ruff check --quiet jchannel_http tests benchmarks
+python3 -m ruff format --check --quiet jchannel_http tests benchmarks
 python3 -m mypy --no-error-summary
 
 node --test tests/js/

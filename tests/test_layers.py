@@ -30,8 +30,19 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 ]
 """Each group of modules, with the first part of their name below the package."""
 
-RANK = {'bottom': 0, 'protocol': 1, 'options': 2, 'kernel': 3, 'http': 4, 'notebook': 4,
-        'tunnels': 4, 'server': 5, 'compat': 6, 'tools': 6, 'public': 7}
+RANK = {
+    'bottom': 0,
+    'protocol': 1,
+    'options': 2,
+    'kernel': 3,
+    'http': 4,
+    'notebook': 4,
+    'tunnels': 4,
+    'server': 5,
+    'compat': 6,
+    'tools': 6,
+    'public': 7,
+}
 """A module imports only from lower ranks, or from its own group. http, notebook and tunnels
 share a rank and do not import one another: only the server knows them all."""
 
@@ -66,7 +77,7 @@ def imports_of(name: str, path: Path, known: set[str]) -> list[tuple[str, int]]:
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split('.')
-                base = base[:len(base) - (node.level - 1)]
+                base = base[: len(base) - (node.level - 1)]
                 target = '.'.join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ''
@@ -80,7 +91,7 @@ def imports_of(name: str, path: Path, known: set[str]) -> list[tuple[str, int]]:
 
 def group_of(name: str) -> str:
     """The layer group of module ``name`` (a failure for a module no group claims)."""
-    below = name[len(PACKAGE) + 1:] if name != PACKAGE else ''
+    below = name[len(PACKAGE) + 1 :] if name != PACKAGE else ''
     head = below.split('.')[0]
     for group, heads in LAYERS:
         if head in heads:
@@ -116,23 +127,28 @@ def test_every_import_points_down() -> None:
 
 
 def test_the_protocol_core_does_no_io() -> None:
-    wrong = [f'{name}:{line} imports {target}'
-             for name, targets in graph().items() if group_of(name) == 'protocol'
-             for target, line in targets
-             if target.split('.')[0] in NO_IO_IN_PROTOCOL]
+    wrong = [
+        f'{name}:{line} imports {target}'
+        for name, targets in graph().items()
+        if group_of(name) == 'protocol'
+        for target, line in targets
+        if target.split('.')[0] in NO_IO_IN_PROTOCOL
+    ]
     assert wrong == []
 
 
 def test_no_import_cycle() -> None:
-    edges = {name: sorted({target for target, _ in targets if inside(target) and target != name})
-             for name, targets in graph().items()}
+    edges = {
+        name: sorted({target for target, _ in targets if inside(target) and target != name})
+        for name, targets in graph().items()
+    }
     done: set[str] = set()
     path: list[str] = []
     cycles: list[str] = []
 
     def visit(name: str) -> None:
         if name in path:
-            cycles.append(' -> '.join([*path[path.index(name):], name]))
+            cycles.append(' -> '.join([*path[path.index(name) :], name]))
             return
         if name in done:
             return
@@ -150,7 +166,8 @@ def test_no_import_cycle() -> None:
 def test_the_reader_sees_imports_inside_functions_and_blocks(tmp_path: Path) -> None:
     """The rules would miss what they cannot see: a lazy import counts like any other."""
     source = tmp_path / 'lazy.py'
-    source.write_text('def later():\n    from ..server import Server\n'
-                      'if False:\n    import asyncio\n')
+    source.write_text(
+        'def later():\n    from ..server import Server\nif False:\n    import asyncio\n'
+    )
     found = imports_of(f'{PACKAGE}.protocol.lazy', source, {f'{PACKAGE}.server'})
     assert sorted(found) == [('asyncio', 4), (f'{PACKAGE}.server', 2)]

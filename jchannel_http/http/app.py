@@ -98,7 +98,8 @@ def _authorized(request: web.Request) -> bool:
     given = _token_of(request)
     expected = request.app[ACCESS].token
     return given is not None and secrets.compare_digest(
-        given.encode('utf-8', 'surrogateescape'), expected.encode())
+        given.encode('utf-8', 'surrogateescape'), expected.encode()
+    )
 
 
 async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -108,12 +109,14 @@ async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse
         return await handler(request)
     check_origin(request)
     if not _authorized(request):
-        raise HttpError(401, 'unauthorized',
-                        'a valid token is needed: Authorization: Bearer <token> or ?token=')
+        raise HttpError(
+            401, 'unauthorized', 'a valid token is needed: Authorization: Bearer <token> or ?token='
+        )
     request.app[ACCESS].connections.authenticate(request.protocol)
     with request.app[IN_FLIGHT].slot():
-        return await within_body_deadline(request, handler,
-                                          request.app[ENDPOINT].options.body_timeout)
+        return await within_body_deadline(
+            request, handler, request.app[ENDPOINT].options.body_timeout
+        )
 
 
 @web.middleware

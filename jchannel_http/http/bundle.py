@@ -53,7 +53,7 @@ def bundle(directory: Path) -> str:
     for name in _order(sources):
         body = EXPORT.sub('', IMPORT.sub('', sources[name]))
         parts.append(f'// ---- {name}\n{body.strip()}\n')
-    return '(function () {\n\'use strict\';\n' + '\n'.join(parts) + '})();\n'
+    return "(function () {\n'use strict';\n" + '\n'.join(parts) + '})();\n'
 
 
 @functools.lru_cache(maxsize=1)

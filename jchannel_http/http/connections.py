@@ -151,14 +151,22 @@ class ConnectionGuard:
 
     def close_late_heads(self, now: float) -> int:
         """Close the connections whose head is late; return how many."""
-        late = [handler for handler, state in self._connections.items()
-                if state.busy == 0 and state.head_since is not None
-                and now - state.head_since > self.head_timeout]
+        late = [
+            handler
+            for handler, state in self._connections.items()
+            if state.busy == 0
+            and state.head_since is not None
+            and now - state.head_since > self.head_timeout
+        ]
         for handler in late:
             self._close(handler)
         if late:
-            log.debug('closed %d connection(s) that sent no complete request head within '
-                      '%g s (head_timeout)', len(late), self.head_timeout)
+            log.debug(
+                'closed %d connection(s) that sent no complete request head within '
+                '%g s (head_timeout)',
+                len(late),
+                self.head_timeout,
+            )
         return len(late)
 
     def _close(self, handler: RequestHandler) -> None:
@@ -185,22 +193,29 @@ class ConnectionGuard:
     def _make_room(self, newcomer: RequestHandler) -> None:
         """Few descriptors are left: close idle connections (those without the token and the
         oldest first), or the newcomer when none is idle."""
-        idle = sorted((state.token, state.opened, id(handler), handler)
-                      for handler, state in self._connections.items()
-                      if handler is not newcomer and state.busy == 0)
-        victims = [item[-1] for item in idle[:max(1, self.fd_headroom // 4)]] or [newcomer]
+        idle = sorted(
+            (state.token, state.opened, id(handler), handler)
+            for handler, state in self._connections.items()
+            if handler is not newcomer and state.busy == 0
+        )
+        victims = [item[-1] for item in idle[: max(1, self.fd_headroom // 4)]] or [newcomer]
         for handler in victims:
             self._close(handler)
         now = time.monotonic()
         if now - self._warned_at >= 60:
             self._warned_at = now
-            log.warning('few file descriptors are left (fd_headroom=%d): closing idle '
-                        'connections', self.fd_headroom)
+            log.warning(
+                'few file descriptors are left (fd_headroom=%d): closing idle connections',
+                self.fd_headroom,
+            )
 
     def status(self) -> dict[str, int]:
         """Counts for ``GET /status``."""
-        return {'open': len(self._connections), 'unauthenticated': len(self._unauthenticated),
-                'closed_by_guard': self.closed_by_guard}
+        return {
+            'open': len(self._connections),
+            'unauthenticated': len(self._unauthenticated),
+            'closed_by_guard': self.closed_by_guard,
+        }
 
 
 class AcceptErrorFilter(logging.Filter):
@@ -257,8 +272,11 @@ class GuardedServer(web.Server):
 
     def __init__(self, guard: ConnectionGuard, handler: Any, **kwargs: Any) -> None:
         self.guard = guard
-        self._handler_args = {key: value for key, value in kwargs.items()
-                              if key not in ('request_factory', 'handler_cancellation', 'loop')}
+        self._handler_args = {
+            key: value
+            for key, value in kwargs.items()
+            if key not in ('request_factory', 'handler_cancellation', 'loop')
+        }
         super().__init__(handler, **kwargs)
 
     def __call__(self) -> RequestHandler:
@@ -271,32 +289,42 @@ class GuardedRunner(web.AppRunner):
     def __init__(self, app: web.Application, guard: ConnectionGuard, **kwargs: Any) -> None:
         super().__init__(app, **kwargs)
         self.guard = guard
-        self._server_args = {key: value for key, value in kwargs.items()
-                             if key not in ('handle_signals', 'shutdown_timeout')}
+        self._server_args = {
+            key: value
+            for key, value in kwargs.items()
+            if key not in ('handle_signals', 'shutdown_timeout')
+        }
 
     async def _make_server(self) -> web.Server:
         plain = await super()._make_server()  # runs the application's startup and freezes it
-        return GuardedServer(self.guard, plain.request_handler,
-                             request_factory=plain.request_factory, **self._server_args)
+        return GuardedServer(
+            self.guard,
+            plain.request_handler,
+            request_factory=plain.request_factory,
+            **self._server_args,
+        )
 
 
 def runner_options(options: Options) -> dict[str, Any]:
     """aiohttp's own connection settings that follow the options."""
     # a GET carrying frames has a request line of up to max_url characters plus what a proxy
     # adds to it (Colab's appends "&authuser=0"), the method and the protocol
-    return {'keepalive_timeout': options.keepalive_timeout,
-            'max_line_size': max(MAX_REQUEST_LINE, options.max_url + 256)}
+    return {
+        'keepalive_timeout': options.keepalive_timeout,
+        'max_line_size': max(MAX_REQUEST_LINE, options.max_url + 256),
+    }
 
 
 _T = TypeVar('_T')
+
 
 class BodyTimeout(Exception):
     """A request's body did not arrive within ``body_timeout`` seconds (answered 408)."""
 
 
-async def within_body_deadline(request: web.Request,
-                               handler: Callable[[web.Request], Awaitable[_T]],
-                               timeout: float) -> _T:
+async def within_body_deadline(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[_T]], timeout: float
+) -> _T:
     """``await handler(request)``, cancelled with BodyTimeout if the request's body is still
     incomplete ``timeout`` seconds from now. A body that already arrived costs no timer."""
     if request.content.is_eof():
@@ -318,7 +346,8 @@ async def within_body_deadline(request: web.Request,
         uncancel = getattr(task, 'uncancel', None)  # Python 3.11+
         if not expired or (uncancel is not None and uncancel() > 0):
             raise
-        raise BodyTimeout(f'the request body did not arrive within {timeout:g} s '
-                          '(body_timeout)') from None
+        raise BodyTimeout(
+            f'the request body did not arrive within {timeout:g} s (body_timeout)'
+        ) from None
     finally:
         timer.cancel()

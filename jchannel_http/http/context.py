@@ -25,9 +25,13 @@ class InFlight:
     def slot(self) -> Iterator[None]:
         """Hold one of the ``limit`` slots while the request is handled, or raise a 429."""
         if self.count >= self.limit:
-            raise HttpError(429, 'too_many_requests',
-                            f'{self.limit} requests are in flight already (the max_requests '
-                            'option); retry later', headers={'Retry-After': '1'})
+            raise HttpError(
+                429,
+                'too_many_requests',
+                f'{self.limit} requests are in flight already (the max_requests '
+                'option); retry later',
+                headers={'Retry-After': '1'},
+            )
         self.count += 1
         try:
             yield

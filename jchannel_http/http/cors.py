@@ -26,13 +26,17 @@ def check_origin(request: web.Request) -> None:
     endpoint = request.app[ENDPOINT]
     if origin and not origin_allowed(endpoint, origin):
         listed = [*(endpoint.options.allow_origins or ()), origin]
-        raise HttpError(403, 'forbidden_origin',
-                        f'origin {origin} is not in allow_origins; to let its pages call this '
-                        f'server, start it with allow_origins={listed!r}')
+        raise HttpError(
+            403,
+            'forbidden_origin',
+            f'origin {origin} is not in allow_origins; to let its pages call this '
+            f'server, start it with allow_origins={listed!r}',
+        )
 
 
-def add_cors(request: web.Request, response: web.StreamResponse,
-             origin_refused: bool = False) -> None:
+def add_cors(
+    request: web.Request, response: web.StreamResponse, origin_refused: bool = False
+) -> None:
     """Let the request's origin read ``response`` (call it before the response starts): an
     allowed origin any answer; a refused one only its refusal (``origin_refused``: the 403
     forbidden_origin, which holds no data), so that its page can say which origin to allow."""
@@ -51,11 +55,13 @@ def preflight(request: web.Request) -> web.Response:
     the 403 forbidden_origin (before the token is looked at, before any handler runs), which its
     page can read, rather than a network error it cannot tell from a server that is gone."""
     response = web.Response(status=204)
-    response.headers.update({
-        'Access-Control-Allow-Methods': 'GET, POST, OPTIONS',
-        'Access-Control-Allow-Headers': ALLOWED_HEADERS,
-        'Access-Control-Max-Age': '7200',
-    })
+    response.headers.update(
+        {
+            'Access-Control-Allow-Methods': 'GET, POST, OPTIONS',
+            'Access-Control-Allow-Headers': ALLOWED_HEADERS,
+            'Access-Control-Max-Age': '7200',
+        }
+    )
     if request.headers.get('Access-Control-Request-Private-Network') == 'true':
         response.headers['Access-Control-Allow-Private-Network'] = 'true'
     origin = request.headers.get('Origin')

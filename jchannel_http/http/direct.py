@@ -20,23 +20,30 @@ async def direct_call(request: web.Request) -> web.Response:
     endpoint = request.app[ENDPOINT]
     channel = endpoint.channel(request.match_info['channel'])
     if channel is None:
-        raise HttpError(404, 'not_found', f"no channel {request.match_info['channel']!r}")
+        raise HttpError(404, 'not_found', f'no channel {request.match_info["channel"]!r}')
     args = await read_json(request, empty=[])
     if not isinstance(args, list):
         raise HttpError(400, 'bad_request', 'the body must be a JSON array of arguments')
     method = request.match_info['method']
     try:
         result = await invoke(channel.handler, method, args)
-        return web.Response(body=encode_checked({'result': result}, {'result': result}),
-                            content_type='application/json')
+        return web.Response(
+            body=encode_checked({'result': result}, {'result': result}),
+            content_type='application/json',
+        )
     except MissingMethod as exc:
         raise HttpError(404, 'not_found', str(exc)) from exc
     except asyncio.CancelledError:
         raise
     except BaseException as exc:  # KeyboardInterrupt and SystemExit end only this call
         if not isinstance(exc, TypeError):
-            log.warning('handler method %r of channel %s raised %s (called over HTTP)', method,
-                        channel.name or channel.key, type(exc).__name__, exc_info=exc)
+            log.warning(
+                'handler method %r of channel %s raised %s (called over HTTP)',
+                method,
+                channel.name or channel.key,
+                type(exc).__name__,
+                exc_info=exc,
+            )
         error = endpoint.rpc.error_frame(0, exc)
         raise HttpError(422, 'handler_error', error.message, name=error.name) from exc
 

@@ -70,8 +70,12 @@ async def events(request: web.Request) -> web.StreamResponse:
     client = wire.check_client_id(request.query.get('client'))
     feed = endpoint.feed(client, request.query.get('session'), cursor)
     options = endpoint.options
-    response = EventSourceResponse(sep='\n', ping_interval=options.heartbeat,
-                                   send_timeout=4 * options.liveness, allow_all_methods=True)
+    response = EventSourceResponse(
+        sep='\n',
+        ping_interval=options.heartbeat,
+        send_timeout=4 * options.liveness,
+        allow_all_methods=True,
+    )
     response.headers['Cache-Control'] = 'no-cache, no-transform'
     add_cors(request, response)
     await response.prepare(request)
@@ -80,8 +84,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     ends_at = loop.time() + options.stream_max_age
     try:
         first = wire.sse_hello(cursor, dumps(feed.hello()), options.stream_padding)
-        await response.write(first + b''.join(wire.sse_event(e.seq, e.data)
-                                              for e in feed.first()))
+        await response.write(first + b''.join(wire.sse_event(e.seq, e.data) for e in feed.first()))
         while True:
             remaining = ends_at - loop.time()
             if remaining <= 0:
@@ -117,8 +120,9 @@ async def poll(request: web.Request) -> web.Response:
     feed = endpoint.feed(client, request.query.get('session'), cursor)
     feed.open(wire.POLL)
     try:
-        entries = await feed.poll(hold, answer_bytes(options, request.query.get('bytes')),
-                                  wait='session' in request.query)
+        entries = await feed.poll(
+            hold, answer_bytes(options, request.query.get('bytes')), wait='session' in request.query
+        )
     finally:
         feed.close()
     return frames_response({**feed.hello(), 'hold': options.poll_hold}, entries)

@@ -79,8 +79,15 @@ async def messages_by_get(request: web.Request) -> web.Response:
     return await _take_batch(request, client, session, ack, raw, True, wire.SEND_GET)
 
 
-async def _take_batch(request: web.Request, client: str, session: str, ack: int, raw: list[Any],
-                      carry: bool, method: str) -> web.Response:
+async def _take_batch(
+    request: web.Request,
+    client: str,
+    session: str,
+    ack: int,
+    raw: list[Any],
+    carry: bool,
+    method: str,
+) -> web.Response:
     endpoint = request.app[ENDPOINT]
     limit = answer_bytes(endpoint.options, request.query.get('bytes'))
     # An item that is not a valid frame keeps its place in the sequence and fails only its own

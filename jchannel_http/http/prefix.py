@@ -27,7 +27,7 @@ def path_of(url: str) -> str:
 def strip_prefix(path: str, prefix: str) -> str:
     """``path`` without ``prefix`` when it carries it."""
     if prefix and path.startswith(prefix + '/'):
-        return path[len(prefix):]
+        return path[len(prefix) :]
     return path
 
 
@@ -48,7 +48,7 @@ class UnderPrefix(web.AbstractResource):
         prefix = self._prefix()
         if not prefix or not request.path.startswith(prefix + '/'):
             return None, set()
-        found = await self._router.resolve(request.clone(rel_url=request.path[len(prefix):]))
+        found = await self._router.resolve(request.clone(rel_url=request.path[len(prefix) :]))
         if found.http_exception is not None:
             return None, set(getattr(found.http_exception, 'allowed_methods', ()))
         return found, set()

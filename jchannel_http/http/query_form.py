@@ -92,7 +92,7 @@ class PartAssembly:
             self.batch, self.owner, self.total = batch, owner, total
             self.text, self.have = [], 0
         if offset <= self.have < offset + len(part):
-            fresh = part[self.have - offset:]
+            fresh = part[self.have - offset :]
             self.text.append(fresh)
             self.have += len(fresh)
         if self.have < self.total:

@@ -18,25 +18,34 @@ NO_STORE = {'Cache-Control': 'no-store, no-transform'}
 class HttpError(Exception):
     """An error answered as JSON ``{"error": code, "message": ..., **extra}`` with a status."""
 
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None,
-                 **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.headers = headers or {}
         self.body = {'error': code, 'message': message, **extra}
 
 
-def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None
-                  ) -> web.Response:
+def json_response(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
     """A JSON response encoded by orjson."""
-    return web.Response(body=dumps(data), status=status, content_type='application/json',
-                        headers=headers)
+    return web.Response(
+        body=dumps(data), status=status, content_type='application/json', headers=headers
+    )
 
 
 def frames_response(fields: dict[str, Any], entries: list[Entry]) -> web.Response:
     """The answer of a poll, or of a POST that carries frames back (never cached)."""
-    return web.Response(body=with_frames(dumps(fields), entries),
-                        content_type='application/json', headers=NO_STORE)
+    return web.Response(
+        body=with_frames(dumps(fields), entries), content_type='application/json', headers=NO_STORE
+    )
 
 
 def parse_json(body: bytes, what: str) -> Any:

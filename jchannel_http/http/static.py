@@ -13,8 +13,12 @@ from .replies import json_response
 
 async def client_js(request: web.Request) -> web.Response:
     """GET /client.js: the browser client, one classic script."""
-    return web.Response(body=client_script(), content_type='text/javascript', charset='utf-8',
-                        headers={'Cache-Control': 'no-cache'})
+    return web.Response(
+        body=client_script(),
+        content_type='text/javascript',
+        charset='utf-8',
+        headers={'Cache-Control': 'no-cache'},
+    )
 
 
 async def openapi_json(request: web.Request) -> web.Response:
@@ -24,9 +28,11 @@ async def openapi_json(request: web.Request) -> web.Response:
 
 async def page(request: web.Request) -> web.Response:
     """GET /page: a page that becomes the client."""
-    return web.Response(text=page_html(request.app[ENDPOINT].client_options()),
-                        content_type='text/html',
-                        headers={'Cache-Control': 'no-store', 'Referrer-Policy': 'no-referrer'})
+    return web.Response(
+        text=page_html(request.app[ENDPOINT].client_options()),
+        content_type='text/html',
+        headers={'Cache-Control': 'no-store', 'Referrer-Policy': 'no-referrer'},
+    )
 
 
 async def favicon(request: web.Request) -> web.Response:

@@ -100,8 +100,12 @@ class StreamHandlers:
         else:
             data = await _read_body(request, limit)
         if data is None:
-            raise HttpError(413, 'too_large', f'a chunk may have at most {limit} bytes '
-                            '(chunk_size); send smaller chunks', chunk_size=limit)
+            raise HttpError(
+                413,
+                'too_large',
+                f'a chunk may have at most {limit} bytes (chunk_size); send smaller chunks',
+                chunk_size=limit,
+            )
         stream = self.endpoint.streams.upload(key)
         if total is not None and stream.total is None:
             stream.total = _number(total, TOTAL_HEADER)
@@ -112,15 +116,19 @@ class StreamHandlers:
         """POST /streams/up/{id}/error: the page's producer raised; the consumer gets it."""
         key = self._key(request)
         if request.method == 'GET':
-            body = {name: request.query[name] for name in ('name', 'message')
-                    if name in request.query}
+            body = {
+                name: request.query[name] for name in ('name', 'message') if name in request.query
+            }
         else:
             try:
                 body = orjson.loads(await request.read())
             except orjson.JSONDecodeError as exc:
                 raise ProtocolError(f'the body is not valid JSON: {exc}') from exc
-        if not isinstance(body, dict) or not isinstance(body.get('name'), str) \
-                or not isinstance(body.get('message'), str):
+        if (
+            not isinstance(body, dict)
+            or not isinstance(body.get('name'), str)
+            or not isinstance(body.get('message'), str)
+        ):
             raise ProtocolError('the body must be {"name": "<error class>", "message": "..."}')
         self._session(request)
         stream = self.endpoint.streams.upload(key)
@@ -134,11 +142,17 @@ class StreamHandlers:
         self._session(request)
         stream = self._download(key)
         if stream is None:
-            raise HttpError(404, 'not_found', f'no stream {key} from the kernel in this session '
-                            '(finished, cancelled or never started)')
+            raise HttpError(
+                404,
+                'not_found',
+                f'no stream {key} from the kernel in this session '
+                '(finished, cancelled or never started)',
+            )
         if offset < stream.backlog.acked:
-            raise ProtocolError(f'offset {offset} was acknowledged already (up to '
-                                f'{stream.backlog.acked}); resume from the offset you hold')
+            raise ProtocolError(
+                f'offset {offset} was acknowledged already (up to '
+                f'{stream.backlog.acked}); resume from the offset you hold'
+            )
         stream.ack(offset)
         if stream.error is not None and offset == stream.backlog.produced:
             error = self.endpoint.rpc.error_frame(0, stream.error)
@@ -147,8 +161,12 @@ class StreamHandlers:
         add_cors(request, response)
         await response.prepare(request)
         try:
-            await stream.serve(offset, response.write, self.endpoint.options.stream_response_bytes,
-                               self.endpoint.options.heartbeat)
+            await stream.serve(
+                offset,
+                response.write,
+                self.endpoint.options.stream_response_bytes,
+                self.endpoint.options.heartbeat,
+            )
         except (ConnectionError, RuntimeError):
             pass  # the page went away; it asks again from the offset it holds
         return response
@@ -202,9 +220,15 @@ def _json(data: Any) -> web.Response:
 
 
 def _answer(stream: Upload, stored: bool, chunk_size: int, in_flight: int) -> web.Response:
-    return _json({'stored': stored, 'received': stream.core.received,
-                  'state': stream.answer_state, 'chunk_size': chunk_size,
-                  'in_flight': in_flight})
+    return _json(
+        {
+            'stored': stored,
+            'received': stream.core.received,
+            'state': stream.answer_state,
+            'chunk_size': chunk_size,
+            'in_flight': in_flight,
+        }
+    )
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes | None:

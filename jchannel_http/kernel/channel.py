@@ -52,12 +52,12 @@ class Channel:
     opens it first, with a warning in the log.
     """
 
-    def __init__(self, server: HasEndpoint | Endpoint, code: str, name: str | None = None
-                 ) -> None:
+    def __init__(self, server: HasEndpoint | Endpoint, code: str, name: str | None = None) -> None:
         if not isinstance(code, str):
             raise TypeError('code must be a string of JavaScript: the source of a function')
-        if name is not None and (not isinstance(name, str) or not name or name.isdigit()
-                                 or '/' in name):
+        if name is not None and (
+            not isinstance(name, str) or not name or name.isdigit() or '/' in name
+        ):
             raise ValueError('a channel name must be a non-empty string, not all digits, no /')
         self.key = next(_keys)
         self.name = name
@@ -89,26 +89,30 @@ class Channel:
         """Whether ``open`` succeeded and ``close`` was not called since."""
         return self._open
 
-    def open(self, timeout: float | None = 3, *, deadline: float | None = None
-             ) -> asyncio.Task[CallResult]:
+    def open(
+        self, timeout: float | None = 3, *, deadline: float | None = None
+    ) -> asyncio.Task[CallResult]:
         """Run the channel's code in the page; the task's result is what the code returned.
 
         On a channel open in the connected page the code does not run again: the task gives
         the result of its first run."""
         return asyncio.create_task(self._open_in_page(timeout, _end(deadline)))
 
-    def close(self, timeout: float | None = 3, *, deadline: float | None = None
-              ) -> asyncio.Task[None]:
+    def close(
+        self, timeout: float | None = 3, *, deadline: float | None = None
+    ) -> asyncio.Task[None]:
         """Make the page forget this channel; the kernel forgets it too (its name is free)."""
         return asyncio.create_task(self._close(timeout, _end(deadline)))
 
-    def echo(self, *args: object, timeout: float | None = 3,
-             deadline: float | None = None) -> asyncio.Task[list[JsonValue]]:
+    def echo(
+        self, *args: object, timeout: float | None = 3, deadline: float | None = None
+    ) -> asyncio.Task[list[JsonValue]]:
         """Send ``args`` through the page and back (a check of what JSON carries)."""
         return asyncio.create_task(self._echo(args, timeout, _end(deadline)))
 
-    def call(self, name: str, *args: object, timeout: float | None = 3,
-             deadline: float | None = None) -> asyncio.Task[CallResult]:
+    def call(
+        self, name: str, *args: object, timeout: float | None = 3, deadline: float | None = None
+    ) -> asyncio.Task[CallResult]:
         """Call JavaScript method ``name`` of the page-side handler; the task gives its result.
 
         ``timeout``: seconds to wait for a connected page; ``deadline``: seconds for the
@@ -117,10 +121,16 @@ class Channel:
             raise TypeError('the method name must be a string')
         return asyncio.create_task(self._call(name, args, timeout, _end(deadline)))
 
-    def call_with_stream(self, name: str, stream: ByteStream, *args: object,
-                         timeout: float | None = 3, total: int | None = None,
-                         progress: ProgressCallback | None = None,
-                         deadline: float | None = None) -> asyncio.Task[CallResult]:
+    def call_with_stream(
+        self,
+        name: str,
+        stream: ByteStream,
+        *args: object,
+        timeout: float | None = 3,
+        total: int | None = None,
+        progress: ProgressCallback | None = None,
+        deadline: float | None = None,
+    ) -> asyncio.Task[CallResult]:
         """Call JavaScript method ``name`` with byte stream ``stream`` as its first argument.
 
         ``stream`` is an async iterable of bytes-like objects (or a ``Source``); the page
@@ -131,13 +141,24 @@ class Channel:
         if not isinstance(name, str):
             raise TypeError('the method name must be a string')
         source = as_source(stream, total, progress)
-        return asyncio.create_task(self._with_stream(
-            lambda call, key: Call(call, self.key, name, list(args), key), source, timeout,
-            _end(deadline), f'call {name!r}'))
+        return asyncio.create_task(
+            self._with_stream(
+                lambda call, key: Call(call, self.key, name, list(args), key),
+                source,
+                timeout,
+                _end(deadline),
+                f'call {name!r}',
+            )
+        )
 
-    def pipe(self, stream: ByteStream, timeout: float | None = 3, total: int | None = None,
-             progress: ProgressCallback | None = None,
-             deadline: float | None = None) -> asyncio.Task[MetaGenerator]:
+    def pipe(
+        self,
+        stream: ByteStream,
+        timeout: float | None = 3,
+        total: int | None = None,
+        progress: ProgressCallback | None = None,
+        deadline: float | None = None,
+    ) -> asyncio.Task[MetaGenerator]:
         """Send a byte stream through the page and back; the task gives a MetaGenerator."""
         source = as_source(stream, total, progress)
         return asyncio.create_task(self._pipe(source, timeout, _end(deadline)))
@@ -159,13 +180,13 @@ class Channel:
     async def __aexit__(self, *exc_info: object) -> None:
         await self._close(self.context_timeout)
 
-    async def _open_in_page(self, timeout: float | None, end: float | None = None
-                            ) -> CallResult:
+    async def _open_in_page(self, timeout: float | None, end: float | None = None) -> CallResult:
         self._endpoint.register(self)  # again, if it was closed: a closed channel is released
         await self._endpoint.await_page(timeout, 'opening the channel', end)
         session = self._endpoint.session_id
         result = await self._endpoint.request(
-            lambda call: Open(call, self.key, self._code), timeout, 'opening the channel', end)
+            lambda call: Open(call, self.key, self._code), timeout, 'opening the channel', end
+        )
         self._open = True
         self._opened_in = session
         return cast(CallResult, result)
@@ -176,8 +197,9 @@ class Channel:
         was_open, self._open = self._open, False
         try:
             if was_open and self._opened_in == self._endpoint.session_id:
-                await self._endpoint.request(lambda call: Close(call, self.key), timeout,
-                                            'closing the channel', end)
+                await self._endpoint.request(
+                    lambda call: Close(call, self.key), timeout, 'closing the channel', end
+                )
         finally:
             self._endpoint.unregister(self)
 
@@ -195,32 +217,55 @@ class Channel:
             self._reopening = asyncio.create_task(self._open_in_page(timeout, end))
         await asyncio.shield(self._reopening)
 
-    async def _echo(self, args: tuple[object, ...], timeout: float | None, end: float | None
-                    ) -> list[JsonValue]:
+    async def _echo(
+        self, args: tuple[object, ...], timeout: float | None, end: float | None
+    ) -> list[JsonValue]:
         await self._ready(timeout, end)
-        return cast(list[JsonValue], await self._endpoint.request(
-            lambda call: Echo(call, self.key, list(args)), timeout, 'an echo', end))
+        return cast(
+            list[JsonValue],
+            await self._endpoint.request(
+                lambda call: Echo(call, self.key, list(args)), timeout, 'an echo', end
+            ),
+        )
 
-    async def _call(self, name: str, args: tuple[object, ...], timeout: float | None,
-                    end: float | None) -> CallResult:
+    async def _call(
+        self, name: str, args: tuple[object, ...], timeout: float | None, end: float | None
+    ) -> CallResult:
         await self._ready(timeout, end)
-        return cast(CallResult, await self._endpoint.request(
-            lambda call: Call(call, self.key, name, list(args)), timeout, f'call {name!r}', end))
+        return cast(
+            CallResult,
+            await self._endpoint.request(
+                lambda call: Call(call, self.key, name, list(args)), timeout, f'call {name!r}', end
+            ),
+        )
 
-    async def _pipe(self, source: Source, timeout: float | None, end: float | None
-                    ) -> MetaGenerator:
+    async def _pipe(
+        self, source: Source, timeout: float | None, end: float | None
+    ) -> MetaGenerator:
         # the page answers a pipe with the stream it was sent (client.js), never a value
-        return cast(MetaGenerator, await self._with_stream(
-            lambda call, key: Pipe(call, self.key, key), source, timeout, end, 'a pipe'))
+        return cast(
+            MetaGenerator,
+            await self._with_stream(
+                lambda call, key: Pipe(call, self.key, key), source, timeout, end, 'a pipe'
+            ),
+        )
 
-    async def _with_stream(self, make: Callable[[int, int], Request], source: Source,
-                           timeout: float | None, end: float | None, what: str) -> CallResult:
+    async def _with_stream(
+        self,
+        make: Callable[[int, int], Request],
+        source: Source,
+        timeout: float | None,
+        end: float | None,
+        what: str,
+    ) -> CallResult:
         await self._ready(timeout, end)
         streams = self._endpoint.streams
         key = streams.send(source)
         try:
-            return cast(CallResult, await self._endpoint.request(
-                lambda call: make(call, key), timeout, what, end))
+            return cast(
+                CallResult,
+                await self._endpoint.request(lambda call: make(call, key), timeout, what, end),
+            )
         except BaseException:
             streams.abandon(key)
             raise

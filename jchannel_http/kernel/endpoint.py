@@ -149,9 +149,12 @@ class Endpoint:
             if self._gate.current is None or self._gate.is_live(time.monotonic()):
                 continue
             failed = self._rpc.pending
-            self._rpc.fail_all(StateError(
-                'the page went away (it released the server, or was silent for '
-                f'{self.options.liveness:g} s); the call may or may not have run in it'))
+            self._rpc.fail_all(
+                StateError(
+                    'the page went away (it released the server, or was silent for '
+                    f'{self.options.liveness:g} s); the call may or may not have run in it'
+                )
+            )
             log.info('failed %d call(s) sent to a page that went away', failed)
 
     async def dismiss_page(self) -> None:
@@ -238,8 +241,7 @@ class Endpoint:
         if self._stopped or not self._listening:
             raise StateError(wire.SERVER_STOPPED if self._stopped else wire.NOT_RUNNING)
 
-    async def await_page(self, timeout: float | None, what: str,
-                         end: float | None = None) -> None:
+    async def await_page(self, timeout: float | None, what: str, end: float | None = None) -> None:
         """Return once a page is connected, waiting at most ``timeout`` seconds for one (and
         not beyond the loop time ``end``, a call's deadline).
 
@@ -253,8 +255,11 @@ class Endpoint:
         if wanted and timeout is not None:  # the tab needs time to load the client it just got
             timeout = max(timeout, self.options.client_load_timeout)
         loop = asyncio.get_running_loop()
-        bounds = [bound for bound in (None if timeout is None else loop.time() + timeout, end)
-                  if bound is not None]
+        bounds = [
+            bound
+            for bound in (None if timeout is None else loop.time() + timeout, end)
+            if bound is not None
+        ]
         until = min(bounds) if bounds else None
         while True:
             self._arrival.clear()
@@ -263,16 +268,22 @@ class Endpoint:
                 return
             remaining = None if until is None else until - loop.time()
             if remaining is not None and remaining <= 0:
-                waited = 'until the deadline' if end is not None and until == end \
-                    else f'{timeout} s'
+                waited = (
+                    'until the deadline' if end is not None and until == end else f'{timeout} s'
+                )
                 raise StateError(wire.no_page(self.url(), waited, what))
             try:
                 await asyncio.wait_for(self._arrival.wait(), remaining)
             except asyncio.TimeoutError:
                 pass
 
-    async def request(self, make: Callable[[int], Request], timeout: float | None,
-                      what: str, end: float | None = None) -> Any:
+    async def request(
+        self,
+        make: Callable[[int], Request],
+        timeout: float | None,
+        what: str,
+        end: float | None = None,
+    ) -> Any:
         """Send a request to the connected page and return its answer.
 
         ``timeout`` bounds the wait for room in the outbox; ``end`` (a loop time, the call's
@@ -286,8 +297,10 @@ class Endpoint:
         except Unsent:
             if not self.page_live():
                 raise StateError(wire.no_page(self.url(), f'{timeout} s', what)) from None
-            raise TimeoutError(f'the page did not take {what} within {timeout} s: the outbox '
-                               'stayed full (the page does not acknowledge)') from None
+            raise TimeoutError(
+                f'the page did not take {what} within {timeout} s: the outbox '
+                'stayed full (the page does not acknowledge)'
+            ) from None
         except asyncio.TimeoutError:
             raise TimeoutError(f'the page did not answer {what} by its deadline') from None
 
@@ -333,8 +346,11 @@ class Endpoint:
             # The session's own page acknowledged more than this: the request is an old one
             # sent again (a browser retries a request whose connection was cut, cursor and all),
             # not a page that lost its state. Serve it from what the page has not acknowledged.
-            log.debug('request from cursor %d after frames up to %d were acknowledged: a replay',
-                      cursor, current.outbox.acked)
+            log.debug(
+                'request from cursor %d after frames up to %d were acknowledged: a replay',
+                cursor,
+                current.outbox.acked,
+            )
             cursor = current.outbox.acked
         try:
             return self.link.resume(cursor)  # an acknowledgement: it may make room
@@ -356,8 +372,14 @@ class Endpoint:
         self._gate.sent(client, method)
         return self.link.session.inbox.cursor
 
-    def take_batch(self, client: str, session: str, ack: int,
-                   frames: list[tuple[int, Frame | Invalid]], method: str) -> int:
+    def take_batch(
+        self,
+        client: str,
+        session: str,
+        ack: int,
+        frames: list[tuple[int, Frame | Invalid]],
+        method: str,
+    ) -> int:
         """A batch from the page (``method``: 'post' or 'get'): acknowledge the kernel's frames up
         to ``ack``, take the page's frames in order, each once, and dispatch them. Returns the
         inbox cursor, what the page may forget."""
@@ -430,4 +452,3 @@ class Endpoint:
 def endpoint_of(owner: HasEndpoint | Endpoint) -> Endpoint:
     """The endpoint of ``owner`` (a server), or ``owner`` itself."""
     return owner if isinstance(owner, Endpoint) else owner.endpoint
-

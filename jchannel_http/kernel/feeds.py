@@ -22,8 +22,15 @@ from .link import Link
 class Feed:
     """The frames after ``cursor`` for ``client``, resumed from its session (``entries``)."""
 
-    def __init__(self, link: Link, gate: ClientGate, options: Options, client: str, cursor: int,
-                 entries: list[Entry]) -> None:
+    def __init__(
+        self,
+        link: Link,
+        gate: ClientGate,
+        options: Options,
+        client: str,
+        cursor: int,
+        entries: list[Entry],
+    ) -> None:
         self._link = link
         self._gate = gate
         self.options = options
@@ -37,8 +44,13 @@ class Feed:
     def hello(self) -> dict[str, Any]:
         """What the page learns when it (re)connects: the session and the bounds it respects."""
         options = self.options
-        return hello_fields(self.session, self.cursor, heartbeat=options.heartbeat,
-                            max_body=options.max_body, max_url=options.max_url)
+        return hello_fields(
+            self.session,
+            self.cursor,
+            heartbeat=options.heartbeat,
+            max_body=options.max_body,
+            max_url=options.max_url,
+        )
 
     def open(self, transport: str) -> None:
         """The stream or poll starts: older ones of the client end, the gate counts it."""
@@ -82,8 +94,7 @@ class Feed:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
-            waited = await self._link.wait_after(self.session, after, self._generation,
-                                                 remaining)
+            waited = await self._link.wait_after(self.session, after, self._generation, remaining)
             if waited is None:
                 break
             if waited:  # as in next: a lingering POST took its share first

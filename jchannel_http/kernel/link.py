@@ -54,8 +54,12 @@ class Link:
         return self.delivery.streamed
 
     def _make_session(self) -> Session:
-        return Session(new_session_id(), self.options.outbox_messages,
-                       self.options.outbox_bytes, self.options.max_ahead)
+        return Session(
+            new_session_id(),
+            self.options.outbox_messages,
+            self.options.outbox_bytes,
+            self.options.max_ahead,
+        )
 
     def renew(self) -> Session:
         """Start a new session (a new page took over); streams of the old one end."""
@@ -120,8 +124,9 @@ class Link:
         try:
             while True:
                 if session is not self.session:
-                    raise StateError('the page client was replaced before this message could '
-                                     'be sent')
+                    raise StateError(
+                        'the page client was replaced before this message could be sent'
+                    )
                 if self._waiting[0] is turn:
                     entry = self._push(prepared)
                     if entry is not None:
@@ -176,8 +181,9 @@ class Link:
         outbox = self.session.outbox
         return outbox.since(max(sent, outbox.acked))
 
-    async def wait_after(self, session: Session, sent: int, generation: int | None,
-                         timeout: float | None) -> list[Entry] | None:
+    async def wait_after(
+        self, session: Session, sent: int, generation: int | None, timeout: float | None
+    ) -> list[Entry] | None:
         """Wait until frames after ``sent`` exist; None if the stream should end.
 
         A stream ends when the server stops, the session is replaced, or (when

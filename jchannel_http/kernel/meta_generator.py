@@ -94,8 +94,10 @@ class MetaGenerator:
             if self._finished:
                 return None
             if self._cancelled:
-                raise StateError('this stream was cancelled (a loop over it was left early, '
-                                 'or cancel() was called): its remaining bytes are gone')
+                raise StateError(
+                    'this stream was cancelled (a loop over it was left early, '
+                    'or cancel() was called): its remaining bytes are gone'
+                )
             try:
                 chunk = await self._source.next_chunk()
             except BaseException:
@@ -156,14 +158,15 @@ class MetaGenerator:
                     yield bytes(pending)
                     pending = bytearray()
                 while len(view) - start >= limit:
-                    yield bytes(view[start:start + limit])
+                    yield bytes(view[start : start + limit])
                     start += limit
                 pending += view[start:]
         if pending:
             yield bytes(pending)
 
-    async def by_separator(self, separator: str | bytes | bytearray | memoryview = b'\n'
-                           ) -> AsyncGenerator[bytes, None]:
+    async def by_separator(
+        self, separator: str | bytes | bytearray | memoryview = b'\n'
+    ) -> AsyncGenerator[bytes, None]:
         """Pieces ending with ``separator`` (a str is encoded as UTF-8); the last may not."""
         if isinstance(separator, str):
             separator = separator.encode()
@@ -188,6 +191,3 @@ class MetaGenerator:
                     del buffer[:start]
         if buffer:
             yield bytes(buffer)
-
-
-

@@ -109,13 +109,17 @@ class Source:
     value), a ``Source`` may stand for it.
     """
 
-    def __init__(self, stream: ByteStream, total: int | None = None,
-                 progress: ProgressCallback | None = None) -> None:
+    def __init__(
+        self, stream: ByteStream, total: int | None = None, progress: ProgressCallback | None = None
+    ) -> None:
         if not hasattr(stream, '__aiter__'):
-            raise TypeError('a stream must be an async iterable of bytes-like objects '
-                            '(an async generator, a MetaGenerator, ...)')
-        if total is not None and (not isinstance(total, int) or isinstance(total, bool)
-                                  or total < 0):
+            raise TypeError(
+                'a stream must be an async iterable of bytes-like objects '
+                '(an async generator, a MetaGenerator, ...)'
+            )
+        if total is not None and (
+            not isinstance(total, int) or isinstance(total, bool) or total < 0
+        ):
             raise ValueError('total must be None or the non-negative size of the stream')
         if progress is not None and not callable(progress):
             raise TypeError('progress must be a callable taking a Progress')
@@ -127,12 +131,16 @@ class Source:
         return self.stream.__aiter__()
 
 
-def as_source(stream: ByteStream, total: int | None = None,
-              progress: ProgressCallback | None = None) -> Source:
+def as_source(
+    stream: ByteStream, total: int | None = None, progress: ProgressCallback | None = None
+) -> Source:
     """``stream`` as a Source; the keyword arguments override what a given Source says."""
     if isinstance(stream, Source):
-        return Source(stream.stream, total if total is not None else stream.total,
-                      progress if progress is not None else stream.progress)
+        return Source(
+            stream.stream,
+            total if total is not None else stream.total,
+            progress if progress is not None else stream.progress,
+        )
     return Source(stream, total, progress)
 
 

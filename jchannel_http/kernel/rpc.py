@@ -62,8 +62,10 @@ def describe(exc: BaseException) -> str:
     try:
         return str(exc)
     except Exception as failure:  # noqa: BLE001 (an exception must never keep its call from an answer)
-        return (f'<{type(exc).__name__} could not describe itself: its __str__ raised '
-                f'{type(failure).__name__}>')
+        return (
+            f'<{type(exc).__name__} could not describe itself: its __str__ raised '
+            f'{type(failure).__name__}>'
+        )
 
 
 class Unsent(asyncio.TimeoutError):
@@ -87,8 +89,13 @@ def calls_in_flight() -> bool:
 class Rpc:
     """Outgoing calls waiting for replies, and incoming calls being answered."""
 
-    def __init__(self, link: Link, channel_of: Callable[[int], HasHandler | None],
-                 debug: bool = False, streams: StreamHub | None = None) -> None:
+    def __init__(
+        self,
+        link: Link,
+        channel_of: Callable[[int], HasHandler | None],
+        debug: bool = False,
+        streams: StreamHub | None = None,
+    ) -> None:
         self._link = link
         self._streams = streams
         self._channel_of = channel_of
@@ -111,8 +118,12 @@ class Rpc:
         """Kernel calls waiting for the page."""
         return len(self._pending)
 
-    async def request(self, make: Callable[[int], Request], timeout: float | None = None,
-                      reply_by: float | None = None) -> Any:
+    async def request(
+        self,
+        make: Callable[[int], Request],
+        timeout: float | None = None,
+        reply_by: float | None = None,
+    ) -> Any:
         """Send the request ``make(call_id)`` and wait for its reply.
 
         ``timeout`` bounds the wait for room in a full outbox (``Unsent`` beyond it: nothing was
@@ -126,9 +137,11 @@ class Rpc:
         try:
             frame = Prepared.of(make(call))  # TypeError here: nothing was sent
             if self._link.push(frame) is None:  # the outbox is full: wait for room, in time
-                bounds = [bound for bound in (
-                    None if timeout is None else loop.time() + timeout, reply_by)
-                    if bound is not None]
+                bounds = [
+                    bound
+                    for bound in (None if timeout is None else loop.time() + timeout, reply_by)
+                    if bound is not None
+                ]
                 remaining = max(0.0, min(bounds) - loop.time()) if bounds else None
                 try:
                     await asyncio.wait_for(self._link.send(frame), remaining)
@@ -186,10 +199,14 @@ class Rpc:
         """An item of the page's batch that is not a valid frame: fail the call it belongs to."""
         if frame.call is not None and frame.kind not in ('result', 'error'):
             log.warning('refused a page call: %s', frame.reason)
-            error = Error(frame.call, 'ProtocolError', f'the kernel refused the call: {frame.reason}')
+            error = Error(
+                frame.call, 'ProtocolError', f'the kernel refused the call: {frame.reason}'
+            )
             self._spawn(self._send_reply(self._link.session, error))
         elif frame.call is not None and frame.kind in ('result', 'error'):
-            refused = ProtocolError(f'the page answered with a frame the kernel refused: {frame.reason}')
+            refused = ProtocolError(
+                f'the page answered with a frame the kernel refused: {frame.reason}'
+            )
             self._settle(frame.call, lambda future: future.set_exception(refused))
         else:
             log.warning('ignored an item of a page batch that is not a frame: %s', frame.reason)
@@ -212,18 +229,28 @@ class Rpc:
 
     def _log_failure(self, frame: Call | Echo | Pipe, exc: BaseException) -> None:
         """One WARNING per failed page call, with the traceback when a handler raised."""
-        what = f'call {frame.name!r}' if isinstance(frame, Call) else f'{type(frame).__name__.lower()}'
+        what = (
+            f'call {frame.name!r}' if isinstance(frame, Call) else f'{type(frame).__name__.lower()}'
+        )
         if isinstance(exc, (MissingMethod, StateError)):
-            log.warning('the page\'s %s of channel %d failed: %s', what, frame.channel,
-                        describe(exc))
+            log.warning(
+                "the page's %s of channel %d failed: %s", what, frame.channel, describe(exc)
+            )
         else:
-            log.warning('the page\'s %s of channel %d raised %s', what, frame.channel,
-                        type(exc).__name__, exc_info=exc)
+            log.warning(
+                "the page's %s of channel %d raised %s",
+                what,
+                frame.channel,
+                type(exc).__name__,
+                exc_info=exc,
+            )
 
     async def _run(self, frame: Call | Echo | Pipe) -> Any:
         channel = self._channel_of(frame.channel)
         stream = getattr(frame, 'stream', None)
-        received = None if stream is None or self._streams is None else self._streams.receive(stream)
+        received = (
+            None if stream is None or self._streams is None else self._streams.receive(stream)
+        )
         if channel is None:
             raise StateError(f'no channel {frame.channel} on the kernel')
         if isinstance(frame, Echo):

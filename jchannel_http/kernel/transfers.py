@@ -89,15 +89,23 @@ class PageWatch:
     def __init__(self, alive: Callable[[], bool], liveness: float) -> None:
         self.alive = alive
         self.every = min(1.0, liveness / 4)
-        self.gone_message = (f'the page went away (silent for {liveness:g} s, or closed) before '
-                             'it sent the whole stream')
+        self.gone_message = (
+            f'the page went away (silent for {liveness:g} s, or closed) before '
+            'it sent the whole stream'
+        )
 
 
 class Upload:
     """The kernel's end of a page -> kernel stream; the ChunkSource of a MetaGenerator."""
 
-    def __init__(self, key: int, window: int, on_end: Callable[[Upload, str], None],
-                 budget: Budget | None = None, watch: PageWatch | None = None) -> None:
+    def __init__(
+        self,
+        key: int,
+        window: int,
+        on_end: Callable[[Upload, str], None],
+        budget: Budget | None = None,
+        watch: PageWatch | None = None,
+    ) -> None:
         self.key = key
         self._watch = watch
         self.core = Reassembly(window)
@@ -118,8 +126,9 @@ class Upload:
             core = self.core
             held = core.held
             awaited = offset <= core.received == core.consumed
-            if budget.allows(core.new_bytes(offset, len(data)), awaited) \
-                    and core.put(offset, data, last):
+            if budget.allows(core.new_bytes(offset, len(data)), awaited) and core.put(
+                offset, data, last
+            ):
                 budget.add(self.core.held - held)
                 self._signal.notify()
                 return True
@@ -184,8 +193,14 @@ class Upload:
 class Download:
     """The kernel's end of a kernel -> page stream: a producer pump and a resumable backlog."""
 
-    def __init__(self, key: int, source: Source, window: int,
-                 on_end: Callable[[Download], None], budget: Budget | None = None) -> None:
+    def __init__(
+        self,
+        key: int,
+        source: Source,
+        window: int,
+        on_end: Callable[[Download], None],
+        budget: Budget | None = None,
+    ) -> None:
         self.key = key
         self.backlog = Backlog(window)
         self._budget = budget or Budget(window)
@@ -212,8 +227,9 @@ class Download:
                     self.finished = True
                     return
                 if not isinstance(chunk, (bytes, bytearray, memoryview)):
-                    raise TypeError(f'a stream must yield bytes-like objects, not '
-                                    f'{type(chunk).__name__}')
+                    raise TypeError(
+                        f'a stream must yield bytes-like objects, not {type(chunk).__name__}'
+                    )
                 before = self.backlog.produced
                 self.backlog.append(chunk)
                 self._budget.add(self.backlog.produced - before)
@@ -229,8 +245,7 @@ class Download:
                 try:
                     await close()
                 except Exception:
-                    log.debug('closing the producer of stream %d raised', self.key,
-                              exc_info=True)
+                    log.debug('closing the producer of stream %d raised', self.key, exc_info=True)
             self._check_end()
 
     def _has_room(self) -> bool:
@@ -258,8 +273,10 @@ class Download:
 
     def _check_end(self) -> None:
         done = self.finished and self.backlog.held == 0
-        self._reporter.advance(self.backlog.acked, finished=done or self.cancelled
-                               or (self.error is not None and self.backlog.held == 0))
+        self._reporter.advance(
+            self.backlog.acked,
+            finished=done or self.cancelled or (self.error is not None and self.backlog.held == 0),
+        )
 
     def acknowledge_end(self, offset: int) -> None:
         """The page read the whole stream: forget it."""
@@ -279,8 +296,13 @@ class Download:
             self._signal.notify()
             self._on_end(self)
 
-    async def serve(self, offset: int, write: Callable[[memoryview], Awaitable[Any]],
-                    limit: int | None, idle: float) -> None:
+    async def serve(
+        self,
+        offset: int,
+        write: Callable[[memoryview], Awaitable[Any]],
+        limit: int | None,
+        idle: float,
+    ) -> None:
         """Write bytes from ``offset`` until the producer ends, ``limit`` bytes were written,
         or nothing new came for ``idle`` seconds (the page then asks again from its offset).
 
@@ -341,16 +363,19 @@ class StreamHub:
         source = as_source(stream)
         self._next_download += 1
         key = self._next_download
-        self.downloads[key] = Download(key, source, self.options.stream_buffer,
-                                       self._forget_download, self.download_budget)
+        self.downloads[key] = Download(
+            key, source, self.options.stream_buffer, self._forget_download, self.download_budget
+        )
         return key
 
     def download(self, key: int) -> Download:
         """The kernel -> page stream ``key``; ProtocolError if unknown."""
         stream = self.downloads.get(key)
         if stream is None:
-            raise LookupError(f'no stream {key} from the kernel in this session (finished, '
-                              'cancelled or never started)')
+            raise LookupError(
+                f'no stream {key} from the kernel in this session (finished, '
+                'cancelled or never started)'
+            )
         return stream
 
     def progress_of(self, key: int) -> int:
@@ -376,8 +401,9 @@ class StreamHub:
         if stream is None:
             if key < 1:
                 raise ProtocolError('stream ids are positive integers')
-            stream = Upload(key, self.options.stream_buffer, self._upload_ended,
-                            self.upload_budget, self.watch)
+            stream = Upload(
+                key, self.options.stream_buffer, self._upload_ended, self.upload_budget, self.watch
+            )
             if key in self._ended_uploads:
                 stream.state = self._ended_uploads[key]
             elif self._stopped:

@@ -104,14 +104,21 @@ def _js(value: Any) -> str:
     return text.replace('<', '\\u003c').replace('>', '\\u003e').replace('&', '\\u0026')
 
 
-def bootstrap_script(url: str, token: str, options: dict[str, Any], kernel: str,
-                     process: str = PROCESS) -> str:
+def bootstrap_script(
+    url: str, token: str, options: dict[str, Any], kernel: str, process: str = PROCESS
+) -> str:
     """The JavaScript that loads ``<url>/client.js`` once and starts the client for ``url``.
 
     ``options`` go to ``jchannel.start`` (see ``Server.client_options``).
     """
-    return _SCRIPT % {'url': _js(url), 'token': _js(token), 'options': _js(options),
-                      'kernel': _js(kernel), 'process': _js(process), 'attribute': ATTRIBUTE}
+    return _SCRIPT % {
+        'url': _js(url),
+        'token': _js(token),
+        'options': _js(options),
+        'kernel': _js(kernel),
+        'process': _js(process),
+        'attribute': ATTRIBUTE,
+    }
 
 
 def status_line(url: str, text: str) -> dict[str, str]:
@@ -120,8 +127,9 @@ def status_line(url: str, text: str) -> dict[str, str]:
     return {'text/html': line, 'text/plain': text}
 
 
-def bootstrap_output(url: str, token: str, options: dict[str, Any], kernel: str,
-                     process: str = PROCESS) -> dict[str, str]:
+def bootstrap_output(
+    url: str, token: str, options: dict[str, Any], kernel: str, process: str = PROCESS
+) -> dict[str, str]:
     """The bootstrap: a status line and the script that connects the page."""
     data = status_line(url, f'jchannel_http: connecting to {url}')
     script = bootstrap_script(url, token, options, kernel, process)
@@ -163,8 +171,11 @@ class NotebookOutput:
         if execution is not None and execution in self._pending.values():
             return
         display_id = f'jchannel-http-{secrets.token_hex(8)}'
-        display(bootstrap_output(self.url, self.token, self.options, self.kernel), raw=True,
-                display_id=display_id)
+        display(
+            bootstrap_output(self.url, self.token, self.options, self.kernel),
+            raw=True,
+            display_id=display_id,
+        )
         self._pending[display_id] = execution
 
     def settle(self, text: str) -> None:

@@ -41,8 +41,9 @@ class Delivery:
     def for_post(self, entries: list[Entry]) -> list[Entry]:
         """Of ``entries``, those a POST's answer carries: the ones it carried before (that
         answer may have been lost) and the ones no stream or poll handed out yet."""
-        return [entry for entry in entries
-                if entry.seq > self.streamed or entry.seq in self.carried]
+        return [
+            entry for entry in entries if entry.seq > self.streamed or entry.seq in self.carried
+        ]
 
     def handed_out(self, entries: list[Entry], by_post: bool) -> None:
         """``entries`` are on their way to the page, in a POST's answer or else by a stream or
@@ -81,10 +82,15 @@ def with_frames(head: bytes, entries: list[Entry]) -> bytes:
     return head[:-1] + b',"frames":[' + b','.join(e.data for e in entries) + b']}'
 
 
-def hello_fields(session: Session, cursor: int, heartbeat: float, max_body: int,
-                 max_url: int) -> dict[str, Any]:
+def hello_fields(
+    session: Session, cursor: int, heartbeat: float, max_body: int, max_url: int
+) -> dict[str, Any]:
     """What a page learns when it (re)connects: the session and the bounds it must respect."""
     return {
-        'session': session.id, 'cursor': cursor, 'ack': session.inbox.cursor,
-        'heartbeat': heartbeat, 'max_body': max_body, 'max_url': max_url,
+        'session': session.id,
+        'cursor': cursor,
+        'ack': session.inbox.cursor,
+        'heartbeat': heartbeat,
+        'max_body': max_body,
+        'max_url': max_url,
     }

@@ -216,12 +216,18 @@ def decode_item(data: Any, allowed: tuple[type, ...] | None = None) -> tuple[int
     try:
         _, frame = decode(data)
     except ProtocolError as exc:
-        return seq, Invalid(call if _is_integer(call) and call > 0 else None,
-                            kind if isinstance(kind, str) else None, str(exc))
+        return seq, Invalid(
+            call if _is_integer(call) and call > 0 else None,
+            kind if isinstance(kind, str) else None,
+            str(exc),
+        )
     if allowed is not None and not isinstance(frame, allowed):
         names = ', '.join(NAMES[cls] for cls in allowed)
-        return seq, Invalid(getattr(frame, 'call', None), kind,
-                            f'{kind!r} frames cannot be sent this way (only {names})')
+        return seq, Invalid(
+            getattr(frame, 'call', None),
+            kind,
+            f'{kind!r} frames cannot be sent this way (only {names})',
+        )
     return seq, frame
 
 

@@ -114,7 +114,9 @@ class Outbox:
                 'and are no longer held'
             )
         if cursor > self.last_seq:
-            raise ResyncError(f'resume from {cursor} asked, but only {self.last_seq} frames were sent')
+            raise ResyncError(
+                f'resume from {cursor} asked, but only {self.last_seq} frames were sent'
+            )
         return [self._entries[seq] for seq in range(cursor + 1, self.last_seq + 1)]
 
     def entries(self) -> list[Entry]:
@@ -198,8 +200,13 @@ class Inbox:
 class Session:
     """One side of a conversation: an outbox for what it sends, an inbox for what it gets."""
 
-    def __init__(self, session_id: str, max_messages: int = 10_000,
-                 max_bytes: int = 32 * 1024 * 1024, max_ahead: int = 10_000) -> None:
+    def __init__(
+        self,
+        session_id: str,
+        max_messages: int = 10_000,
+        max_bytes: int = 32 * 1024 * 1024,
+        max_ahead: int = 10_000,
+    ) -> None:
         self.id = session_id
         self.outbox = Outbox(max_messages, max_bytes)
         self.inbox = Inbox(max_ahead)

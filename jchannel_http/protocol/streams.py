@@ -112,7 +112,9 @@ class Reassembly:
             raise ProtocolError('a chunk offset cannot be negative')
         end = offset + len(data)
         if self.total is not None and end > self.total:
-            raise ProtocolError(f'a chunk ends at {end}, after the end of the stream ({self.total})')
+            raise ProtocolError(
+                f'a chunk ends at {end}, after the end of the stream ({self.total})'
+            )
         if not self.fits(offset, len(data)):
             return False
         if last:
@@ -141,7 +143,7 @@ class Reassembly:
         if not gaps:
             self.duplicates += 1 if data else 0
         for start, stop in gaps:
-            piece = data if (start, stop) == (offset, end) else data[start - offset:stop - offset]
+            piece = data if (start, stop) == (offset, end) else data[start - offset : stop - offset]
             self._ahead[start] = piece
             self._starts.insert(bisect_right(self._starts, start), start)
             self._ahead_bytes += len(piece)
@@ -155,7 +157,7 @@ class Reassembly:
         self.total = total
 
     def _append(self, offset: int, data: bytes) -> None:
-        piece = data[self.received - offset:]
+        piece = data[self.received - offset :]
         if piece:
             self._ready.append(piece)
             self.received += len(piece)
@@ -246,8 +248,9 @@ class Backlog:
     def ack(self, offset: int) -> int:
         """The receiver has every byte before ``offset``; return how many bytes were freed."""
         if offset > self.produced:
-            raise ProtocolError(f'acknowledged offset {offset} is beyond the {self.produced} '
-                                'bytes produced')
+            raise ProtocolError(
+                f'acknowledged offset {offset} is beyond the {self.produced} bytes produced'
+            )
         if offset <= self.acked:
             return 0
         self._flush_small()
@@ -260,7 +263,7 @@ class Backlog:
                 self._chunks.popleft()
             else:
                 if start < offset:
-                    self._chunks[0] = (offset, view[offset - start:])
+                    self._chunks[0] = (offset, view[offset - start :])
                 break
         return freed
 
@@ -271,8 +274,10 @@ class Backlog:
         it has, and it cannot have less than it acknowledged.
         """
         if offset < self.acked:
-            raise ProtocolError(f'offset {offset} was acknowledged already (up to {self.acked}); '
-                                'resume from the offset you hold')
+            raise ProtocolError(
+                f'offset {offset} was acknowledged already (up to {self.acked}); '
+                'resume from the offset you hold'
+            )
         if offset > self.produced:
             raise ProtocolError(f'offset {offset} is beyond the {self.produced} bytes produced')
         self._flush_small()
@@ -283,7 +288,7 @@ class Backlog:
                 continue
             if limit <= 0:
                 break
-            piece = view[max(offset - start, 0):]
+            piece = view[max(offset - start, 0) :]
             piece = piece[:limit]
             views.append(piece)
             limit -= len(piece)

@@ -65,8 +65,16 @@ STREAM_OFFSET = 'Stream-Offset'
 STREAM_END = 'Stream-End'
 STREAM_TOTAL = 'Stream-Total'
 STREAM_WINDOW = 'Stream-Window'
-REQUEST_HEADERS = ('Authorization', 'Content-Type', LAST_EVENT_ID, 'ngrok-skip-browser-warning',
-                   'X-XSRFToken', STREAM_OFFSET, STREAM_END, STREAM_TOTAL)
+REQUEST_HEADERS = (
+    'Authorization',
+    'Content-Type',
+    LAST_EVENT_ID,
+    'ngrok-skip-browser-warning',
+    'X-XSRFToken',
+    STREAM_OFFSET,
+    STREAM_END,
+    STREAM_TOTAL,
+)
 """The request headers a page may send (the CORS preflight allows them)."""
 EXPOSED_HEADERS = (STREAM_END, STREAM_TOTAL, STREAM_WINDOW)
 """The response headers of a download the page reads."""
@@ -91,11 +99,15 @@ def sse_hello(cursor: int, data: bytes, padding: int) -> bytes:
 
 # -- texts of errors several endpoints answer ---------------------------------------------------
 
-SESSION_OVER = ('the session is over (the kernel server was restarted or another page took '
-                'over); start a new one')
+SESSION_OVER = (
+    'the session is over (the kernel server was restarted or another page took '
+    'over); start a new one'
+)
 SESSION_TAKEN_OVER = 'the session is over (another page took over); start a new one'
-STREAM_SESSION_OVER = ('the session of this stream is over (the page was replaced or the kernel '
-                       'server restarted); start a new one')
+STREAM_SESSION_OVER = (
+    'the session of this stream is over (the page was replaced or the kernel '
+    'server restarted); start a new one'
+)
 SESSION_REQUIRED = 'the session id from the hello event'
 SERVER_STOPPED = 'the server was stopped'
 NOT_RUNNING = 'the server is not running: await server.start() first'
@@ -105,5 +117,7 @@ SERVER_TITLE = 'jchannel_http kernel server'
 
 def no_page(url: str, waited: str, what: str) -> str:
     """The text of the StateError of a call that found no connected page."""
-    return (f'no page is connected to {url} (waited {waited} for {what}): run start() in a '
-            'notebook, or open server.page_url in a browser')
+    return (
+        f'no page is connected to {url} (waited {waited} for {what}): run start() in a '
+        'notebook, or open server.page_url in a browser'
+    )

@@ -228,7 +228,7 @@ class DemoHandler:
 
         async def chunks() -> AsyncIterator[bytes]:
             for start in range(0, size, len(PATTERN)):
-                yield PATTERN[:min(len(PATTERN), size - start)]
+                yield PATTERN[: min(len(PATTERN), size - start)]
 
         return Source(chunks(), total=size)
 
@@ -249,15 +249,19 @@ def demo_channel(server: Server) -> Channel:
     return channel
 
 
-async def run(host: str = '127.0.0.1', port: int = 8765, interval: float = 2.0,
-              calls: int | None = None) -> None:
+async def run(
+    host: str = '127.0.0.1', port: int = 8765, interval: float = 2.0, calls: int | None = None
+) -> None:
     """Serve the demo until cancelled; the kernel calls the page every ``interval`` seconds,
     ``calls`` times (None: with no end), and keeps answering the page afterwards."""
     async with Server(host, port) as server:
         print(f'Open this address in a browser: {server.page_url}', flush=True)
         channel = demo_channel(server)
-        print(f'Try it with curl too: curl -X POST -H "Authorization: Bearer {server.token}" '
-              f'-d "[6, 7]" {server.url}/channels/demo/call/multiply', flush=True)
+        print(
+            f'Try it with curl too: curl -X POST -H "Authorization: Bearer {server.token}" '
+            f'-d "[6, 7]" {server.url}/channels/demo/call/multiply',
+            flush=True,
+        )
         while True:
             try:
                 print('page:', await channel.open(timeout=None), flush=True)
@@ -270,7 +274,10 @@ async def run(host: str = '127.0.0.1', port: int = 8765, interval: float = 2.0,
             await asyncio.sleep(interval)
             method = 'indentLeft' if count % 2 else 'indentRight'
             try:
-                print(f'kernel called {method}:', repr(await channel.call(method, f'call {count}', 4,
-                                                                          deadline=30)), flush=True)
+                print(
+                    f'kernel called {method}:',
+                    repr(await channel.call(method, f'call {count}', 4, deadline=30)),
+                    flush=True,
+                )
             except (JChannelError, TimeoutError) as exc:
                 print(f'kernel call {count} failed: {exc}', flush=True)

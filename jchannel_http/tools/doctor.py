@@ -39,15 +39,14 @@ from ..protocol.wire import SERVER_TITLE
 
 KiB = 1024
 MiB = 1024 * KiB
-BODY_SIZES = tuple(64 * KiB * 2 ** n for n in range(8))  # 64 KiB .. 8 MiB
+BODY_SIZES = tuple(64 * KiB * 2**n for n in range(8))  # 64 KiB .. 8 MiB
 PAGE_MARKER = b'id="jchannel-state"'  # in the HTML of GET /page
 BROWSER_HEADERS = {
     'Accept': 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8',
     'User-Agent': 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) '
-                  'Chrome/130.0 Safari/537.36',
+    'Chrome/130.0 Safari/537.36',
 }
-TRANSPORTS = {'sse-get': 'GET event stream', 'sse-post': 'POST event stream',
-              'poll': 'long-poll'}
+TRANSPORTS = {'sse-get': 'GET event stream', 'sse-post': 'POST event stream', 'poll': 'long-poll'}
 
 OK, PROBLEM, INFO, SKIPPED, ABSENT = 'ok', 'PROBLEM', 'info', 'skipped', 'n/a'
 
@@ -89,18 +88,24 @@ class Report:
         for check in self.checks:
             lines.append(f'{check.label.ljust(width)}  {check.status.ljust(7)}  {check.detail}')
         lines.append('')
-        probed = any(check.status != SKIPPED for check in self.checks
-                     if check.key in TRANSPORTS) or self.check('reachable').status == PROBLEM
+        probed = (
+            any(check.status != SKIPPED for check in self.checks if check.key in TRANSPORTS)
+            or self.check('reachable').status == PROBLEM
+        )
         if self.transport is not None:
-            lines.append(f'The page client will use: {self.transport} '
-                         f'({TRANSPORTS.get(self.transport, self.transport)})')
+            lines.append(
+                f'The page client will use: {self.transport} '
+                f'({TRANSPORTS.get(self.transport, self.transport)})'
+            )
         elif self.check('token').status == PROBLEM:
             lines.append('The transports were not probed: the server refused the token.')
         elif probed:
             lines.append('The page client will find no working transport.')
         else:
-            lines.append('The transports were not probed: give the token (--token, or the page '
-                         'URL), and run the doctor while no page is connected.')
+            lines.append(
+                'The transports were not probed: give the token (--token, or the page '
+                'URL), and run the doctor while no page is connected.'
+            )
         problems = [check for check in self.checks if check.advice]
         if problems:
             lines += ['', 'What to change:']
@@ -108,9 +113,14 @@ class Report:
         return '\n'.join(lines)
 
     def as_json(self) -> bytes:
-        return orjson.dumps({'url': self.url, 'transport': self.transport,
-                             'checks': [dataclasses.asdict(check) for check in self.checks]},
-                            option=orjson.OPT_INDENT_2)
+        return orjson.dumps(
+            {
+                'url': self.url,
+                'transport': self.transport,
+                'checks': [dataclasses.asdict(check) for check in self.checks],
+            },
+            option=orjson.OPT_INDENT_2,
+        )
 
 
 def split_page_url(url: str) -> tuple[str, str | None]:
@@ -152,8 +162,9 @@ class Answer:
         if self.from_server and self.error_code:
             return f'HTTP {self.status} {self.error_code}: {self.json.get("message", "")}'
         if self.content_type == 'text/html':
-            return (f'HTTP {self.status} an HTML page ({html_title(self.body)}) from '
-                    f'{self.final_url}')
+            return (
+                f'HTTP {self.status} an HTML page ({html_title(self.body)}) from {self.final_url}'
+            )
         return f'HTTP {self.status} {self.content_type or "(no content type)"}'
 
 
@@ -167,29 +178,43 @@ def html_advice(answer: Answer) -> str:
     """What to do about an HTML page answering instead of the server."""
     text = answer.body.lower()
     if b'ngrok' in text:
-        return ('ngrok shows its browser warning: requests need the header '
-                'ngrok-skip-browser-warning (the page client sends it); a person opening the page '
-                'URL clicks "Visit Site" once')
+        return (
+            'ngrok shows its browser warning: requests need the header '
+            'ngrok-skip-browser-warning (the page client sends it); a person opening the page '
+            'URL clicks "Visit Site" once'
+        )
     if 'github' in answer.final_url or b'codespaces' in text:
-        return ("GitHub Codespaces redirects a private port to its login: set the port's "
-                'visibility to Public (Ports panel, right click, Port Visibility)')
+        return (
+            "GitHub Codespaces redirects a private port to its login: set the port's "
+            'visibility to Public (Ports panel, right click, Port Visibility)'
+        )
     if '/login' in answer.final_url or b'login' in text:
-        return ('a login page answers: the path needs the browser\'s login cookie (JupyterHub, '
-                'Cloudflare Access, ...): open the notebook in that browser first, or pass the '
-                "cookie to the doctor with -H 'Cookie: ...'")
+        return (
+            "a login page answers: the path needs the browser's login cookie (JupyterHub, "
+            'Cloudflare Access, ...): open the notebook in that browser first, or pass the '
+            "cookie to the doctor with -H 'Cookie: ...'"
+        )
     return 'an HTML page answers instead of the server: open the URL in a browser to see it'
 
 
 class Doctor:
     """Runs every probe against ``url`` and builds the Report."""
 
-    def __init__(self, url: str, token: str | None = None,
-                 headers: dict[str, str] | None = None, deadline: float = 3.0,
-                 hold: float = 2.0, timeout: float = 30.0, proxy: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+        deadline: float = 3.0,
+        hold: float = 2.0,
+        timeout: float = 30.0,
+        proxy: str | None = None,
+    ) -> None:
         self.url, token_in_url = split_page_url(url)
         if proxy is not None and not proxy.startswith(('http://', 'https://')):
-            raise ValueError(f'the proxy {proxy!r} is not an http(s) URL: give it as '
-                             'http://host:port')
+            raise ValueError(
+                f'the proxy {proxy!r} is not an http(s) URL: give it as http://host:port'
+            )
         self.proxy = proxy
         """The forward proxy for every request; None: HTTPS_PROXY/HTTP_PROXY/NO_PROXY decide."""
         self.token = token or token_in_url
@@ -222,36 +247,61 @@ class Doctor:
             headers['Authorization'] = f'Bearer {self.token}'
         return headers
 
-    async def _request(self, method: str, path: str, *, auth: bool = True,
-                       headers: dict[str, str] | None = None, data: bytes | None = None,
-                       params: dict[str, str] | None = None, browser: bool = False) -> Answer:
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        auth: bool = True,
+        headers: dict[str, str] | None = None,
+        data: bytes | None = None,
+        params: dict[str, str] | None = None,
+        browser: bool = False,
+    ) -> Answer:
         """One request as the page client makes it (as a person's browser when ``browser``)."""
         started = time.perf_counter()
         async with self.http.request(
-                method, self.url + path, params=params, data=data,
-                headers={**({} if browser else self._auth(auth)), **(headers or {})},
-                timeout=aiohttp.ClientTimeout(total=self.timeout)) as response:
+            method,
+            self.url + path,
+            params=params,
+            data=data,
+            headers={**({} if browser else self._auth(auth)), **(headers or {})},
+            timeout=aiohttp.ClientTimeout(total=self.timeout),
+        ) as response:
             body = await response.read()
-            return Answer(response.status, response.content_type, body, str(response.url),
-                          time.perf_counter() - started)
+            return Answer(
+                response.status,
+                response.content_type,
+                body,
+                str(response.url),
+                time.perf_counter() - started,
+            )
 
     # -- the run ----------------------------------------------------------------------------
 
     async def run(self) -> Report:
         connector = aiohttp.TCPConnector(ssl=ssl.create_default_context())
-        async with aiohttp.ClientSession(connector=connector, headers=self.headers,
-                                         proxy=self.proxy, trust_env=True) as http:
+        async with aiohttp.ClientSession(
+            connector=connector, headers=self.headers, proxy=self.proxy, trust_env=True
+        ) as http:
             self._http = http
             checks = [await self.reachable()]
             if checks[0].status == PROBLEM:
                 return self._unreachable(checks)
             checks.append(await self.token_accepted())
-            streams = [await self.event_stream('GET'), await self.event_stream('POST'),
-                       await self.long_poll()]
+            streams = [
+                await self.event_stream('GET'),
+                await self.event_stream('POST'),
+                await self.long_poll(),
+            ]
             post = await self.post_passes()
             if self.post_refused:
-                streams[1] = Check('sse-post', LABELS['sse-post'], INFO,
-                                   'not usable: the path refuses POST (see below)')
+                streams[1] = Check(
+                    'sse-post',
+                    LABELS['sse-post'],
+                    INFO,
+                    'not usable: the path refuses POST (see below)',
+                )
             checks += streams
             checks.append(await self.body_limit())
             checks.append(post)
@@ -266,14 +316,20 @@ class Doctor:
     def _note(self) -> str:
         notes = [self._proxy_note()]
         if self.page_live:
-            notes.append(f'A page is connected now (transport {self.live_transport}): the '
-                         'transports were not probed, so as not to disturb it.')
+            notes.append(
+                f'A page is connected now (transport {self.live_transport}): the '
+                'transports were not probed, so as not to disturb it.'
+            )
         elif self.token and not self.token_ok:
-            notes.append('The server refused the token, so nothing that needs it was probed: '
-                         f'{TOKEN_ADVICE}.')
+            notes.append(
+                'The server refused the token, so nothing that needs it was probed: '
+                f'{TOKEN_ADVICE}.'
+            )
         elif self.token:
-            notes.append(f'The doctor connected as page client {self.client} for the stream '
-                         'probes and has released the server.')
+            notes.append(
+                f'The doctor connected as page client {self.client} for the stream '
+                'probes and has released the server.'
+            )
         return '\n'.join(note for note in notes if note)
 
     def _proxy_note(self) -> str:
@@ -297,8 +353,9 @@ class Doctor:
 
     async def _release(self) -> None:
         try:
-            await self._request('GET' if self.post_refused else 'POST', '/release',
-                                params={'client': self.client})
+            await self._request(
+                'GET' if self.post_refused else 'POST', '/release', params={'client': self.client}
+            )
         except (aiohttp.ClientError, asyncio.TimeoutError):
             pass  # the server lets another page in after two silent heartbeats anyway
 
@@ -307,8 +364,13 @@ class Doctor:
         try:
             return await probe()
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            return Check(key, LABELS[key], PROBLEM, f'{type(exc).__name__}: {exc}',
-                         'the request failed on the way; see the detail')
+            return Check(
+                key,
+                LABELS[key],
+                PROBLEM,
+                f'{type(exc).__name__}: {exc}',
+                'the request failed on the way; see the detail',
+            )
 
     # -- probes -----------------------------------------------------------------------------
 
@@ -317,27 +379,47 @@ class Doctor:
         try:
             answer = await self._request('GET', '/openapi.json', auth=False)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            return Check(key, LABELS[key], PROBLEM, f'no answer: {type(exc).__name__}: {exc}',
-                         'check the URL (server.url), that the kernel server is running, and '
-                         'that the tunnel or proxy in between is up; if the browser reaches it '
-                         'through a forward proxy, give that proxy (--proxy, or HTTPS_PROXY and '
-                         'HTTP_PROXY)')
+            return Check(
+                key,
+                LABELS[key],
+                PROBLEM,
+                f'no answer: {type(exc).__name__}: {exc}',
+                'check the URL (server.url), that the kernel server is running, and '
+                'that the tunnel or proxy in between is up; if the browser reaches it '
+                'through a forward proxy, give that proxy (--proxy, or HTTPS_PROXY and '
+                'HTTP_PROXY)',
+            )
         document = answer.json
-        if answer.status == 200 and isinstance(document, dict) and \
-                document.get('info', {}).get('title') == SERVER_TITLE:
-            return Check(key, LABELS[key], OK,
-                         f'HTTP 200 in {answer.seconds * 1000:.0f} ms '
-                         f'(jchannel_http {document["info"].get("version", "?")})')
-        advice = html_advice(answer) if answer.content_type == 'text/html' else (
-            'something else answers at this URL: check it is server.url')
-        return Check(key, LABELS[key], PROBLEM, f'not the kernel server: {answer.describe()}',
-                     advice)
+        if (
+            answer.status == 200
+            and isinstance(document, dict)
+            and document.get('info', {}).get('title') == SERVER_TITLE
+        ):
+            return Check(
+                key,
+                LABELS[key],
+                OK,
+                f'HTTP 200 in {answer.seconds * 1000:.0f} ms '
+                f'(jchannel_http {document["info"].get("version", "?")})',
+            )
+        advice = (
+            html_advice(answer)
+            if answer.content_type == 'text/html'
+            else ('something else answers at this URL: check it is server.url')
+        )
+        return Check(
+            key, LABELS[key], PROBLEM, f'not the kernel server: {answer.describe()}', advice
+        )
 
     async def token_accepted(self) -> Check:
         key = 'token'
         if not self.token:
-            return Check(key, LABELS[key], SKIPPED,
-                         'no token given (--token, or give server.page_url as the URL)')
+            return Check(
+                key,
+                LABELS[key],
+                SKIPPED,
+                'no token given (--token, or give server.page_url as the URL)',
+            )
 
         async def probe() -> Check:
             answer = await self._request('GET', '/status')
@@ -346,14 +428,24 @@ class Doctor:
                 self.token_ok = True
                 self.page_live = bool(status.get('connected'))
                 self.live_transport = status.get('transport')
-                live = (f'; a page is connected ({self.live_transport})' if self.page_live
-                        else '; no page is connected')
+                live = (
+                    f'; a page is connected ({self.live_transport})'
+                    if self.page_live
+                    else '; no page is connected'
+                )
                 return Check(key, LABELS[key], OK, f'GET /status answered{live}')
             if answer.error_code == 'unauthorized':
-                return Check(key, LABELS[key], PROBLEM, 'the server refused the token (401)',
-                             TOKEN_ADVICE)
-            return Check(key, LABELS[key], PROBLEM, answer.describe(), html_advice(answer)
-                         if answer.content_type == 'text/html' else 'see the detail')
+                return Check(
+                    key, LABELS[key], PROBLEM, 'the server refused the token (401)', TOKEN_ADVICE
+                )
+            return Check(
+                key,
+                LABELS[key],
+                PROBLEM,
+                answer.describe(),
+                html_advice(answer) if answer.content_type == 'text/html' else 'see the detail',
+            )
+
         return await self._probe(key, probe)
 
     def _not_probed(self, key: str, page_ok: bool = False) -> Check | None:
@@ -381,30 +473,51 @@ class Doctor:
         async def attempt() -> Check:
             started = time.perf_counter()
             async with self.http.request(
-                    method, self.url + '/events', params=self._query(),
-                    headers={**self._auth(), 'Accept': 'text/event-stream'},
-                    timeout=aiohttp.ClientTimeout(total=None)) as response:
+                method,
+                self.url + '/events',
+                params=self._query(),
+                headers={**self._auth(), 'Accept': 'text/event-stream'},
+                timeout=aiohttp.ClientTimeout(total=None),
+            ) as response:
                 if response.content_type != 'text/event-stream':
-                    answer = Answer(response.status, response.content_type,
-                                    await response.read(), str(response.url),
-                                    time.perf_counter() - started)
+                    answer = Answer(
+                        response.status,
+                        response.content_type,
+                        await response.read(),
+                        str(response.url),
+                        time.perf_counter() - started,
+                    )
                     return self._refused(key, answer)
                 hello = await self._first_event(response)
                 if hello is None:
-                    return Check(key, LABELS[key], PROBLEM,
-                                 'buffered: the first event came only when the stream ended',
-                                 BUFFERING_ADVICE[key])
+                    return Check(
+                        key,
+                        LABELS[key],
+                        PROBLEM,
+                        'buffered: the first event came only when the stream ended',
+                        BUFFERING_ADVICE[key],
+                    )
                 self._learn(hello)
-                return Check(key, LABELS[key], OK,
-                             f'first event after {(time.perf_counter() - started) * 1000:.0f} ms')
+                return Check(
+                    key,
+                    LABELS[key],
+                    OK,
+                    f'first event after {(time.perf_counter() - started) * 1000:.0f} ms',
+                )
 
         async def probe() -> Check:
             try:
                 return await asyncio.wait_for(attempt(), self.deadline)
             except asyncio.TimeoutError:
-                return Check(key, LABELS[key], PROBLEM,
-                             f'buffered: no event within {self.deadline:g} s (something on the '
-                             'path holds the stream)', BUFFERING_ADVICE[key])
+                return Check(
+                    key,
+                    LABELS[key],
+                    PROBLEM,
+                    f'buffered: no event within {self.deadline:g} s (something on the '
+                    'path holds the stream)',
+                    BUFFERING_ADVICE[key],
+                )
+
         return await self._probe(key, probe)
 
     async def _first_event(self, response: aiohttp.ClientResponse) -> dict[str, Any] | None:
@@ -438,8 +551,7 @@ class Doctor:
         if answer.error_code == 'client_conflict':
             self.page_live = True
             return Check(key, LABELS[key], SKIPPED, 'a page is connected now')
-        advice = (html_advice(answer) if answer.content_type == 'text/html'
-                  else 'see the detail')
+        advice = html_advice(answer) if answer.content_type == 'text/html' else 'see the detail'
         return Check(key, LABELS[key], PROBLEM, answer.describe(), advice)
 
     async def long_poll(self) -> Check:
@@ -454,19 +566,20 @@ class Doctor:
                 if not (first.status == 200 and first.from_server):
                     return self._refused(key, first)
                 self._learn(first.json)
-            held = await self._request('GET', '/poll',
-                                       params={**self._query(), 'hold': f'{self.hold:g}'})
+            held = await self._request(
+                'GET', '/poll', params={**self._query(), 'hold': f'{self.hold:g}'}
+            )
             if not (held.status == 200 and held.from_server):
                 check = self._refused(key, held)
                 if check.status == PROBLEM:
                     check.advice = POLL_ADVICE
                 return check
             server_hold = held.json.get('hold')
-            detail = (f'a poll held up to {self.hold:g} s was answered after '
-                      f'{held.seconds:.1f} s')
+            detail = f'a poll held up to {self.hold:g} s was answered after {held.seconds:.1f} s'
             if isinstance(server_hold, (int, float)):
                 detail += f'; the server holds polls up to {server_hold:g} s'
             return Check(key, LABELS[key], OK, detail)
+
         return await self._probe(key, probe)
 
     async def body_limit(self) -> Check:
@@ -475,8 +588,13 @@ class Doctor:
         if skipped is not None:
             return skipped
         if self.post_refused:
-            return Check(key, LABELS[key], INFO, 'not used: the path refuses POST, so the page '
-                         'sends its messages in GET URLs of at most max_url characters')
+            return Check(
+                key,
+                LABELS[key],
+                INFO,
+                'not used: the path refuses POST, so the page '
+                'sends its messages in GET URLs of at most max_url characters',
+            )
 
         async def probe() -> Check:
             accepted, refusal = 0, None
@@ -496,11 +614,16 @@ class Doctor:
             at_limit = await self._post_body(limit)
             if at_limit is None or "server's max_body" in at_limit:
                 return Check(key, LABELS[key], OK, detail)
-            return Check(key, LABELS[key], PROBLEM, f'{detail}, but a body of that size is '
-                         'refused on the path',
-                         "the page sends batches up to the server's max_body: raise the path's "
-                         'limit above it (nginx: client_max_body_size), or start the server '
-                         f'with max_body={accepted or BODY_SIZES[0]}')
+            return Check(
+                key,
+                LABELS[key],
+                PROBLEM,
+                f'{detail}, but a body of that size is refused on the path',
+                "the page sends batches up to the server's max_body: raise the path's "
+                'limit above it (nginx: client_max_body_size), or start the server '
+                f'with max_body={accepted or BODY_SIZES[0]}',
+            )
+
         return await self._probe(key, probe)
 
     async def _post_body(self, size: int) -> str | None:
@@ -510,12 +633,14 @@ class Doctor:
         exist: the server reads all of it, then refuses the session (410) or the client (409),
         which changes nothing on the server.
         """
-        head = orjson.dumps({'client': self.client, 'session': 'doctor-body-probe', 'ack': 0,
-                             'messages': []})[:-1]
+        head = orjson.dumps(
+            {'client': self.client, 'session': 'doctor-body-probe', 'ack': 0, 'messages': []}
+        )[:-1]
         body = head + b' ' * (size - len(head) - 1) + b'}'
         try:
-            answer = await self._request('POST', '/messages', data=body,
-                                         headers={'Content-Type': 'application/json'})
+            answer = await self._request(
+                'POST', '/messages', data=body, headers={'Content-Type': 'application/json'}
+            )
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             return f'{size_text(size)}: the connection failed ({type(exc).__name__})'
         if answer.from_server and answer.status < 500 and answer.status != 413:
@@ -532,29 +657,48 @@ class Doctor:
             return skipped
 
         async def probe() -> Check:
-            batch = {'client': self.client, 'session': 'doctor-post-probe', 'ack': 0,
-                     'messages': []}
-            answer = await self._request('POST', '/messages', data=orjson.dumps(batch),
-                                         headers={'Content-Type': 'application/json'})
+            batch = {
+                'client': self.client,
+                'session': 'doctor-post-probe',
+                'ack': 0,
+                'messages': [],
+            }
+            answer = await self._request(
+                'POST',
+                '/messages',
+                data=orjson.dumps(batch),
+                headers={'Content-Type': 'application/json'},
+            )
             if answer.from_server:
                 return Check(key, LABELS[key], OK, 'yes: the server answered a POST')
             self.post_refused = True
             said = answer.body[:60].decode('utf-8', 'replace').strip()
             detail = f'no: HTTP {answer.status}' + (f' {said!r}' if said else ' (empty)')
-            query = {'client': self.client, 'session': 'doctor-post-probe', 'ack': '0',
-                     'messages': 'W10'}  # [] in base64url
+            query = {
+                'client': self.client,
+                'session': 'doctor-post-probe',
+                'ack': '0',
+                'messages': 'W10',
+            }  # [] in base64url
             by_get = await self._request('GET', '/messages', params=query)
             if by_get.from_server:
                 detail += '; the GET form of /messages reaches the server'
             elif by_get.status == 500 and not by_get.body:
-                detail += ('; the GET form of /messages gets an empty 500 (the status hidden, '
-                           'see below)')
+                detail += (
+                    '; the GET form of /messages gets an empty 500 (the status hidden, see below)'
+                )
             else:
                 detail += f'; the GET form of /messages gets {by_get.describe()}'
-            return Check(key, LABELS[key], INFO, detail,
-                         'POST refused: the page sends its messages and upload chunks in GET '
-                         'requests instead (split to fit max_url) and does not use the POST '
-                         "event stream; send_method='get' spares it the first refusal")
+            return Check(
+                key,
+                LABELS[key],
+                INFO,
+                detail,
+                'POST refused: the page sends its messages and upload chunks in GET '
+                'requests instead (split to fit max_url) and does not use the POST '
+                "event stream; send_method='get' spares it the first refusal",
+            )
+
         return await self._probe(key, probe)
 
     async def statuses(self) -> Check:
@@ -568,22 +712,32 @@ class Doctor:
                 return Check(key, LABELS[key], OK, "yes: the server's 401 arrived as it is")
             if answer.from_server and answer.status == 200:
                 self.cached = True
-                return Check(key, LABELS[key], PROBLEM,
-                             'a request without the token got a 200 answer of the server: a '
-                             'cache on the way answers from what it stored',
-                             'a cache holds the server\'s answers although each says '
-                             'Cache-Control: no-store, so the page gets stale messages or none: '
-                             'make the cache pass every request to this server (Varnish: '
-                             'return (pass) in vcl_recv; nginx: no proxy_cache here; a CDN: a '
-                             'bypass rule for this path)')
+                return Check(
+                    key,
+                    LABELS[key],
+                    PROBLEM,
+                    'a request without the token got a 200 answer of the server: a '
+                    'cache on the way answers from what it stored',
+                    "a cache holds the server's answers although each says "
+                    'Cache-Control: no-store, so the page gets stale messages or none: '
+                    'make the cache pass every request to this server (Varnish: '
+                    'return (pass) in vcl_recv; nginx: no proxy_cache here; a CDN: a '
+                    'bypass rule for this path)',
+                )
             if answer.status == 500 and not answer.body:
-                return Check(key, LABELS[key], INFO,
-                             "hidden: the server's 401 arrived as an empty 500",
-                             'the path hides error statuses: after such an answer the page asks '
-                             'for /status, and tells a lost server, a session that is over and '
-                             'another page connected apart (in client.lastError)')
-            return Check(key, LABELS[key], INFO, f'a request without the token got '
-                                                 f'{answer.describe()}')
+                return Check(
+                    key,
+                    LABELS[key],
+                    INFO,
+                    "hidden: the server's 401 arrived as an empty 500",
+                    'the path hides error statuses: after such an answer the page asks '
+                    'for /status, and tells a lost server, a session that is over and '
+                    'another page connected apart (in client.lastError)',
+                )
+            return Check(
+                key, LABELS[key], INFO, f'a request without the token got {answer.describe()}'
+            )
+
         return await self._probe(key, probe)
 
     async def interstitial(self) -> Check:
@@ -594,11 +748,22 @@ class Doctor:
             if page.status == 200 and PAGE_MARKER in page.body:
                 return Check(key, LABELS[key], OK, 'none: the page URL shows the page')
             if page.content_type == 'text/html':
-                return Check(key, LABELS[key], INFO,
-                             f'a browser opening the page URL first sees {html_title(page.body)} '
-                             f'({page.final_url})', html_advice(page))
-            return Check(key, LABELS[key], PROBLEM, f'GET /page: {page.describe()}',
-                         'something else answers at this URL: check it is server.url')
+                return Check(
+                    key,
+                    LABELS[key],
+                    INFO,
+                    f'a browser opening the page URL first sees {html_title(page.body)} '
+                    f'({page.final_url})',
+                    html_advice(page),
+                )
+            return Check(
+                key,
+                LABELS[key],
+                PROBLEM,
+                f'GET /page: {page.describe()}',
+                'something else answers at this URL: check it is server.url',
+            )
+
         return await self._probe(key, probe)
 
     async def websocket(self) -> Check:
@@ -608,8 +773,9 @@ class Doctor:
             return skipped
 
         async def attempt() -> aiohttp.WSMsgType:
-            async with self.http.ws_connect(self.url + '/probe/websocket',
-                                            headers=self._auth()) as ws:
+            async with self.http.ws_connect(
+                self.url + '/probe/websocket', headers=self._auth()
+            ) as ws:
                 return (await ws.receive()).type
 
         try:
@@ -619,12 +785,21 @@ class Doctor:
             return Check(key, LABELS[key], INFO, f'the upgrade passed, then {kind.name}')
         except aiohttp.WSServerHandshakeError as exc:
             if exc.status == 426:
-                return Check(key, LABELS[key], INFO, 'no: the Upgrade header was dropped on the '
-                                                     'way (jchannel_http does not need it)')
+                return Check(
+                    key,
+                    LABELS[key],
+                    INFO,
+                    'no: the Upgrade header was dropped on the '
+                    'way (jchannel_http does not need it)',
+                )
             if exc.status in (404, 405):
                 return Check(key, LABELS[key], ABSENT, 'not offered by this server')
-            return Check(key, LABELS[key], INFO, f'no: HTTP {exc.status} to the upgrade '
-                                                 '(jchannel_http does not need it)')
+            return Check(
+                key,
+                LABELS[key],
+                INFO,
+                f'no: HTTP {exc.status} to the upgrade (jchannel_http does not need it)',
+            )
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             return Check(key, LABELS[key], INFO, f'no: {type(exc).__name__}: {exc}')
 
@@ -638,12 +813,18 @@ class Doctor:
                 answer = await self._request('GET', path, auth=auth)
                 if not 200 <= answer.status < 300:
                     # a refusal's time says nothing about the path: do not rate it
-                    return Check(key, LABELS[key], INFO,
-                                 f'not measured: GET {path} got {answer.describe()}')
+                    return Check(
+                        key, LABELS[key], INFO, f'not measured: GET {path} got {answer.describe()}'
+                    )
                 times.append(answer.seconds * 1000)
-            return Check(key, LABELS[key], OK,
-                         f'median {statistics.median(times):.0f} ms, max {max(times):.0f} ms '
-                         f'over {len(times)} requests (GET {path})')
+            return Check(
+                key,
+                LABELS[key],
+                OK,
+                f'median {statistics.median(times):.0f} ms, max {max(times):.0f} ms '
+                f'over {len(times)} requests (GET {path})',
+            )
+
         return await self._probe(key, probe)
 
 
@@ -682,21 +863,30 @@ ROWS = (
 LABELS = dict(ROWS)
 
 BUFFERING_ADVICE = {
-    'sse-get': ('a proxy holds GET event streams. nginx: proxy_buffering off for this location '
-                '(or stop ignoring X-Accel-Buffering); jupyter-server-proxy: 4.4 or later; '
-                'cloudflared quick tunnels always do this. Nothing to change if a transport '
-                'below works.'),
-    'sse-post': ('a proxy holds POST event streams too. nginx: proxy_buffering off for this '
-                 'location. Nothing to change if the long-poll works.'),
+    'sse-get': (
+        'a proxy holds GET event streams. nginx: proxy_buffering off for this location '
+        '(or stop ignoring X-Accel-Buffering); jupyter-server-proxy: 4.4 or later; '
+        'cloudflared quick tunnels always do this. Nothing to change if a transport '
+        'below works.'
+    ),
+    'sse-post': (
+        'a proxy holds POST event streams too. nginx: proxy_buffering off for this '
+        'location. Nothing to change if the long-poll works.'
+    ),
 }
-TOKEN_ADVICE = ('give the token of the running server: the address the kernel printed when '
-                'it started (server.page_url, which carries it) or server.token; a restarted '
-                'kernel has a new token unless start(token=...) fixes one')
-POLL_ADVICE = ('a held request did not come back: raise the proxy\'s read timeout above the '
-               "server's poll_hold (25 s; nginx: proxy_read_timeout 60s), or lower poll_hold")
+TOKEN_ADVICE = (
+    'give the token of the running server: the address the kernel printed when '
+    'it started (server.page_url, which carries it) or server.token; a restarted '
+    'kernel has a new token unless start(token=...) fixes one'
+)
+POLL_ADVICE = (
+    "a held request did not come back: raise the proxy's read timeout above the "
+    "server's poll_hold (25 s; nginx: proxy_read_timeout 60s), or lower poll_hold"
+)
 
 
-def diagnose(url: str, token: str | None = None, headers: dict[str, str] | None = None,
-             **options: Any) -> Report:
+def diagnose(
+    url: str, token: str | None = None, headers: dict[str, str] | None = None, **options: Any
+) -> Report:
     """Run the doctor against ``url`` and return its report (blocking)."""
     return asyncio.run(Doctor(url, token, headers, **options).run())

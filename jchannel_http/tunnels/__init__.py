@@ -26,6 +26,16 @@ from .jupyter_server_proxy import JupyterServerProxyLauncher
 from .launcher import Launcher, close_tunnel, open_tunnel
 from .ngrok import NgrokLauncher
 
-__all__ = ['NAMES', 'AutoChoice', 'CloudflaredLauncher', 'ColabLauncher',
-           'JupyterServerProxyLauncher', 'Launcher', 'NgrokLauncher', 'choose_auto',
-           'close_tunnel', 'open_tunnel', 'resolve']
+__all__ = [
+    'NAMES',
+    'AutoChoice',
+    'CloudflaredLauncher',
+    'ColabLauncher',
+    'JupyterServerProxyLauncher',
+    'Launcher',
+    'NgrokLauncher',
+    'choose_auto',
+    'close_tunnel',
+    'open_tunnel',
+    'resolve',
+]

@@ -53,13 +53,17 @@ class CloudflaredLauncher:
     def _binary(self) -> str:
         if self.path is not None:
             if not (os.path.isfile(self.path) and os.access(self.path, os.X_OK)):
-                raise TunnelError(f'cloudflared_path={self.path!r} is not an executable file: '
-                                  + CLOUDFLARED_INSTALL)
+                raise TunnelError(
+                    f'cloudflared_path={self.path!r} is not an executable file: '
+                    + CLOUDFLARED_INSTALL
+                )
             return self.path
         found = shutil.which('cloudflared')
         if found is None:
-            raise TunnelError("tunnel='cloudflared' needs the cloudflared binary, which is not "
-                              'on PATH: ' + CLOUDFLARED_INSTALL)
+            raise TunnelError(
+                "tunnel='cloudflared' needs the cloudflared binary, which is not "
+                'on PATH: ' + CLOUDFLARED_INSTALL
+            )
         return found
 
     async def start(self, port: int) -> str:
@@ -70,20 +74,29 @@ class CloudflaredLauncher:
         self._banner = loop.create_future()
         try:
             self._process = await asyncio.create_subprocess_exec(
-                binary, 'tunnel', '--no-autoupdate', '--url', f'http://127.0.0.1:{port}',
-                '--metrics', f'127.0.0.1:{metrics}',
-                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE)
+                binary,
+                'tunnel',
+                '--no-autoupdate',
+                '--url',
+                f'http://127.0.0.1:{port}',
+                '--metrics',
+                f'127.0.0.1:{metrics}',
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+            )
         except OSError as exc:
-            raise TunnelError(f'cannot run {binary}: {exc.strerror or exc}; '
-                              + CLOUDFLARED_INSTALL) from exc
+            raise TunnelError(
+                f'cannot run {binary}: {exc.strerror or exc}; ' + CLOUDFLARED_INSTALL
+            ) from exc
         atexit.register(self._terminate_at_exit)
         self._reader = asyncio.create_task(self._read_output(self._process.stderr))
         try:
             async with probe_session() as http:
                 url = await self._public_url(http, metrics, deadline)
-                await wait_until_answers(http, url, deadline, self.timeout,
-                                          'cloudflared is running but the tunnel')
+                await wait_until_answers(
+                    http, url, deadline, self.timeout, 'cloudflared is running but the tunnel'
+                )
         except BaseException:
             await self.stop()
             raise
@@ -105,8 +118,7 @@ class CloudflaredLauncher:
         lines = '\n'.join(f'    {line}' for line in self._output)
         return f'; its last output:\n{lines}' if lines else ' (it printed nothing)'
 
-    async def _public_url(self, http: aiohttp.ClientSession, metrics: int,
-                          deadline: float) -> str:
+    async def _public_url(self, http: aiohttp.ClientSession, metrics: int, deadline: float) -> str:
         assert self._process is not None and self._banner is not None
         loop = asyncio.get_running_loop()
         while True:
@@ -118,13 +130,16 @@ class CloudflaredLauncher:
             if self._process.returncode is not None:
                 if self._reader is not None:
                     await asyncio.wait({self._reader}, timeout=1)
-                raise TunnelError(f'cloudflared exited with status {self._process.returncode} '
-                                  f'before giving a URL{self._last_output()}')
+                raise TunnelError(
+                    f'cloudflared exited with status {self._process.returncode} '
+                    f'before giving a URL{self._last_output()}'
+                )
             if loop.time() >= deadline:
                 raise TunnelError(
                     f'cloudflared gave no public URL within {self.timeout:g} s (neither on its '
                     'metrics endpoint nor on stderr): check that this machine reaches the '
-                    f'internet over HTTPS, or raise tunnel_timeout{self._last_output()}')
+                    f'internet over HTTPS, or raise tunnel_timeout{self._last_output()}'
+                )
             await asyncio.wait({self._banner}, timeout=PROBE_INTERVAL)
 
     def _terminate_at_exit(self) -> None:

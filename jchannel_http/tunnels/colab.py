@@ -32,9 +32,10 @@ class ColabLauncher:
         try:
             from google.colab import output
         except ImportError as exc:
-            raise TunnelError("tunnel='colab' works only in Google Colab (google.colab cannot be "
-                              "imported here): elsewhere use tunnel='cloudflared' or 'ngrok'"
-                              ) from exc
+            raise TunnelError(
+                "tunnel='colab' works only in Google Colab (google.colab cannot be "
+                "imported here): elsewhere use tunnel='cloudflared' or 'ngrok'"
+            ) from exc
         script = f'google.colab.kernel.proxyPort({int(port)})'
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
@@ -53,9 +54,11 @@ class ColabLauncher:
             if not url:
                 await asyncio.sleep(IDLE_POLL)  # let the loop run between slices
         if not url:
-            raise TunnelError(f'the notebook page did not answer {script} within '
-                              f'{self.timeout:g} s: run the cell in a tab where the notebook '
-                              'is open, or raise tunnel_timeout')
+            raise TunnelError(
+                f'the notebook page did not answer {script} within '
+                f'{self.timeout:g} s: run the cell in a tab where the notebook '
+                'is open, or raise tunnel_timeout'
+            )
         if not isinstance(url, str) or not url.startswith(('https://', 'http://')):
             raise TunnelError(f'{script} answered {url!r}, which is not a URL')
         self.url = url

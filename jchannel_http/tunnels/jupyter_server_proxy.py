@@ -27,7 +27,8 @@ class JupyterServerProxyLauncher:
             raise TunnelError(
                 "tunnel='jupyter-server-proxy' needs the jupyter-server-proxy extension, which "
                 'is not installed: pip install jupyter-server-proxy in the environment of the '
-                "Jupyter server, then restart that server (or use tunnel='cloudflared')")
+                "Jupyter server, then restart that server (or use tunnel='cloudflared')"
+            )
         base = self.base or os.environ.get('JUPYTERHUB_SERVICE_PREFIX') or '/'
         base = '/' + base.strip('/') + '/' if base.strip('/') else '/'
         self.url = f'{base}proxy/{int(port)}'

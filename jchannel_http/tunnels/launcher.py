@@ -38,8 +38,10 @@ async def open_tunnel(launcher: Launcher, port: int) -> str:
     try:
         url = await launcher.start(port)
         if not isinstance(url, str) or not url.startswith(('http://', 'https://', '/')):
-            raise TunnelError(f'the tunnel launcher {launcher!r} returned {url!r}: start(port) '
-                              'must return an http(s) URL or an absolute path')
+            raise TunnelError(
+                f'the tunnel launcher {launcher!r} returned {url!r}: start(port) '
+                'must return an http(s) URL or an absolute path'
+            )
     except BaseException as exc:
         await close_tunnel(launcher)
         if isinstance(exc, JChannelError) or not isinstance(exc, Exception):

@@ -29,36 +29,46 @@ class NgrokLauncher:
         try:
             import ngrok
         except ImportError as exc:
-            raise TunnelError("tunnel='ngrok' needs the ngrok package, which is not installed: "
-                              'pip install ngrok') from exc
+            raise TunnelError(
+                "tunnel='ngrok' needs the ngrok package, which is not installed: pip install ngrok"
+            ) from exc
         if not os.environ.get('NGROK_AUTHTOKEN'):
             raise TunnelError(
                 "tunnel='ngrok' needs an authtoken in NGROK_AUTHTOKEN, which is not set: copy "
                 'yours from the ngrok dashboard (Your Authtoken) and set it before start(), '
-                "e.g. os.environ['NGROK_AUTHTOKEN'] = '...' or %env NGROK_AUTHTOKEN=...")
+                "e.g. os.environ['NGROK_AUTHTOKEN'] = '...' or %env NGROK_AUTHTOKEN=..."
+            )
         self._ngrok = ngrok
-        forwarding = asyncio.ensure_future(asyncio.to_thread(
-            ngrok.forward, f'127.0.0.1:{port}', authtoken_from_env=True, **self.options))
+        forwarding = asyncio.ensure_future(
+            asyncio.to_thread(
+                ngrok.forward, f'127.0.0.1:{port}', authtoken_from_env=True, **self.options
+            )
+        )
         try:
             listener = await asyncio.wait_for(asyncio.shield(forwarding), self.timeout)
         except asyncio.TimeoutError:
             forwarding.add_done_callback(self._close_late)
-            raise TunnelError(f'ngrok gave no URL within {self.timeout:g} s: check that this '
-                              'machine reaches the internet, or raise tunnel_timeout') from None
+            raise TunnelError(
+                f'ngrok gave no URL within {self.timeout:g} s: check that this '
+                'machine reaches the internet, or raise tunnel_timeout'
+            ) from None
         except asyncio.CancelledError:
             forwarding.add_done_callback(self._close_late)
             raise
         except Exception as exc:
-            raise TunnelError(f'ngrok refused to open the tunnel: {exc} (check NGROK_AUTHTOKEN '
-                              'and your account limits)') from exc
+            raise TunnelError(
+                f'ngrok refused to open the tunnel: {exc} (check NGROK_AUTHTOKEN '
+                'and your account limits)'
+            ) from exc
         self.url = listener.url()
         return self.url
 
     def _close_late(self, forwarding: asyncio.Future[Any]) -> None:
         """Close a listener that arrived after start() gave up waiting for it."""
         if not forwarding.cancelled() and forwarding.exception() is None:
-            closing = asyncio.ensure_future(asyncio.to_thread(self._ngrok.disconnect,
-                                                              forwarding.result().url()))
+            closing = asyncio.ensure_future(
+                asyncio.to_thread(self._ngrok.disconnect, forwarding.result().url())
+            )
             self._closing.add(closing)
             closing.add_done_callback(self._closing.discard)
 

@@ -25,15 +25,19 @@ def free_port() -> int:
 
 def probe_session() -> aiohttp.ClientSession:
     """A client session for probes, trusting what OpenSSL trusts now (SSL_CERT_FILE too)."""
-    connector = aiohttp.TCPConnector(ssl=ssl.create_default_context(), ttl_dns_cache=None,
-                                     use_dns_cache=False)
-    return aiohttp.ClientSession(connector=connector,
-                                 timeout=aiohttp.ClientTimeout(total=5, sock_connect=3),
-                                 headers={'ngrok-skip-browser-warning': '1'})
+    connector = aiohttp.TCPConnector(
+        ssl=ssl.create_default_context(), ttl_dns_cache=None, use_dns_cache=False
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=5, sock_connect=3),
+        headers={'ngrok-skip-browser-warning': '1'},
+    )
 
 
-async def wait_until_answers(http: aiohttp.ClientSession, url: str, deadline: float,
-                              timeout: float, what: str) -> None:
+async def wait_until_answers(
+    http: aiohttp.ClientSession, url: str, deadline: float, timeout: float, what: str
+) -> None:
     """Return once ``url/openapi.json`` is this kind of server's; TunnelError at ``deadline``."""
     loop = asyncio.get_running_loop()
     last = 'no answer yet'
@@ -47,9 +51,11 @@ async def wait_until_answers(http: aiohttp.ClientSession, url: str, deadline: fl
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             last = f'{type(exc).__name__}: {exc}'
         if loop.time() >= deadline:
-            raise TunnelError(f'{what} at {url} did not reach this server within {timeout:g} s '
-                              f'(last attempt: {last}); raise tunnel_timeout, or run '
-                              f'python -m jchannel_http doctor {url} to see where it breaks')
+            raise TunnelError(
+                f'{what} at {url} did not reach this server within {timeout:g} s '
+                f'(last attempt: {last}); raise tunnel_timeout, or run '
+                f'python -m jchannel_http doctor {url} to see where it breaks'
+            )
         await asyncio.sleep(PROBE_INTERVAL)
 
 

@@ -28,11 +28,11 @@ async def server(transport: str | None) -> AsyncIterator[jchannel_http.Server]:
         yield server
 
 
-
 async def connect(page: Page, server: jchannel_http.Server) -> jchannel_http.Channel:
     forced = server.options.transport
-    channel = await open_channel(page, server, PAGE_SIDE, KernelSide(), 10,
-                                 client_ready=forced is not None)
+    channel = await open_channel(
+        page, server, PAGE_SIDE, KernelSide(), 10, client_ready=forced is not None
+    )
     if forced is not None:  # the server's option reached the page, which uses it
         assert await page.evaluate('window.jchannelClient.transport') == forced
         assert server.status()['transport'] == forced
@@ -45,8 +45,9 @@ async def test_page_url_connects_and_hides_the_token(server, page) -> None:
     await page.goto(server.page_url)
     assert await opening == 'ready'
     assert server.token not in page.url
-    await page.wait_for_function("document.getElementById('jchannel-state').textContent"
-                                 " === 'connected'")
+    await page.wait_for_function(
+        "document.getElementById('jchannel-state').textContent === 'connected'"
+    )
     assert server.status()['connected'] is True
 
 
@@ -72,30 +73,46 @@ async def test_exceptions_both_ways(server, page) -> None:
     assert caught.value.type == 'TypeError' and 'padEnd' in caught.value.detail
     with pytest.raises(FrontendError, match="no method 'absent'"):
         await channel.call('absent')
-    error = await page.evaluate('''channel.call('divide', 1, 0).then(
-        () => null, (e) => [e.name, e.type, e.detail, e instanceof jchannel.KernelError])''')
+    error = await page.evaluate("""channel.call('divide', 1, 0).then(
+        () => null, (e) => [e.name, e.type, e.detail, e instanceof jchannel.KernelError])""")
     assert error == ['KernelError', 'ZeroDivisionError', 'division by zero', True]
     missing = await page.evaluate(
-        "channel.call('absent').catch((e) => [e.name, e.type, e.detail, e.message])")
+        "channel.call('absent').catch((e) => [e.name, e.type, e.detail, e.message])"
+    )
     # a missing method has one name and one message both ways
-    assert missing == ['KernelError', 'AttributeError', "handler has no method 'absent'",
-                       "AttributeError: handler has no method 'absent'"]
+    assert missing == [
+        'KernelError',
+        'AttributeError',
+        "handler has no method 'absent'",
+        "AttributeError: handler has no method 'absent'",
+    ]
     with pytest.raises(FrontendError) as caught:
         await channel.call('absent')
     assert (caught.value.type, caught.value.detail, str(caught.value)) == tuple(missing[1:])
     with pytest.raises(FrontendError) as caught:
         await server.open('42')  # code that is not a function says what to give instead
     assert caught.value.type == 'TypeError'
-    assert caught.value.detail == ('the code given to open() must evaluate to a function taking '
-                                   'the channel, e.g. `(channel) => { ... }`, but it evaluated '
-                                   'to a number (42)')
+    assert caught.value.detail == (
+        'the code given to open() must evaluate to a function taking '
+        'the channel, e.g. `(channel) => { ... }`, but it evaluated '
+        'to a number (42)'
+    )
 
 
 VALUES = [
     {'nested': {'list': [1, [2, [3, {'deep': True}]]]}},
     'unicode: é ß 中文 😀 \u2028 \n\t"quotes"',
-    3.141592653589793, -0.5, 1e-300, 2**53 - 1, -(2**53 - 1),
-    None, [], {}, '', 0, False,
+    3.141592653589793,
+    -0.5,
+    1e-300,
+    2**53 - 1,
+    -(2**53 - 1),
+    None,
+    [],
+    {},
+    '',
+    0,
+    False,
 ]
 
 
@@ -112,10 +129,12 @@ async def test_a_thousand_concurrent_calls_each_way(server, page) -> None:
     assert results == list(range(1000))
     seen = await page.evaluate('window.seen')
     assert len(seen) == 1000 and set(seen.values()) == {1}
-    results = await page.evaluate('''Promise.all(
-        Array.from({length: 1000}, (_, i) => channel.call('count', i)))''')
+    results = await page.evaluate("""Promise.all(
+        Array.from({length: 1000}, (_, i) => channel.call('count', i)))""")
     assert results == list(range(1000))
-    assert len(handler_of(channel, KernelSide).seen) == 1000 and set(handler_of(channel, KernelSide).seen.values()) == {1}
+    assert len(handler_of(channel, KernelSide).seen) == 1000 and set(
+        handler_of(channel, KernelSide).seen.values()
+    ) == {1}
     status = server.status()
     assert status['pending_calls'] == 0
 
@@ -127,8 +146,8 @@ async def test_stream_cut_mid_run_loses_and_repeats_nothing(page, transport) -> 
         try:
             channel = await connect(page, server)
             kernel_calls = [channel.call('count', i, timeout=60) for i in range(300)]
-            page_calls = page.evaluate('''Promise.all(
-                Array.from({length: 300}, (_, i) => channel.call('count', 1000 + i)))''')
+            page_calls = page.evaluate("""Promise.all(
+                Array.from({length: 300}, (_, i) => channel.call('count', 1000 + i)))""")
             page_task = asyncio.ensure_future(page_calls)
             for _ in range(3):
                 await asyncio.sleep(0.05)

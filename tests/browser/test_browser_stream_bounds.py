@@ -17,6 +17,7 @@ class SlowDigest:
 
     async def digest(self, stream) -> list:
         import hashlib
+
         digest = hashlib.sha256()
         size = 0
         async for data in stream:
@@ -30,8 +31,9 @@ async def test_a_page_uploading_several_streams_at_once_stays_within_streams_buf
     from support.stream_page import PAGE_SIDE
 
     limit, chunk_size = 3 * MiB, 256 * KiB
-    async with jchannel_http.Server(token=TOKEN, heartbeat=1, stream_buffer=2 * MiB,
-                                    streams_buffer=limit, chunk_size=chunk_size) as server:
+    async with jchannel_http.Server(
+        token=TOKEN, heartbeat=1, stream_buffer=2 * MiB, streams_buffer=limit, chunk_size=chunk_size
+    ) as server:
         await page.goto(server.page_url)
         channel = await server.open(PAGE_SIDE, timeout=10)
         channel.handler = SlowDigest()
@@ -40,20 +42,24 @@ async def test_a_page_uploading_several_streams_at_once_stays_within_streams_buf
         async def sample() -> None:
             nonlocal most
             while True:
-                most = max(most, server.streams.upload_budget.held,
-                           server.streams.status()['held_bytes'])
+                most = max(
+                    most, server.streams.upload_budget.held, server.streams.status()['held_bytes']
+                )
                 await asyncio.sleep(0.002)
 
         sampler = asyncio.create_task(sample())
         try:
-            got, expected = await asyncio.wait_for(page.evaluate('''async () => {
+            got, expected = await asyncio.wait_for(
+                page.evaluate("""async () => {
                 const sizes = [6 << 20, 5 << 20, 4 << 20, 3 << 20];
                 const all = sizes.map((size, i) => t.makeBytes(size, 40 + i));
                 const answers = await Promise.all(all.map(
                     (bytes) => channel.callWithStream('digest', t.chunksOf(bytes, 1 << 20))));
                 return [answers, await Promise.all(all.map(
                     async (bytes) => [bytes.length, await t.hex(bytes)]))];
-            }'''), 120)
+            }"""),
+                120,
+            )
         finally:
             sampler.cancel()
         assert got == expected
@@ -93,9 +99,9 @@ async def test_a_handler_reading_an_upload_fails_once_the_tab_closed(browser) ->
         await tab.goto(server.page_url)
         channel = await server.open(PAGE_SIDE, timeout=10)
         channel.handler = Reader()
-        await tab.evaluate('''() => { window.upload = channel.callWithStream('read', (async function* () {
+        await tab.evaluate("""() => { window.upload = channel.callWithStream('read', (async function* () {
             for (;;) { yield new Uint8Array(64 << 10); await new Promise((r) => setTimeout(r, 20)); }
-        })()); }''')
+        })()); }""")
         await asyncio.wait_for(channel.handler.reading.wait(), 10)
         loop = asyncio.get_running_loop()
         closed_at = loop.time()

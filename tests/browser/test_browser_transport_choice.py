@@ -25,14 +25,14 @@ KernelSide = CountingKernel
 
 async def connect(page: Page, server: jchannel_http.Server) -> jchannel_http.Channel:
     channel = await open_channel(page, server, PAGE_SIDE, KernelSide(), 30, client_ready=True)
-    await page.evaluate('''() => {
+    await page.evaluate("""() => {
         const client = window.jchannelClient, shown = client.onstatechange;
         window.transports = [client.transport];
         client.onstatechange = (c) => {
             if (window.transports.at(-1) !== c.transport) window.transports.push(c.transport);
             shown(c);
         };
-    }''')
+    }""")
     return channel
 
 
@@ -60,8 +60,9 @@ async def test_a_blocked_kernel_loop_keeps_the_page_on_its_get_event_stream(page
 async def test_a_buffering_path_moves_the_page_down_and_back_up_once_it_stops(page) -> None:
     # the proxy listens first (on a free port it holds), then the server behind it
     proxy = await HoldingProxy(0, holding=('GET', 'POST')).start()
-    async with jchannel_http.Server(token=TOKEN, heartbeat=1, first_event_deadline=1,
-                                    upgrade_interval=3, url=proxy.url) as server:
+    async with jchannel_http.Server(
+        token=TOKEN, heartbeat=1, first_event_deadline=1, upgrade_interval=3, url=proxy.url
+    ) as server:
         proxy.target = server.port
         try:
             channel = await connect(page, server)
@@ -87,12 +88,15 @@ async def test_a_buffering_path_moves_the_page_down_and_back_up_once_it_stops(pa
             await proxy.stop()
 
 
-async def test_a_reload_behind_a_buffering_path_reconnects_on_the_remembered_poll_at_once(page) -> None:
+async def test_a_reload_behind_a_buffering_path_reconnects_on_the_remembered_poll_at_once(
+    page,
+) -> None:
     # both event streams are held: the first page probes them and ends on poll, and its tab
     # remembers it; the reloaded page polls at once, with no event stream tried
     proxy = await HoldingProxy(0, holding=('GET', 'POST')).start()
-    async with jchannel_http.Server(token=TOKEN, heartbeat=1, first_event_deadline=1,
-                                    url=proxy.url) as server:
+    async with jchannel_http.Server(
+        token=TOKEN, heartbeat=1, first_event_deadline=1, url=proxy.url
+    ) as server:
         proxy.target = server.port
         try:
             channel = await connect(page, server)
@@ -101,15 +105,16 @@ async def test_a_reload_behind_a_buffering_path_reconnects_on_the_remembered_pol
             first = len(proxy.requests)
             assert ('GET', '/events') in proxy.requests[:first]
             assert ('POST', '/events') in proxy.requests[:first]
-            remembered = await page.evaluate('''() => Object.entries(sessionStorage)
+            remembered = await page.evaluate("""() => Object.entries(sessionStorage)
                 .filter(([key]) => key.startsWith('jchannel-transport '))
-                .map(([, value]) => JSON.parse(value))''')
+                .map(([, value]) => JSON.parse(value))""")
             assert [(m['transport'], m['sendMethod']) for m in remembered] == [('poll', 'post')]
 
             started = time.monotonic()
             await page.reload()
             await page.wait_for_function(
-                '() => window.jchannelClient?.state === "connected"', timeout=10_000, polling=10)
+                '() => window.jchannelClient?.state === "connected"', timeout=10_000, polling=10
+            )
             elapsed = time.monotonic() - started
             assert await page.evaluate('window.jchannelClient.transport') == 'poll'
             assert elapsed < 1.0, f'the reloaded page took {elapsed:.2f} s to connect'
@@ -129,13 +134,15 @@ async def test_a_reload_behind_a_buffering_path_reconnects_on_the_remembered_pol
 
 
 async def test_the_servers_remember_transport_reaches_the_page(browser) -> None:
-    memory = ("Object.keys(sessionStorage).filter((key) => key.startsWith('jchannel-transport '))"
-              '.length')
+    memory = (
+        "Object.keys(sessionStorage).filter((key) => key.startsWith('jchannel-transport ')).length"
+    )
     for seconds, remembered in ((600, 1), (0, 0)):
         page = await browser.new_page()
         try:
-            async with jchannel_http.Server(token=TOKEN, heartbeat=1,
-                                            remember_transport=seconds) as server:
+            async with jchannel_http.Server(
+                token=TOKEN, heartbeat=1, remember_transport=seconds
+            ) as server:
                 await page.goto(server.page_url)
                 await wait_connected(page, 'sse-get')
                 assert await page.evaluate(memory) == remembered, seconds

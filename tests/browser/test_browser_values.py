@@ -16,7 +16,7 @@ from jchannel_http.http import messages as http_app
 from support.chromium import open_channel
 from support.kernel_server import TOKEN
 
-PAGE_SIDE = r'''(channel) => {
+PAGE_SIDE = r"""(channel) => {
   window.channel = channel;
   channel.handler = {
     aFunction() { return { f: () => 1 }; },
@@ -35,7 +35,7 @@ PAGE_SIDE = r'''(channel) => {
     throwNumber() { throw 7; },
   };
   return 'ready';
-}'''
+}"""
 
 BAD_OPEN = '() => { throw new Proxy({}, { get() { throw new Error("open trap"); } }); }'
 
@@ -56,7 +56,8 @@ async def connect(page: Page, server: jchannel_http.Server) -> jchannel_http.Cha
 
 
 async def test_results_json_cannot_carry_fail_the_kernel_call_and_nothing_wedges(
-        server, page) -> None:
+    server, page
+) -> None:
     channel = await connect(page, server)
     expected = {
         'aFunction': 'cannot send result.f: a function',
@@ -80,7 +81,7 @@ async def test_results_json_cannot_carry_fail_the_kernel_call_and_nothing_wedges
 
 async def test_page_call_arguments_json_cannot_carry_reject_at_once(server, page) -> None:
     channel = await connect(page, server)
-    refused = await page.evaluate('''async () => {
+    refused = await page.evaluate("""async () => {
         const cyclic = {}; cyclic.self = cyclic;
         const attempts = [
             () => channel.call('echo', 1, 2, { x: () => 1 }),
@@ -94,21 +95,23 @@ async def test_page_call_arguments_json_cannot_carry_reject_at_once(server, page
             messages.push(await attempt().then(() => 'sent', (e) => `${e.name}: ${e.message}`));
         }
         return [messages, window.jchannelClient.stats.pendingCalls];
-    }''')
-    assert refused == [[
-        'TypeError: cannot send args[2].x: a function',
-        'TypeError: cannot send args[0][0]: NaN',
-        'TypeError: cannot send args[0]: -Infinity',
-        'TypeError: cannot send args[0].self: a cycle (a value that contains itself)',
-        'TypeError: cannot send args[0].n: a BigInt',
-    ], 0]
+    }""")
+    assert refused == [
+        [
+            'TypeError: cannot send args[2].x: a function',
+            'TypeError: cannot send args[0][0]: NaN',
+            'TypeError: cannot send args[0]: -Infinity',
+            'TypeError: cannot send args[0].self: a cycle (a value that contains itself)',
+            'TypeError: cannot send args[0].n: a BigInt',
+        ],
+        0,
+    ]
     assert await page.evaluate("channel.call('echo', [undefined, {a: undefined}])") == [None, {}]
     assert await channel.call('same', 'still fine', timeout=5) == 'still fine'
     assert page.errors == []
 
 
-async def test_errors_that_cannot_describe_themselves_still_answer_the_call(
-        server, page) -> None:
+async def test_errors_that_cannot_describe_themselves_still_answer_the_call(server, page) -> None:
     channel = await connect(page, server)
     undescribed = '<the thrown value could not be described: '
     expected = {
@@ -129,7 +132,8 @@ async def test_errors_that_cannot_describe_themselves_still_answer_the_call(
 
 
 async def test_a_post_the_kernel_refuses_starts_a_new_session_instead_of_a_retry_loop(
-        server, page, monkeypatch) -> None:
+    server, page, monkeypatch
+) -> None:
     channel = await connect(page, server)
     old_session = server.status()['session']
     refusals = []
@@ -142,8 +146,8 @@ async def test_a_post_the_kernel_refuses_starts_a_new_session_instead_of_a_retry
         return real_decode(item, allowed)
 
     monkeypatch.setattr(http_app, 'decode_item', refusing_decode)
-    outcome = await page.evaluate('''channel.call('echo', 'poison').then(
-        () => 'answered', (e) => [e.name, e.message])''')
+    outcome = await page.evaluate("""channel.call('echo', 'poison').then(
+        () => 'answered', (e) => [e.name, e.message])""")
     assert outcome[0] == 'StateError'
     assert 'resync' in outcome[1] and '400' in outcome[1] and 'this frame is poison' in outcome[1]
     assert len(refusals) == 1, 'the refused POST is not sent again'
@@ -166,6 +170,6 @@ async def test_lone_surrogates_pass_both_ways_unchanged(server, page) -> None:
     channel = await connect(page, server)
     assert await channel.call('loneSurrogate', timeout=5) == 'a\ud800b'
     assert await channel.call('same', 'x\udfffy', timeout=5) == 'x\udfffy'
-    back = await page.evaluate(r'''channel.call('echo', 'p\udc00q').then(
-        (value) => value === 'p\udc00q', (e) => e.message)''')
+    back = await page.evaluate(r"""channel.call('echo', 'p\udc00q').then(
+        (value) => value === 'p\udc00q', (e) => e.message)""")
     assert back is True

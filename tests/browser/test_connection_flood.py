@@ -31,8 +31,13 @@ async def test_idle_connections_cannot_exhaust_the_kernel(browser, descriptors) 
     root = os.path.dirname(os.path.dirname(HERE))
     env = {**os.environ, 'PYTHONPATH': os.pathsep.join([root, os.environ.get('PYTHONPATH', '')])}
     kernel = await asyncio.create_subprocess_exec(
-        sys.executable, os.path.join(HERE, 'flood_server.py'), TOKEN, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        os.path.join(HERE, 'flood_server.py'),
+        TOKEN,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     idle: list[asyncio.StreamWriter] = []
     try:
         assert kernel.stdout is not None
@@ -62,6 +67,7 @@ async def test_idle_connections_cannot_exhaust_the_kernel(browser, descriptors) 
                 return await asyncio.wait_for(reader.read(1), 10) == b''
             except (ConnectionError, asyncio.TimeoutError):
                 return isinstance(reader.exception(), ConnectionError)
+
         results = await asyncio.gather(*(closed(reader) for reader in readers))
         assert all(results)  # every idle connection was closed by the server...
         assert time.monotonic() - opened_at < 3 + 20  # ...within head_timeout of the last one

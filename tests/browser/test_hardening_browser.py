@@ -17,7 +17,7 @@ import jchannel_http
 from support.chromium import handler_of, open_channel
 from support.kernel_server import TOKEN
 
-PAGE_SIDE = '''(channel) => {
+PAGE_SIDE = """(channel) => {
   window.channel = channel;
   window.received = 0;
   channel.handler = {
@@ -25,7 +25,7 @@ PAGE_SIDE = '''(channel) => {
     echo(value) { return value; },
   };
   return 'ready';
-}'''
+}"""
 
 
 class Unprintable(Exception):
@@ -63,10 +63,13 @@ async def connect(page: Page, server: jchannel_http.Server) -> jchannel_http.Cha
 
 async def page_call(page: Page, name: str, *args: object) -> dict:
     """Call kernel method ``name`` from the page; its result or its error as a dict."""
-    return await page.evaluate('''async ([name, args]) => {
+    return await page.evaluate(
+        """async ([name, args]) => {
       try { return {value: await window.channel.call(name, ...args)}; }
       catch (e) { return {error: e.name, type: e.type, detail: e.detail, message: e.message}; }
-    }''', [name, list(args)])
+    }""",
+        [name, list(args)],
+    )
 
 
 async def test_many_large_kernel_calls_wait_for_room_without_spinning(page) -> None:
@@ -90,7 +93,8 @@ async def test_many_large_kernel_calls_wait_for_room_without_spinning(page) -> N
         text = 'x' * (1024 * 1024)
         started = time.monotonic()
         sizes = await asyncio.wait_for(
-            asyncio.gather(*(channel.call('size', text, timeout=120) for _ in range(200))), 150)
+            asyncio.gather(*(channel.call('size', text, timeout=120) for _ in range(200))), 150
+        )
         elapsed = time.monotonic() - started
         running = False
         await ticker
@@ -108,8 +112,11 @@ async def test_errors_that_cannot_describe_themselves_still_answer(page, caplog)
         answer = await page_call(page, 'unprintable')
         assert answer['error'] == 'KernelError' and answer['type'] == 'Unprintable'
         assert 'could not describe itself' in answer['detail']
-        warnings = [record for record in caplog.records
-                    if record.name == 'jchannel_http' and record.levelno == logging.WARNING]
+        warnings = [
+            record
+            for record in caplog.records
+            if record.name == 'jchannel_http' and record.levelno == logging.WARNING
+        ]
         assert len(warnings) == 1 and warnings[0].exc_info is not None
         assert 'unprintable' in warnings[0].getMessage()
         assert 'Traceback' in caplog.text and ', in unprintable' in caplog.text  # where it raised
@@ -158,8 +165,12 @@ async def test_values_json_cannot_carry_are_refused_by_name_and_nothing_is_sent(
         answer = await page_call(page, 'nan')
         assert answer['error'] == 'KernelError' and answer['type'] == 'TypeError'
         assert 'cannot send result: nan' in answer['detail']
-        values = [numpy.arange(4).reshape(2, 2), numpy.float32(0.25), numpy.int64(-3),
-                  numpy.bool_(False)]
+        values = [
+            numpy.arange(4).reshape(2, 2),
+            numpy.float32(0.25),
+            numpy.int64(-3),
+            numpy.bool_(False),
+        ]
         assert await channel.call('echo', values) == [[[0, 1], [2, 3]], 0.25, -3, False]
 
 
@@ -168,12 +179,12 @@ async def test_lone_surrogates_cross_unchanged_both_ways(page) -> None:
         channel = await connect(page, server)
         texts = ['\ud83d', 'cut \ud83d', '\ude00 tail', '\udfff\ud800']
         assert await channel.call('echo', texts) == texts
-        lengths = await page.evaluate('''async () => {
+        lengths = await page.evaluate("""async () => {
           const emoji = '\\u{1F600}';
           const cut = emoji.slice(0, 1);
           const back = await window.channel.call('fine', [cut, 'a' + cut, emoji]);
           return [back[0] === cut, back[1] === 'a' + cut, back[2] === emoji, back[0].length];
-        }''')
+        }""")
         assert lengths == [True, True, True, 1]
         assert handler_of(channel, KernelSide).runs == ['fine']
 

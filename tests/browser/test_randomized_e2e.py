@@ -83,10 +83,14 @@ PAGE_RULE_CASES = {
 its object, sent a bare function result without its value, sent values nested too deep, and left
 a call unanswered when the error thrown could not describe itself."""
 PAGE_RULES = os.environ.get('JCHANNEL_FUZZ_PAGE_RULES', '1') not in ('', '0')
-PAGE_UNSENDABLE = sorted(param for kind, param in PAGE_RULE_CASES.values()
-                         if kind == 'unsendable' and param is not None)
-PAGE_UNSENDABLE_ARGS = sorted(param for kind, param in PAGE_RULE_CASES.values()
-                              if kind == 'unsendable arg' and param is not None)
+PAGE_UNSENDABLE = sorted(
+    param for kind, param in PAGE_RULE_CASES.values() if kind == 'unsendable' and param is not None
+)
+PAGE_UNSENDABLE_ARGS = sorted(
+    param
+    for kind, param in PAGE_RULE_CASES.values()
+    if kind == 'unsendable arg' and param is not None
+)
 PAGE_SENDS_TODAY = {  # what the page sends, as Python receives it
     'bigint refused': None,  # JSON.stringify throws TypeError: refused, as the rule says
     'undefined': None,
@@ -96,7 +100,7 @@ PAGE_SENDS_TODAY = {  # what the page sends, as Python receives it
     'deep ok': nested(MAX_DEPTH - 1),
 }
 
-PAGE_SIDE = r'''(channel) => {
+PAGE_SIDE = r"""(channel) => {
   const f = window.fuzz = { ran: [], outcomes: {}, release: [] };
   window.fuzzChannel = channel;
   const ascii = (text) => text.replace(/[\u007f-\uffff]/g,
@@ -224,7 +228,7 @@ PAGE_SIDE = r'''(channel) => {
   f.take = (ids) => Object.fromEntries(ids.map((id) => [id, f.outcomes[id]]));
   f.releaseAll = () => f.release.splice(0).forEach((resolve) => resolve());
   return 'ready';
-}'''
+}"""
 
 
 class Pauser:
@@ -316,16 +320,16 @@ class Expect:
     """What one call must end with."""
 
     call_id: int
-    way: str                   # 'kernel' (the kernel calls the page) or 'page'
-    what: str                  # a short description, for failure messages
-    value: Any = None          # the result, when ok
+    way: str  # 'kernel' (the kernel calls the page) or 'page'
+    what: str  # a short description, for failure messages
+    value: Any = None  # the result, when ok
     ok: bool = True
-    error: str | None = None   # the exception's class on the caller's side, when not ok
-    type: str | None = None    # its .type (FrontendError / KernelError)
+    error: str | None = None  # the exception's class on the caller's side, when not ok
+    type: str | None = None  # its .type (FrontendError / KernelError)
     detail: Callable[[str], bool] | None = None
-    runs: bool | None = True   # whether the handler must have run (None: it may or not)
-    held: bool = False         # the handler never answers until the round releases it
-    stream: bool = False       # the result is a stream, compared by its digest
+    runs: bool | None = True  # whether the handler must have run (None: it may or not)
+    held: bool = False  # the handler never answers until the round releases it
+    stream: bool = False  # the result is a stream, compared by its digest
 
 
 def stream_spec(rng: random.Random) -> tuple[int, int]:
@@ -336,8 +340,15 @@ def stream_spec(rng: random.Random) -> tuple[int, int]:
 class Run:
     """One seeded run: the calls of each round and what each must end with."""
 
-    def __init__(self, seed: int, server: jchannel_http.Server, channel: jchannel_http.Channel,
-                 page: Page, kernel: KernelSide, pauser: Pauser) -> None:
+    def __init__(
+        self,
+        seed: int,
+        server: jchannel_http.Server,
+        channel: jchannel_http.Channel,
+        page: Page,
+        kernel: KernelSide,
+        pauser: Pauser,
+    ) -> None:
         self.server = server
         self.records: list[logging.LogRecord] = []
         self.seed = seed
@@ -349,7 +360,7 @@ class Run:
         self.next_id = 1
         self.expected: dict[int, Expect] = {}
         self.counts: collections.Counter = collections.Counter()
-        self.kernel_failures = 0    # page calls whose kernel handler raised
+        self.kernel_failures = 0  # page calls whose kernel handler raised
         self.kernel_unsendable = 0  # page calls whose kernel handler returned an unsendable value
 
     def new_id(self) -> int:
@@ -369,49 +380,87 @@ class Run:
 
         def call(behaviour: str, value: Any, param: Any = None, deadline: float | None = None):
             """``timeout`` bounds the wait for the page; ``deadline`` the whole call."""
-            return lambda: channel.call('run', call_id, behaviour, value, param,
-                                        timeout=CALL_TIMEOUT, deadline=deadline)
+            return lambda: channel.call(
+                'run', call_id, behaviour, value, param, timeout=CALL_TIMEOUT, deadline=deadline
+            )
 
         if pick < 0.25:
             return Expect(call_id, 'kernel', 'return', page_form(payload)), call('return', payload)
         if pick < 0.32:
             delay = rng.randrange(0, 300)
-            return (Expect(call_id, 'kernel', f'slow {delay} ms', page_form(payload)),
-                    call('slow', payload, delay))
+            return (
+                Expect(call_id, 'kernel', f'slow {delay} ms', page_form(payload)),
+                call('slow', payload, delay),
+            )
         if pick < 0.38:
-            return (Expect(call_id, 'kernel', 'raise', ok=False, error='FrontendError',
-                           type='RangeError', detail=lambda d: d == f'failed {call_id}'),
-                    call('raise', payload))
+            return (
+                Expect(
+                    call_id,
+                    'kernel',
+                    'raise',
+                    ok=False,
+                    error='FrontendError',
+                    type='RangeError',
+                    detail=lambda d: d == f'failed {call_id}',
+                ),
+                call('raise', payload),
+            )
         if pick < 0.43:
             thrown = rng.randrange(6)
-            return (Expect(call_id, 'kernel', f'throw non-Error {thrown}', ok=False,
-                           error='FrontendError'), call('throw', None, thrown))
+            return (
+                Expect(
+                    call_id, 'kernel', f'throw non-Error {thrown}', ok=False, error='FrontendError'
+                ),
+                call('throw', None, thrown),
+            )
         if pick < 0.48:
             # A page that never answers is waited for as long as it stays connected, unless the
             # call has a deadline. It may pass while the frame waits for room in the outbox.
             deadline = rng.uniform(0.3, 1.5)
-            return (Expect(call_id, 'kernel', f'never, deadline {deadline:.2f} s', ok=False,
-                           error='TimeoutError', runs=None), call('never', None, None, deadline))
+            return (
+                Expect(
+                    call_id,
+                    'kernel',
+                    f'never, deadline {deadline:.2f} s',
+                    ok=False,
+                    error='TimeoutError',
+                    runs=None,
+                ),
+                call('never', None, None, deadline),
+            )
         if pick < 0.55:
             size, chunk = stream_spec(rng)
-            return (Expect(call_id, 'kernel', f'page returns a stream of {size}', stream=True,
-                           value=digest(stream_bytes(call_id, size))),
-                    call('stream', None, [size, chunk]))
+            return (
+                Expect(
+                    call_id,
+                    'kernel',
+                    f'page returns a stream of {size}',
+                    stream=True,
+                    value=digest(stream_bytes(call_id, size)),
+                ),
+                call('stream', None, [size, chunk]),
+            )
         if pick < 0.61:
             size, chunk = stream_spec(rng)
             data = stream_bytes(call_id, size)
-            return (Expect(call_id, 'kernel', f'call_with_stream of {size}', digest(data)),
-                    lambda: channel.call_with_stream('consume', chunked(data, chunk), call_id,
-                                                     timeout=CALL_TIMEOUT))
+            return (
+                Expect(call_id, 'kernel', f'call_with_stream of {size}', digest(data)),
+                lambda: channel.call_with_stream(
+                    'consume', chunked(data, chunk), call_id, timeout=CALL_TIMEOUT
+                ),
+            )
         if pick < 0.64:
             size, chunk = stream_spec(rng)
             data = stream_bytes(call_id, size)
-            return (Expect(call_id, 'kernel', f'pipe of {size}', digest(data), stream=True,
-                           runs=False),
-                    lambda: channel.pipe(chunked(data, chunk), timeout=CALL_TIMEOUT))
+            return (
+                Expect(call_id, 'kernel', f'pipe of {size}', digest(data), stream=True, runs=False),
+                lambda: channel.pipe(chunked(data, chunk), timeout=CALL_TIMEOUT),
+            )
         if pick < 0.68:
-            return (Expect(call_id, 'kernel', 'echo', [call_id, page_form(payload)], runs=False),
-                    lambda: channel.echo(call_id, payload, timeout=CALL_TIMEOUT))
+            return (
+                Expect(call_id, 'kernel', 'echo', [call_id, page_form(payload)], runs=False),
+                lambda: channel.echo(call_id, payload, timeout=CALL_TIMEOUT),
+            )
         if pick < 0.76:
             # The page returns a string whose result frame is just under or just over its limit.
             delta = rng.choice([rng.randint(-600, -24), rng.randint(1, 600)])
@@ -421,40 +470,79 @@ class Run:
             big = 'x' * size
             if delta < 0:  # up to 6 digits of call number fit in the margin
                 return Expect(call_id, 'kernel', what, big), call('return', big)
-            return (Expect(call_id, 'kernel', what, ok=False, error='FrontendError',
-                           type='RangeError'), call('return', big))
+            return (
+                Expect(call_id, 'kernel', what, ok=False, error='FrontendError', type='RangeError'),
+                call('return', big),
+            )
         if pick < 0.80:
-            size = rng.choice([rng.randrange(MAX_BODY - 512, MAX_BODY + 512),
-                               rng.randrange(100 * KiB, 300 * KiB)])
+            size = rng.choice(
+                [rng.randrange(MAX_BODY - 512, MAX_BODY + 512), rng.randrange(100 * KiB, 300 * KiB)]
+            )
             big = random_string(rng, 3) + 'z' * size  # beyond the page's frames, not the kernel's
-            return (Expect(call_id, 'kernel', f'kernel sends {size} bytes', utf16_hash(big)),
-                    call('measure', big))
+            return (
+                Expect(call_id, 'kernel', f'kernel sends {size} bytes', utf16_hash(big)),
+                call('measure', big),
+            )
         if pick < 0.86:
             which = rng.choice([*sorted(KERNEL_UNSENDABLE), 'deep arg 250'])
             value = nested(MAX_DEPTH) if which == 'deep arg 250' else KERNEL_UNSENDABLE[which]()
-            return (Expect(call_id, 'kernel', f'kernel arg {which}', ok=False, error='TypeError',
-                           detail=lambda d: d.startswith('cannot send args[2][1]'), runs=False),
-                    call('return', [1, value]))
+            return (
+                Expect(
+                    call_id,
+                    'kernel',
+                    f'kernel arg {which}',
+                    ok=False,
+                    error='TypeError',
+                    detail=lambda d: d.startswith('cannot send args[2][1]'),
+                    runs=False,
+                ),
+                call('return', [1, value]),
+            )
         if pick < 0.90:
             level = rng.randint(MAX_DEPTH - 3, MAX_DEPTH - 1)
             value = nested(level, random_string(rng, 2))
-            return (Expect(call_id, 'kernel', f'kernel arg nested {level}', page_form(value)),
-                    call('return', value))
+            return (
+                Expect(call_id, 'kernel', f'kernel arg nested {level}', page_form(value)),
+                call('return', value),
+            )
         if pick < 0.95:
             which = rng.choice(sorted(PAGE_SENDS_TODAY))
             if which == 'bigint refused':
-                return (Expect(call_id, 'kernel', 'page result 10n', ok=False,
-                               error='FrontendError', type='TypeError'), call('odd', None, which))
-            return (Expect(call_id, 'kernel', f'page result {which}', PAGE_SENDS_TODAY[which]),
-                    call('odd', None, which))
+                return (
+                    Expect(
+                        call_id,
+                        'kernel',
+                        'page result 10n',
+                        ok=False,
+                        error='FrontendError',
+                        type='TypeError',
+                    ),
+                    call('odd', None, which),
+                )
+            return (
+                Expect(call_id, 'kernel', f'page result {which}', PAGE_SENDS_TODAY[which]),
+                call('odd', None, which),
+            )
         if PAGE_RULES and pick < 0.98:
             which = self.rng.choice(PAGE_UNSENDABLE)
-            return (Expect(call_id, 'kernel', f'page result {which} (page rule)', ok=False,
-                           error='FrontendError', type='TypeError'),
-                    call('unsendable', None, which))
+            return (
+                Expect(
+                    call_id,
+                    'kernel',
+                    f'page result {which} (page rule)',
+                    ok=False,
+                    error='FrontendError',
+                    type='TypeError',
+                ),
+                call('unsendable', None, which),
+            )
         if PAGE_RULES:
-            return (Expect(call_id, 'kernel', 'throw getters (page rule)', ok=False,
-                           error='FrontendError'), call('throw getters', None))
+            return (
+                Expect(
+                    call_id, 'kernel', 'throw getters (page rule)', ok=False, error='FrontendError'
+                ),
+                call('throw getters', None),
+            )
         return Expect(call_id, 'kernel', 'return', page_form(payload)), call('return', payload)
 
     # -- the page calls the kernel ----------------------------------------------------------
@@ -472,8 +560,9 @@ class Run:
 
         def kernel_error(what: str, type_: str, detail: Callable[[str], bool] | None = None):
             self.kernel_failures += 1
-            return Expect(call_id, 'page', what, ok=False, error='KernelError', type=type_,
-                          detail=detail)
+            return Expect(
+                call_id, 'page', what, ok=False, error='KernelError', type=type_, detail=detail
+            )
 
         if pick < 0.22:
             return Expect(call_id, 'page', 'return', page_form(payload)), call('return')
@@ -482,85 +571,162 @@ class Run:
             return Expect(call_id, 'page', 'slow', page_form(payload)), call('slow', delay)
         if pick < 0.34:
             pause = rng.uniform(0.01, MAX_PAUSE)
-            return (Expect(call_id, 'page', f'block the loop {pause:.2f} s', page_form(payload)),
-                    call('block', pause))
+            return (
+                Expect(call_id, 'page', f'block the loop {pause:.2f} s', page_form(payload)),
+                call('block', pause),
+            )
         if pick < 0.38:
-            return (kernel_error('raise', 'ValueError', lambda d: d == f'failed {call_id}'),
-                    call('raise'))
+            return (
+                kernel_error('raise', 'ValueError', lambda d: d == f'failed {call_id}'),
+                call('raise'),
+            )
         if pick < 0.41:
-            return (kernel_error('unprintable', 'Unprintable',
-                                 lambda d: 'could not describe itself' in d), call('unprintable'))
+            return (
+                kernel_error(
+                    'unprintable', 'Unprintable', lambda d: 'could not describe itself' in d
+                ),
+                call('unprintable'),
+            )
         if pick < 0.43:
             return kernel_error('KeyboardInterrupt', 'KeyboardInterrupt'), call('interrupt')
         if pick < 0.45:
             return kernel_error('SystemExit', 'SystemExit'), call('exit')
         if pick < 0.49:
-            return (Expect(call_id, 'page', 'never (released after the round)',
-                           f'late {call_id}', held=True), call('never'))
+            return (
+                Expect(
+                    call_id,
+                    'page',
+                    'never (released after the round)',
+                    f'late {call_id}',
+                    held=True,
+                ),
+                call('never'),
+            )
         if pick < 0.56:
             size, chunk = stream_spec(rng)
-            return (Expect(call_id, 'page', f'kernel returns a stream of {size}', stream=True,
-                           value=digest(stream_bytes(call_id, size))),
-                    call('stream', [size, chunk]))
+            return (
+                Expect(
+                    call_id,
+                    'page',
+                    f'kernel returns a stream of {size}',
+                    stream=True,
+                    value=digest(stream_bytes(call_id, size)),
+                ),
+                call('stream', [size, chunk]),
+            )
         if pick < 0.62:
             size, chunk = stream_spec(rng)
-            return (Expect(call_id, 'page', f'callWithStream of {size}',
-                           digest(stream_bytes(call_id, size))),
-                    {'id': call_id, 'kind': 'stream', 'size': size, 'chunk': chunk})
+            return (
+                Expect(
+                    call_id,
+                    'page',
+                    f'callWithStream of {size}',
+                    digest(stream_bytes(call_id, size)),
+                ),
+                {'id': call_id, 'kind': 'stream', 'size': size, 'chunk': chunk},
+            )
         if pick < 0.65:
             size, chunk = stream_spec(rng)
-            return (Expect(call_id, 'page', f'pipe of {size}', digest(stream_bytes(call_id, size)),
-                           stream=True, runs=False),
-                    {'id': call_id, 'kind': 'pipe', 'size': size, 'chunk': chunk})
+            return (
+                Expect(
+                    call_id,
+                    'page',
+                    f'pipe of {size}',
+                    digest(stream_bytes(call_id, size)),
+                    stream=True,
+                    runs=False,
+                ),
+                {'id': call_id, 'kind': 'pipe', 'size': size, 'chunk': chunk},
+            )
         if pick < 0.69:
-            return (Expect(call_id, 'page', 'echo', [call_id, page_form(payload)], runs=False),
-                    {**spec, 'kind': 'echo'})
+            return (
+                Expect(call_id, 'page', 'echo', [call_id, page_form(payload)], runs=False),
+                {**spec, 'kind': 'echo'},
+            )
         if pick < 0.77:
             # The page sends a string whose call frame is just under or just over its limit.
             delta = rng.choice([rng.randint(-600, -40), rng.randint(1, 600)])
-            overhead = len('{"type":"call","call":,"channel":,"name":"run","args":[,"return","",null]}')
+            overhead = len(
+                '{"type":"call","call":,"channel":,"name":"run","args":[,"return","",null]}'
+            )
             size = PAGE_FRAME_LIMIT - overhead + delta
             what = f'page sends {size} bytes ({delta:+d} around its frame limit)'
             more: dict[str, Any] = {'payload': None, 'big': size}
             if delta < 0:  # up to 6 digits of call number and 10 of id and channel fit in it
                 return Expect(call_id, 'page', what, 'x' * size), call('return', **more)
-            return (Expect(call_id, 'page', what, ok=False, error='RangeError', runs=False),
-                    call('return', **more))
+            return (
+                Expect(call_id, 'page', what, ok=False, error='RangeError', runs=False),
+                call('return', **more),
+            )
         if pick < 0.81:
-            size = rng.choice([rng.randrange(MAX_BODY - 512, MAX_BODY + 512),
-                               rng.randrange(100 * KiB, 300 * KiB)])
-            return Expect(call_id, 'page', f'kernel returns {size} bytes', 'y' * size), \
-                call('big', size)
+            size = rng.choice(
+                [rng.randrange(MAX_BODY - 512, MAX_BODY + 512), rng.randrange(100 * KiB, 300 * KiB)]
+            )
+            return Expect(call_id, 'page', f'kernel returns {size} bytes', 'y' * size), call(
+                'big', size
+            )
         if pick < 0.86:
             which = rng.choice(sorted(KERNEL_UNSENDABLE))
             self.kernel_unsendable += 1
-            return (Expect(call_id, 'page', f'kernel result {which}', ok=False,
-                           error='KernelError', type='TypeError',
-                           detail=lambda d: d.startswith('cannot send result')),
-                    call('unsendable', which))
+            return (
+                Expect(
+                    call_id,
+                    'page',
+                    f'kernel result {which}',
+                    ok=False,
+                    error='KernelError',
+                    type='TypeError',
+                    detail=lambda d: d.startswith('cannot send result'),
+                ),
+                call('unsendable', which),
+            )
         if pick < 0.90:
             level = rng.randint(MAX_DEPTH - 2, MAX_DEPTH + 2)
             if level <= MAX_DEPTH:
-                return (Expect(call_id, 'page', f'kernel result nested {level}', nested(level)),
-                        call('deep', level))
+                return (
+                    Expect(call_id, 'page', f'kernel result nested {level}', nested(level)),
+                    call('deep', level),
+                )
             self.kernel_unsendable += 1
-            return (Expect(call_id, 'page', f'kernel result nested {level}', ok=False,
-                           error='KernelError', type='TypeError',
-                           detail=lambda d: d.startswith('cannot send result')),
-                    call('deep', level))
+            return (
+                Expect(
+                    call_id,
+                    'page',
+                    f'kernel result nested {level}',
+                    ok=False,
+                    error='KernelError',
+                    type='TypeError',
+                    detail=lambda d: d.startswith('cannot send result'),
+                ),
+                call('deep', level),
+            )
         if pick < 0.95:
             which = rng.choice(sorted(PAGE_SENDS_TODAY))
             more = {'payload': None, 'odd': which}
             if which == 'bigint refused':
-                return (Expect(call_id, 'page', 'page arg 10n', ok=False, error='TypeError',
-                               runs=False), call('return', **more))
-            return (Expect(call_id, 'page', f'page arg {which}', PAGE_SENDS_TODAY[which]),
-                    call('return', **more))
+                return (
+                    Expect(
+                        call_id, 'page', 'page arg 10n', ok=False, error='TypeError', runs=False
+                    ),
+                    call('return', **more),
+                )
+            return (
+                Expect(call_id, 'page', f'page arg {which}', PAGE_SENDS_TODAY[which]),
+                call('return', **more),
+            )
         if PAGE_RULES:
             which = rng.choice(PAGE_UNSENDABLE_ARGS)
-            return (Expect(call_id, 'page', f'page arg {which} (page rule)', ok=False,
-                           error='TypeError', runs=False),
-                    call('return', payload=None, odd=which))
+            return (
+                Expect(
+                    call_id,
+                    'page',
+                    f'page arg {which} (page rule)',
+                    ok=False,
+                    error='TypeError',
+                    runs=False,
+                ),
+                call('return', payload=None, odd=which),
+            )
         return Expect(call_id, 'page', 'return', page_form(payload)), call('return')
 
     # -- one round --------------------------------------------------------------------------
@@ -586,32 +752,42 @@ class Run:
 
         order = rng.random()
         if order < 0.5:
-            await self.page.evaluate('(text) => fuzz.start(text)',
-                                     to_page_text([spec for _, spec in page_calls]))
+            await self.page.evaluate(
+                '(text) => fuzz.start(text)', to_page_text([spec for _, spec in page_calls])
+            )
         tasks = [asyncio.create_task(settle(expect, start)) for expect, start in kernel_calls]
         if order >= 0.5:
             await asyncio.sleep(rng.uniform(0, 0.05))
-            await self.page.evaluate('(text) => fuzz.start(text)',
-                                     to_page_text([spec for _, spec in page_calls]))
+            await self.page.evaluate(
+                '(text) => fuzz.start(text)', to_page_text([spec for _, spec in page_calls])
+            )
         deadline = time.monotonic() + ROUND_LIMIT
         if tasks:
             _, waiting = await asyncio.wait(tasks, timeout=ROUND_LIMIT)
             if waiting:
-                stuck = [e.call_id for (e, _), t in zip(kernel_calls, tasks, strict=True) if t in waiting]
-                self.fail(f'round {number}: kernel calls without an answer after '
-                          f'{ROUND_LIMIT} s: {self.describe(stuck)}; {await self.state()}')
+                stuck = [
+                    e.call_id for (e, _), t in zip(kernel_calls, tasks, strict=True) if t in waiting
+                ]
+                self.fail(
+                    f'round {number}: kernel calls without an answer after '
+                    f'{ROUND_LIMIT} s: {self.describe(stuck)}; {await self.state()}'
+                )
         answered = [e.call_id for e, _ in page_calls if not e.held]
         await self.wait_page(answered, deadline, number)
         held = [e.call_id for e, _ in page_calls if e.held]
         if held:
             early = await self.page.evaluate('(ids) => fuzz.settled(ids)', held)
             if early:
-                self.fail(f'round {number}: a page call whose kernel handler never answered '
-                          f'was answered: {self.describe(held)}')
+                self.fail(
+                    f'round {number}: a page call whose kernel handler never answered '
+                    f'was answered: {self.describe(held)}'
+                )
             while not set(held) <= set(self.kernel.held):  # their frames may still be on the way
                 if time.monotonic() > deadline:
-                    self.fail(f'round {number}: calls never reached the kernel: '
-                              f'{self.describe(sorted(set(held) - set(self.kernel.held)))}')
+                    self.fail(
+                        f'round {number}: calls never reached the kernel: '
+                        f'{self.describe(sorted(set(held) - set(self.kernel.held)))}'
+                    )
                 await asyncio.sleep(0.02)
             released = self.kernel.release()
             if released != sorted(held):
@@ -632,23 +808,40 @@ class Run:
                 outcomes = await self.page.evaluate('(ids) => fuzz.take(ids)', ids)
                 stuck = [i for i in ids if outcomes[str(i)]['settled'] == 0]
                 ran = [i for i in stuck if i in self.kernel.ran]
-                self.fail(f'(the kernel handler ran for {ran}) 'f'round {number}: page calls without an answer after {ROUND_LIMIT} s: '
-                          f'{self.describe(stuck)}; {await self.state()}')
+                self.fail(
+                    f'(the kernel handler ran for {ran}) '
+                    f'round {number}: page calls without an answer after {ROUND_LIMIT} s: '
+                    f'{self.describe(stuck)}; {await self.state()}'
+                )
             await asyncio.sleep(0.02)
 
     async def state(self) -> str:
-        client = await self.page.evaluate('''() => { const c = window.jchannelClient;
-            return [c.state, c.transport, String(c.lastError)]; }''')
-        unusual = [f'{r.name} {r.levelname} {r.getMessage()[:300]}' for r in self.records
-                   if r.levelno >= logging.ERROR or 'dropping' in r.getMessage()
-                   or 'nobody waits' in r.getMessage() or (r.levelno == logging.WARNING
-                   and ' raised ' not in r.getMessage()
-                   and 'cannot be sent' not in r.getMessage())]
-        tasks = [repr(task.get_coro())[:60] + ' at ' + ' > '.join(
-            f'{frame.f_code.co_name}:{frame.f_lineno}' for frame in task.get_stack(limit=8))
-            for task in list(self.server.rpc._tasks)]
-        return (f'server {self.server.status()}, page client {client}, kernel tasks {tasks}, '
-                f'log {unusual[-20:]}')
+        client = await self.page.evaluate("""() => { const c = window.jchannelClient;
+            return [c.state, c.transport, String(c.lastError)]; }""")
+        unusual = [
+            f'{r.name} {r.levelname} {r.getMessage()[:300]}'
+            for r in self.records
+            if r.levelno >= logging.ERROR
+            or 'dropping' in r.getMessage()
+            or 'nobody waits' in r.getMessage()
+            or (
+                r.levelno == logging.WARNING
+                and ' raised ' not in r.getMessage()
+                and 'cannot be sent' not in r.getMessage()
+            )
+        ]
+        tasks = [
+            repr(task.get_coro())[:60]
+            + ' at '
+            + ' > '.join(
+                f'{frame.f_code.co_name}:{frame.f_lineno}' for frame in task.get_stack(limit=8)
+            )
+            for task in list(self.server.rpc._tasks)
+        ]
+        return (
+            f'server {self.server.status()}, page client {client}, kernel tasks {tasks}, '
+            f'log {unusual[-20:]}'
+        )
 
     def describe(self, ids: list[int]) -> str:
         return ', '.join(f'{i} ({self.expected[i].way}: {self.expected[i].what})' for i in ids)
@@ -745,8 +938,9 @@ async def test_random_calls_both_ways_get_one_answer_each(page: Page, caplog) ->
     caplog.set_level(logging.DEBUG, logger='jchannel_http')
     pauser = Pauser()
     stop = asyncio.Event()
-    async with jchannel_http.Server(token=TOKEN, heartbeat=HEARTBEAT, max_body=MAX_BODY,
-                                    **options) as server:
+    async with jchannel_http.Server(
+        token=TOKEN, heartbeat=HEARTBEAT, max_body=MAX_BODY, **options
+    ) as server:
         await page.goto(server.page_url)
         channel = await server.open(PAGE_SIDE, timeout=15)
         kernel = KernelSide(pauser)
@@ -769,20 +963,29 @@ async def test_random_calls_both_ways_get_one_answer_each(page: Page, caplog) ->
         assert await channel.echo('after', '\ud800', timeout=10) == ['after', '\ud800']
         assert await channel.call('run', 0, 'return', 'fresh', None, timeout=10) == 'fresh'
         assert await page.evaluate("window.fuzzChannel.echo('after', 2)") == ['after', 2]
-        assert await page.evaluate("window.fuzzChannel.call('run', 1, 'return', 'fresh', null)") \
+        assert (
+            await page.evaluate("window.fuzzChannel.call('run', 1, 'return', 'fresh', null)")
             == 'fresh'
+        )
         assert await page.evaluate('window.jchannelClient.state') == 'connected'
         assert server.status()['session'] == session, f'seed {SEED}: the page was replaced'
-    logged = [record.getMessage() for record in caplog.records
-              if record.name == 'jchannel_http' and record.levelno == logging.WARNING]
+    logged = [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == 'jchannel_http' and record.levelno == logging.WARNING
+    ]
     raised = [line for line in logged if ' raised ' in line]
     unsendable = [line for line in logged if 'cannot be sent' in line]
-    assert len(raised) == run.kernel_failures, f'seed {SEED}: {len(raised)} WARNINGs for ' \
-        f'{run.kernel_failures} kernel handler failures'
-    assert len(unsendable) == run.kernel_unsendable, f'seed {SEED}: {len(unsendable)} ' \
-        f'WARNINGs for {run.kernel_unsendable} unsendable results'
+    assert len(raised) == run.kernel_failures, (
+        f'seed {SEED}: {len(raised)} WARNINGs for {run.kernel_failures} kernel handler failures'
+    )
+    assert len(unsendable) == run.kernel_unsendable, (
+        f'seed {SEED}: {len(unsendable)} WARNINGs for {run.kernel_unsendable} unsendable results'
+    )
     errors = page.errors  # type: ignore[attr-defined]  # new_page() gives a Page this list
     assert errors == [], f'seed {SEED}: page errors {errors}'
-    print(f'seed {SEED}: {rounds} rounds, {len(run.expected)} calls in '
-          f'{time.monotonic() - started:.1f} s; kernel loop paused {pauser.count} times '
-          f'({pauser.paused:.1f} s); {dict(sorted(run.counts.items()))}')
+    print(
+        f'seed {SEED}: {rounds} rounds, {len(run.expected)} calls in '
+        f'{time.monotonic() - started:.1f} s; kernel loop paused {pauser.count} times '
+        f'({pauser.paused:.1f} s); {dict(sorted(run.counts.items()))}'
+    )

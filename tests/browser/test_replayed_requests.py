@@ -15,15 +15,16 @@ TOKEN = 'replayed-requests-token-0123456789'
 async def test_a_poll_sent_again_after_newer_acknowledgements_keeps_the_session(page) -> None:
     # the proxy listens first (on a free port it holds), then the server behind it
     proxy = await RetryingProxy(0, retry_after=2).start()
-    async with jchannel_http.Server(token=TOKEN, heartbeat=2, transport='poll', poll_hold=8,
-                                    url=proxy.url) as server:
+    async with jchannel_http.Server(
+        token=TOKEN, heartbeat=2, transport='poll', poll_hold=8, url=proxy.url
+    ) as server:
         proxy.target = server.port
         try:
             await page.goto(server.page_url)
             channel = await server.open(COUNTING_PAGE, timeout=30)
             channel.handler = CountingKernel()
-            await page.evaluate('''() => { channel.handler.slow = () =>
-                new Promise((resolve) => setTimeout(() => resolve('slow done'), 4000)); }''')
+            await page.evaluate("""() => { channel.handler.slow = () =>
+                new Promise((resolve) => setTimeout(() => resolve('slow done'), 4000)); }""")
             session = server.status()['session']
             waiting = channel.call('slow', timeout=30)  # answered after the replay
             await asyncio.sleep(0.3)  # the page has it; its next poll is held
@@ -41,6 +42,6 @@ async def test_a_poll_sent_again_after_newer_acknowledgements_keeps_the_session(
             assert proxy.retries >= 1, 'the held poll was not sent again'
             assert server.status()['session'] == session
             assert await channel.call('count', 3, timeout=10) == 3
-            assert await page.evaluate("window.jchannelClient.session") == session
+            assert await page.evaluate('window.jchannelClient.session') == session
         finally:
             await proxy.stop()

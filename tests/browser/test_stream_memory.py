@@ -43,15 +43,22 @@ async def next_line(process: asyncio.subprocess.Process, seconds: float) -> dict
 @pytest.mark.timeout(300)
 async def test_512_mib_each_way_into_a_slow_consumer_keeps_kernel_memory_bounded() -> None:
     server = await asyncio.create_subprocess_exec(
-        sys.executable, str(HERE / 'stream_memory_server.py'), str(SIZE),
-        stdout=subprocess.PIPE, cwd=HERE.parent.parent)
+        sys.executable,
+        str(HERE / 'stream_memory_server.py'),
+        str(SIZE),
+        stdout=subprocess.PIPE,
+        cwd=HERE.parent.parent,
+    )
     profile = tempfile.TemporaryDirectory(prefix='jchannel-chromium-')
     browser = None
     try:
         page_url = (await next_line(server, 30))['page_url']
-        browser = subprocess.Popen([*BROWSER, f'--user-data-dir={profile.name}', page_url],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                   start_new_session=True)
+        browser = subprocess.Popen(
+            [*BROWSER, f'--user-data-dir={profile.name}', page_url],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         assert (await next_line(server, 60))['event'] == 'connected'
         baseline = rss(server.pid)
         peak = baseline
@@ -65,8 +72,10 @@ async def test_512_mib_each_way_into_a_slow_consumer_keeps_kernel_memory_bounded
                 if len(results) == 2:
                     break
                 reading = asyncio.ensure_future(next_line(server, 240))
-        assert results == [{'event': 'down', 'size': SIZE, 'held': 0},
-                           {'event': 'up', 'size': SIZE, 'held': 0}]
+        assert results == [
+            {'event': 'down', 'size': SIZE, 'held': 0},
+            {'event': 'up', 'size': SIZE, 'held': 0},
+        ]
         growth = peak - baseline
         assert growth < 64 * MiB, f'the kernel grew by {growth / MiB:.1f} MiB'
     finally:

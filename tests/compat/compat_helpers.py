@@ -21,12 +21,14 @@ from playwright.async_api import Page
 import jchannel_http
 from support.proxies import CutProxy
 
-LOREM = ('Lorem ipsum dolor sit amet, consectetur adipiscing elit.\n'
-         'Sed do eiusmod tempor incididunt ut labore et dolore magna aliqua.\n'
-         'Ut enim ad minim veniam, quis nostrud exercitation ullamco laboris.\n') * 40
+LOREM = (
+    'Lorem ipsum dolor sit amet, consectetur adipiscing elit.\n'
+    'Sed do eiusmod tempor incididunt ut labore et dolore magna aliqua.\n'
+    'Ut enim ad minim veniam, quis nostrud exercitation ullamco laboris.\n'
+) * 40
 """The text file the local tutorial streams (its own loremipsum.txt, in other words)."""
 
-INDENT_CODE = '''
+INDENT_CODE = """
     (channel) => {
         channel.handler = {
             indentLeft(line, count) {
@@ -37,7 +39,7 @@ INDENT_CODE = '''
             },
         };
     }
-'''
+"""
 """The tutorials' first channel: the page wraps padStart and padEnd."""
 
 
@@ -46,11 +48,13 @@ async def load_client(page: Page, server: jchannel_http.Server) -> None:
     await page.goto(server.page_url)
     await page.wait_for_function(
         "window.jchannelClient !== undefined && window.jchannelClient.state === 'connected'",
-        timeout=20_000)
+        timeout=20_000,
+    )
 
 
-async def indentation_steps(server: jchannel_http.Server, jchannel: types.ModuleType,
-                            FrontendError: type[BaseException]) -> None:
+async def indentation_steps(
+    server: jchannel_http.Server, jchannel: types.ModuleType, FrontendError: type[BaseException]
+) -> None:
     """The tutorials' common steps: open the indentation channel, call it three ways."""
     channel = await server.open(INDENT_CODE)
     task1 = channel.call('indentLeft', 'hello', 4)

@@ -20,7 +20,7 @@ from support.ports import free_port
 
 HOST = '127.0.0.1'
 
-PAGE_CODE = '''
+PAGE_CODE = """
     (channel) => {
         self.runs = (self.runs || 0) + 1;
         self.pageChannel = channel;
@@ -35,7 +35,7 @@ PAGE_CODE = '''
         };
         return self.runs;
     }
-'''
+"""
 
 
 @pytest.fixture
@@ -66,8 +66,7 @@ async def test_1_timeout_still_bounds_the_wait_for_a_page(server) -> None:
         await server.open(PAGE_CODE, timeout=0.3)
 
 
-async def test_2_calling_a_closed_or_never_opened_channel_opens_it(server, page,
-                                                                   caplog) -> None:
+async def test_2_calling_a_closed_or_never_opened_channel_opens_it(server, page, caplog) -> None:
     await load_client(page, server)
     channel = Channel(server, PAGE_CODE)  # never opened
     with caplog.at_level(logging.WARNING, logger='jchannel_http'):
@@ -83,11 +82,11 @@ async def test_2_calling_a_closed_or_never_opened_channel_opens_it(server, page,
 async def test_3_open_code_is_evaluated_as_a_script(server, page) -> None:
     await load_client(page, server)
     trailing = await server.open('(channel) => { channel.handler = {one: () => 1}; return "a"; };')
-    before = await server.open('''
+    before = await server.open("""
         const base = 10;
         function add(a, b) { return a + b; }
         (channel) => { channel.handler = {plus: (n) => add(base, n)}; return "b"; }
-    ''')
+    """)
     assert await trailing.call('one') == 1
     assert await before.call('plus', 5) == 15
     assert await server.open('(channel) => 7') is not None  # the usual form still works
@@ -95,22 +94,20 @@ async def test_3_open_code_is_evaluated_as_a_script(server, page) -> None:
         await server.open('const x = 1; x;')  # not a function
 
 
-async def test_4_handler_none_is_allowed_and_a_call_fails_as_a_missing_method(server,
-                                                                              page) -> None:
+async def test_4_handler_none_is_allowed_and_a_call_fails_as_a_missing_method(server, page) -> None:
     await load_client(page, server)
     channel = await server.open('(channel) => { self.c = channel; }')
     assert channel.handler is None
     channel.handler = object()
     channel.handler = None
-    outcome = await page.evaluate('''Promise.all([
+    outcome = await page.evaluate("""Promise.all([
         self.c.call('anything').then(() => null, (e) => [e.name, e.type]),
         self.c.call('missing').then(() => null, (e) => [e.name, e.type]),
-    ])''')
+    ])""")
     assert outcome == [['KernelError', 'AttributeError'], ['KernelError', 'AttributeError']]
 
 
-async def test_5_meta_generator_has_anext_and_a_second_reading_yields_nothing(server,
-                                                                             page) -> None:
+async def test_5_meta_generator_has_anext_and_a_second_reading_yields_nothing(server, page) -> None:
     await load_client(page, server)
     channel = await server.open(PAGE_CODE)
     stream = await channel.call('chunks')
@@ -131,8 +128,12 @@ async def test_6_open_on_an_open_channel_does_not_run_the_code_again(server, pag
 
 def test_7_the_predecessors_module_names_import() -> None:
     from jchannel_http import types
+
     assert (types.StateError, types.FrontendError, types.MetaGenerator) == (
-        jchannel.StateError, jchannel.FrontendError, jchannel.MetaGenerator)
+        jchannel.StateError,
+        jchannel.FrontendError,
+        jchannel.MetaGenerator,
+    )
     assert jchannel.types is types  # `import jchannel` gave jchannel.types as well
     assert (jchannel.server.Server, jchannel.channel.Channel) == (Server, Channel)
 
@@ -186,8 +187,11 @@ async def test_9_the_predecessors_options_and_members(page, caplog) -> None:
         await load_client(page, server)
         channel = await server.open(PAGE_CODE)
         async with aiohttp.ClientSession() as http:  # the page's batches are held to the size
-            async with http.post(f'{server.url}/messages', data=b' ' * (3 * 1024 * 1024),
-                                 headers={'Authorization': f'Bearer {server.token}'}) as answer:
+            async with http.post(
+                f'{server.url}/messages',
+                data=b' ' * (3 * 1024 * 1024),
+                headers={'Authorization': f'Bearer {server.token}'},
+            ) as answer:
                 assert answer.status == 413
         server.stop_client()
         await page.wait_for_function("window.jchannelClient.state === 'stopped'")
@@ -195,9 +199,16 @@ async def test_9_the_predecessors_options_and_members(page, caplog) -> None:
         assert await channel.call('twice', 5) == 10
     finally:
         await server.stop()
-    started = await jchannel.start(HOST, free_port(), max_msg_size=12345, send_timeout=1,
-                                   receive_timeout=None, high_water_mark=2, keepalive_timeout=9,
-                                   shutdown_timeout=0.5)
+    started = await jchannel.start(
+        HOST,
+        free_port(),
+        max_msg_size=12345,
+        send_timeout=1,
+        receive_timeout=None,
+        high_water_mark=2,
+        keepalive_timeout=9,
+        shutdown_timeout=0.5,
+    )
     try:
         assert started.options.max_body == 12345
     finally:
@@ -206,22 +217,25 @@ async def test_9_the_predecessors_options_and_members(page, caplog) -> None:
         Server(max_msg_size=1, max_body=2)
 
 
-async def test_10_the_page_starts_and_stops_the_client_as_for_the_predecessor(server,
-                                                                             page) -> None:
+async def test_10_the_page_starts_and_stops_the_client_as_for_the_predecessor(server, page) -> None:
     await page.goto(f'{server.url}/openapi.json')  # any page; here one of the same origin
     await page.add_script_tag(url=f'{server.url}/client.js')
     url_with_token = f'{server.url}?token={server.token}'
     state = await page.evaluate(
-        '(url) => jchannel.start(url, 4194304).then((client) => client.state)', url_with_token)
+        '(url) => jchannel.start(url, 4194304).then((client) => client.state)', url_with_token
+    )
     assert state == 'connected'
     channel = await server.open(PAGE_CODE)
     assert await channel.call('twice', 3) == 6
-    stopped = await page.evaluate('''async (url) => {
+    stopped = await page.evaluate(
+        """async (url) => {
         const promise = jchannel.stop(url);
         const isPromise = promise instanceof Promise;
         await promise;
         return isPromise;
-    }''', url_with_token)
+    }""",
+        url_with_token,
+    )
     assert stopped is True
     with pytest.raises(StateError):
         await channel.call('twice', 1, timeout=0.5)

@@ -43,11 +43,11 @@ async def test_the_local_tutorial(page, tmp_path, monkeypatch) -> None:
         await indentation_steps(server, jchannel, FrontendError)
 
         # Example 2: calling the kernel from the page
-        channel2 = await server.open('''
+        channel2 = await server.open("""
             (channel) => {
                 self.channel2 = channel;
             }
-        ''')
+        """)
 
         class Handler:
             def multiply(self, a, b):
@@ -59,13 +59,14 @@ async def test_the_local_tutorial(page, tmp_path, monkeypatch) -> None:
         channel2.handler = Handler()
         assert await page.evaluate("channel2.call('multiply', 6, 7)") == 42
         error = await page.evaluate(
-            "channel2.call('divide', 1, 0).then(() => null, (e) => [e.name, e.message])")
+            "channel2.call('divide', 1, 0).then(() => null, (e) => [e.name, e.message])"
+        )
         assert error[0] == 'KernelError' and 'ZeroDivisionError' in error[1]
 
         # Example 3: byte streams
         with open('loremipsum.txt') as file:
             text = file.read()
-        channel3 = await server.open('''
+        channel3 = await server.open("""
             (channel) => {
                 channel.handler = {
 
@@ -81,7 +82,7 @@ async def test_the_local_tutorial(page, tmp_path, monkeypatch) -> None:
 
                 };
             }
-        ''')
+        """)
 
         async def input_stream():
             with open('loremipsum.txt') as file:
@@ -90,7 +91,7 @@ async def test_the_local_tutorial(page, tmp_path, monkeypatch) -> None:
 
         assert await channel3.call_with_stream('len', input_stream()) == len(text.encode())
 
-        channel4 = await server.open('''
+        channel4 = await server.open("""
             (channel) => {
                 channel.handler = {
 
@@ -106,7 +107,7 @@ async def test_the_local_tutorial(page, tmp_path, monkeypatch) -> None:
 
                 };
             }
-        ''')
+        """)
         output_stream = await channel4.call_with_stream('upper', input_stream())
         assert isinstance(output_stream, MetaGenerator)
         printed = []
@@ -122,6 +123,7 @@ async def test_the_binder_tutorial_through_an_ngrok_stand_in(page, monkeypatch) 
     ngrok = NgrokStandIn()
     monkeypatch.setitem(sys.modules, 'ngrok', ngrok)
     import ngrok as imported  # the tutorial's `import ngrok`
+
     assert imported is ngrok
     PORT = free_port()
     monkeypatch.setenv('NGROK_AUTHTOKEN', 'YOUR_NGROK_AUTHTOKEN')  # os.environ[...] = ...
@@ -140,8 +142,9 @@ async def test_the_binder_tutorial_through_an_ngrok_stand_in(page, monkeypatch) 
         await ngrok.close()
 
 
-async def test_the_colab_tutorial_through_the_fake_cloudflared(browser, tmp_path,
-                                                               monkeypatch) -> None:
+async def test_the_colab_tutorial_through_the_fake_cloudflared(
+    browser, tmp_path, monkeypatch
+) -> None:
     fake = install_fake_cloudflared(tmp_path, monkeypatch)
     PORT = free_port()
     tunnel = CloudflareWrapper('cloudflared')  # the tutorial downloads ./cloudflared
@@ -169,4 +172,3 @@ async def test_the_colab_tutorial_through_the_fake_cloudflared(browser, tmp_path
             await server.stop()
     finally:
         tunnel.egress()
-

@@ -62,9 +62,21 @@ def kernel_answers() -> set[tuple[str, int, str]]:
 def test_the_sources_are_read() -> None:
     answers = kernel_answers()
     codes = {code for _, _, code in answers}
-    assert {'unauthorized', 'forbidden_origin', 'too_many_requests', 'request_timeout',
-            'too_large', 'not_found', 'method_not_allowed', 'internal_error', 'client_conflict',
-            'resync', 'bad_request', 'unavailable', 'stream_error'} <= codes
+    assert {
+        'unauthorized',
+        'forbidden_origin',
+        'too_many_requests',
+        'request_timeout',
+        'too_large',
+        'not_found',
+        'method_not_allowed',
+        'internal_error',
+        'client_conflict',
+        'resync',
+        'bad_request',
+        'unavailable',
+        'stream_error',
+    } <= codes
     assert ('stream', 422, 'stream_error') in answers
     assert ('call', 422, 'stream_error') not in answers
 
@@ -93,8 +105,15 @@ def test_every_status_of_the_description_has_a_row_for_its_use() -> None:
 def test_the_only_answer_with_a_status_not_known_in_advance_is_aiohttps_own() -> None:
     # any other aiohttp HTTPException is answered with its own status as 'http_error'; the page's
     # default rule (retry, or check for a refusal) applies to it
-    dynamic = [line for source in HTTP.glob('*.py') for line in source.read_text().splitlines()
-               if 'HttpError(' in line and not RAISED.search(line)
-               and 'class HttpError' not in line and 'status_code, code' not in line]
+    dynamic = [
+        line
+        for source in HTTP.glob('*.py')
+        for line in source.read_text().splitlines()
+        if 'HttpError(' in line
+        and not RAISED.search(line)
+        and 'class HttpError' not in line
+        and 'status_code, code' not in line
+    ]
     assert [line.strip() for line in dynamic] == [
-        "return HttpError(exc.status, 'http_error', exc.reason)"]
+        "return HttpError(exc.status, 'http_error', exc.reason)"
+    ]

@@ -19,8 +19,9 @@ async def closed_within(reader: asyncio.StreamReader, seconds: float) -> float:
     return time.monotonic() - started
 
 
-async def ask(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: str,
-              timeout: float = 2) -> bytes:
+async def ask(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: str, timeout: float = 2
+) -> bytes:
     """Send a request head and return its answer's status line (reading the whole answer)."""
     writer.write(head.encode())
     status = await asyncio.wait_for(reader.readline(), timeout)
@@ -75,8 +76,7 @@ async def test_an_idle_keep_alive_connection_is_closed_after_keepalive_timeout()
 
 
 async def test_beyond_max_unauthenticated_the_oldest_idle_ones_are_closed() -> None:
-    async with jchannel_http.Server(token=TOKEN, max_unauthenticated=5,
-                                    head_timeout=30) as server:
+    async with jchannel_http.Server(token=TOKEN, max_unauthenticated=5, head_timeout=30) as server:
         authed = await asyncio.open_connection('127.0.0.1', server.port)
         assert b' 200 ' in await ask(*authed, STATUS)
         idle = []
@@ -95,14 +95,16 @@ async def test_beyond_max_unauthenticated_the_oldest_idle_ones_are_closed() -> N
 
 
 async def test_a_body_that_never_completes_is_answered_408_and_frees_its_slot() -> None:
-    async with jchannel_http.Server(token=TOKEN, body_timeout=0.5, max_requests=2,
-                                    head_timeout=30) as server:
+    async with jchannel_http.Server(
+        token=TOKEN, body_timeout=0.5, max_requests=2, head_timeout=30
+    ) as server:
         stuck = []
         for _ in range(2):
             reader, writer = await asyncio.open_connection('127.0.0.1', server.port)
-            writer.write(f'POST /messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}'
-                         '\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"cl'
-                         .encode())
+            writer.write(
+                f'POST /messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}'
+                '\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"cl'.encode()
+            )
             stuck.append((reader, writer))
         await asyncio.sleep(0.1)
         reader, writer = await asyncio.open_connection('127.0.0.1', server.port)
@@ -121,8 +123,10 @@ async def test_a_slow_body_that_completes_in_time_is_handled() -> None:
     async with jchannel_http.Server(token=TOKEN, body_timeout=2) as server:
         reader, writer = await asyncio.open_connection('127.0.0.1', server.port)
         body = b'[1, 2]'
-        writer.write(f'POST /channels/none/call/m HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer '
-                     f'{TOKEN}\r\nContent-Length: {len(body)}\r\n\r\n'.encode())
+        writer.write(
+            f'POST /channels/none/call/m HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer '
+            f'{TOKEN}\r\nContent-Length: {len(body)}\r\n\r\n'.encode()
+        )
         for byte in body:
             writer.write(bytes([byte]))
             await asyncio.sleep(0.1)

@@ -27,8 +27,13 @@ import jchannel_http
 
 TOKEN = 'fuzz-token-0123456789abcdef'
 EXAMPLES = 25  # per operation and run; without the token every answer is the same 401
-CONFORMANCE = [not_a_server_error, status_code_conformance, content_type_conformance,
-               response_schema_conformance, response_headers_conformance]
+CONFORMANCE = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+]
 
 
 class Handler:
@@ -96,8 +101,9 @@ def fuzz_settings(examples: int) -> settings:
 
 def _without_credentials(case) -> None:
     if case.headers:
-        case.headers = {name: value for name, value in case.headers.items()
-                        if name.lower() != 'authorization'}
+        case.headers = {
+            name: value for name, value in case.headers.items() if name.lower() != 'authorization'
+        }
     if case.query:
         case.query = {name: value for name, value in case.query.items() if name != 'token'}
 

@@ -41,10 +41,15 @@ async def test_every_path_needs_the_token_exactly_when_the_description_says_so(s
 
 def test_every_route_of_the_app_is_described(server) -> None:
     from jchannel_http.http.openapi import describe
+
     document = describe(server.url)
     app = make_app(server.endpoint, 'unused-token', server.connections)
-    routes = {(route.method.lower(), route.resource.canonical) for route in app.router.routes()
-              if route.method != 'HEAD' and route.resource is not None}
-    described = {(method, path) for path, operations in document['paths'].items()
-                 for method in operations}
+    routes = {
+        (route.method.lower(), route.resource.canonical)
+        for route in app.router.routes()
+        if route.method != 'HEAD' and route.resource is not None
+    }
+    described = {
+        (method, path) for path, operations in document['paths'].items() for method in operations
+    }
     assert routes == described

@@ -51,90 +51,289 @@ def frame_call(**fields) -> dict:
 
 
 def body(messages: list, **fields) -> bytes:
-    return orjson.dumps({'client': CLIENT, 'session': 'SESSION', 'ack': 0, 'messages': messages,
-                         **fields})
+    return orjson.dumps(
+        {'client': CLIENT, 'session': 'SESSION', 'ack': 0, 'messages': messages, **fields}
+    )
 
 
 # (what, method, path, request options, status, error code, a fragment of the message)
 BAD_INPUTS: list[tuple[str, str, str, dict[str, Any], int, str, str]] = [
-    ('malformed JSON', 'POST', '/messages', {'data': b'{"client": '}, 400, 'bad_request',
-     'not valid JSON'),
-    ('a JSON array body', 'POST', '/messages', {'data': b'[]'}, 400, 'bad_request',
-     'must be a JSON object'),
-    ('an unknown field', 'POST', '/messages', {'data': body([], extra=1)}, 400, 'bad_request',
-     "unknown field(s) ['extra']"),
-    ('a boolean sequence number', 'POST', '/messages', {'data': body([frame_call(seq=True)])},
-     400, 'bad_request', "field 'seq' must be a positive integer"),
-    ('an integer beyond 64 bits', 'POST', '/messages',
-     {'data': body([]).replace(b'"ack":0', b'"ack":123456789012345678901234567890')}, 400,
-     'bad_request', "field 'ack' must be a non-negative integer"),
-    ('a number too large for a double', 'POST', '/messages',
-     {'data': body([frame_call()]).replace(b'"seq":1', b'"seq":1e400')}, 400, 'bad_request',
-     'not valid JSON'),
-    ('JSON nested too deep', 'POST', '/messages', {'data': b'[' * 2000 + b']' * 2000}, 400,
-     'bad_request', 'not valid JSON'),
-    ('a malformed client id', 'GET', '/events', {'params': {'client': 'x'}}, 400, 'bad_request',
-     'client must be'),
-    ('a cursor in other digits', 'GET', '/events', {'params': {'client': OTHER, 'cursor': '²'}},
-     400, 'bad_request', 'cursor must be a non-negative integer'),
-    ('a cursor of 5000 digits', 'GET', '/events',
-     {'params': {'client': OTHER, 'cursor': '9' * 5000}}, 400, 'bad_request',
-     'cursor must be a non-negative integer'),
-    ('a Last-Event-ID that is no number', 'GET', '/events',
-     {'params': {'client': OTHER}, 'headers': {'Last-Event-ID': '-1'}}, 400, 'bad_request',
-     'Last-Event-ID must be a non-negative integer'),
-    ('a bad cursor beside a good Last-Event-ID', 'GET', '/events',
-     {'params': {'client': OTHER, 'cursor': 'x'}, 'headers': {'Last-Event-ID': '0'}}, 400,
-     'bad_request', 'cursor must be a non-negative integer'),
-    ('an unknown channel', 'POST', '/channels/nothing/call/multiply', {'data': b'[1, 2]'}, 404,
-     'not_found', "no channel 'nothing'"),
-    ('a channel key in other digits', 'POST', '/channels/%C2%B2/call/multiply',
-     {'data': b'[1, 2]'}, 404, 'not_found', 'no channel'),
-    ('an unknown method', 'POST', '/channels/math/call/power', {'data': b'[1, 2]'}, 404,
-     'not_found', "no method 'power'"),
-    ('a private method', 'POST', '/channels/math/call/_secret', {'data': b'[]'}, 404, 'not_found',
-     'is private'),
-    ('arguments that are no array', 'POST', '/channels/math/call/multiply',
-     {'data': b'{"a": 1}'}, 400, 'bad_request', 'JSON array of arguments'),
-    ('a method that raises', 'POST', '/channels/math/call/divide', {'data': b'[1, 0]'}, 422,
-     'handler_error', 'division by zero'),
+    (
+        'malformed JSON',
+        'POST',
+        '/messages',
+        {'data': b'{"client": '},
+        400,
+        'bad_request',
+        'not valid JSON',
+    ),
+    (
+        'a JSON array body',
+        'POST',
+        '/messages',
+        {'data': b'[]'},
+        400,
+        'bad_request',
+        'must be a JSON object',
+    ),
+    (
+        'an unknown field',
+        'POST',
+        '/messages',
+        {'data': body([], extra=1)},
+        400,
+        'bad_request',
+        "unknown field(s) ['extra']",
+    ),
+    (
+        'a boolean sequence number',
+        'POST',
+        '/messages',
+        {'data': body([frame_call(seq=True)])},
+        400,
+        'bad_request',
+        "field 'seq' must be a positive integer",
+    ),
+    (
+        'an integer beyond 64 bits',
+        'POST',
+        '/messages',
+        {'data': body([]).replace(b'"ack":0', b'"ack":123456789012345678901234567890')},
+        400,
+        'bad_request',
+        "field 'ack' must be a non-negative integer",
+    ),
+    (
+        'a number too large for a double',
+        'POST',
+        '/messages',
+        {'data': body([frame_call()]).replace(b'"seq":1', b'"seq":1e400')},
+        400,
+        'bad_request',
+        'not valid JSON',
+    ),
+    (
+        'JSON nested too deep',
+        'POST',
+        '/messages',
+        {'data': b'[' * 2000 + b']' * 2000},
+        400,
+        'bad_request',
+        'not valid JSON',
+    ),
+    (
+        'a malformed client id',
+        'GET',
+        '/events',
+        {'params': {'client': 'x'}},
+        400,
+        'bad_request',
+        'client must be',
+    ),
+    (
+        'a cursor in other digits',
+        'GET',
+        '/events',
+        {'params': {'client': OTHER, 'cursor': '²'}},
+        400,
+        'bad_request',
+        'cursor must be a non-negative integer',
+    ),
+    (
+        'a cursor of 5000 digits',
+        'GET',
+        '/events',
+        {'params': {'client': OTHER, 'cursor': '9' * 5000}},
+        400,
+        'bad_request',
+        'cursor must be a non-negative integer',
+    ),
+    (
+        'a Last-Event-ID that is no number',
+        'GET',
+        '/events',
+        {'params': {'client': OTHER}, 'headers': {'Last-Event-ID': '-1'}},
+        400,
+        'bad_request',
+        'Last-Event-ID must be a non-negative integer',
+    ),
+    (
+        'a bad cursor beside a good Last-Event-ID',
+        'GET',
+        '/events',
+        {'params': {'client': OTHER, 'cursor': 'x'}, 'headers': {'Last-Event-ID': '0'}},
+        400,
+        'bad_request',
+        'cursor must be a non-negative integer',
+    ),
+    (
+        'an unknown channel',
+        'POST',
+        '/channels/nothing/call/multiply',
+        {'data': b'[1, 2]'},
+        404,
+        'not_found',
+        "no channel 'nothing'",
+    ),
+    (
+        'a channel key in other digits',
+        'POST',
+        '/channels/%C2%B2/call/multiply',
+        {'data': b'[1, 2]'},
+        404,
+        'not_found',
+        'no channel',
+    ),
+    (
+        'an unknown method',
+        'POST',
+        '/channels/math/call/power',
+        {'data': b'[1, 2]'},
+        404,
+        'not_found',
+        "no method 'power'",
+    ),
+    (
+        'a private method',
+        'POST',
+        '/channels/math/call/_secret',
+        {'data': b'[]'},
+        404,
+        'not_found',
+        'is private',
+    ),
+    (
+        'arguments that are no array',
+        'POST',
+        '/channels/math/call/multiply',
+        {'data': b'{"a": 1}'},
+        400,
+        'bad_request',
+        'JSON array of arguments',
+    ),
+    (
+        'a method that raises',
+        'POST',
+        '/channels/math/call/divide',
+        {'data': b'[1, 0]'},
+        422,
+        'handler_error',
+        'division by zero',
+    ),
     ('an unknown endpoint', 'GET', '/admin', {}, 404, 'not_found', 'no such endpoint'),
-    ('a method an endpoint does not take', 'PUT', '/status', {}, 405, 'method_not_allowed',
-     'PUT is not allowed'),
-    ('a body over max_body', 'POST', '/messages', {'data': b' ' * (1024 * 1024 + 1)}, 413,
-     'too_large', 'larger than max_body'),
-    ('a chunked body over max_body', 'POST', '/channels/math/call/multiply',
-     {'chunks': 40 * [b' ' * 32768]}, 413, 'too_large', 'larger than max_body'),
-    ('a second client streaming', 'GET', '/events', {'params': {'client': OTHER}}, 409,
-     'client_conflict', 'another page is connected'),
-    ('a second client posting', 'POST', '/messages',
-     {'data': orjson.dumps({'client': OTHER, 'session': 'x', 'messages': []})}, 409,
-     'client_conflict', 'another page is connected'),
-    ('a session that is over', 'POST', '/messages', {'data': body([])}, 410, 'resync',
-     'the session is over'),
+    (
+        'a method an endpoint does not take',
+        'PUT',
+        '/status',
+        {},
+        405,
+        'method_not_allowed',
+        'PUT is not allowed',
+    ),
+    (
+        'a body over max_body',
+        'POST',
+        '/messages',
+        {'data': b' ' * (1024 * 1024 + 1)},
+        413,
+        'too_large',
+        'larger than max_body',
+    ),
+    (
+        'a chunked body over max_body',
+        'POST',
+        '/channels/math/call/multiply',
+        {'chunks': 40 * [b' ' * 32768]},
+        413,
+        'too_large',
+        'larger than max_body',
+    ),
+    (
+        'a second client streaming',
+        'GET',
+        '/events',
+        {'params': {'client': OTHER}},
+        409,
+        'client_conflict',
+        'another page is connected',
+    ),
+    (
+        'a second client posting',
+        'POST',
+        '/messages',
+        {'data': orjson.dumps({'client': OTHER, 'session': 'x', 'messages': []})},
+        409,
+        'client_conflict',
+        'another page is connected',
+    ),
+    (
+        'a session that is over',
+        'POST',
+        '/messages',
+        {'data': body([])},
+        410,
+        'resync',
+        'the session is over',
+    ),
     ('no token', 'GET', '/status', {'token': None}, 401, 'unauthorized', 'a valid token'),
-    ('a wrong token', 'POST', '/messages', {'token': 'wrong', 'data': body([])}, 401,
-     'unauthorized', 'a valid token'),
-    ('a token one character short', 'GET', '/status', {'token': TOKEN[:-1]}, 401,
-     'unauthorized', 'a valid token'),
-    ('a token in the wrong scheme', 'GET', '/status',
-     {'token': None, 'headers': {'Authorization': f'Basic {TOKEN}'}}, 401, 'unauthorized',
-     'a valid token'),
-    ('a non-ASCII token', 'GET', '/status', {'token': None, 'raw_auth': b'Bearer \xe9\xff'}, 401,
-     'unauthorized', 'a valid token'),
-    ('a wrong token in the query', 'GET', '/events',
-     {'token': None, 'params': {'client': OTHER, 'token': 'wrong'}}, 401, 'unauthorized',
-     'a valid token'),
+    (
+        'a wrong token',
+        'POST',
+        '/messages',
+        {'token': 'wrong', 'data': body([])},
+        401,
+        'unauthorized',
+        'a valid token',
+    ),
+    (
+        'a token one character short',
+        'GET',
+        '/status',
+        {'token': TOKEN[:-1]},
+        401,
+        'unauthorized',
+        'a valid token',
+    ),
+    (
+        'a token in the wrong scheme',
+        'GET',
+        '/status',
+        {'token': None, 'headers': {'Authorization': f'Basic {TOKEN}'}},
+        401,
+        'unauthorized',
+        'a valid token',
+    ),
+    (
+        'a non-ASCII token',
+        'GET',
+        '/status',
+        {'token': None, 'raw_auth': b'Bearer \xe9\xff'},
+        401,
+        'unauthorized',
+        'a valid token',
+    ),
+    (
+        'a wrong token in the query',
+        'GET',
+        '/events',
+        {'token': None, 'params': {'client': OTHER, 'token': 'wrong'}},
+        401,
+        'unauthorized',
+        'a valid token',
+    ),
 ]
 
 
-async def send_raw(server: jchannel_http.Server, method: str, path: str,
-                   authorization: bytes) -> tuple[int, dict[str, str], bytes]:
+async def send_raw(
+    server: jchannel_http.Server, method: str, path: str, authorization: bytes
+) -> tuple[int, dict[str, str], bytes]:
     """A request with header bytes no HTTP library would send."""
     reader, writer = await asyncio.open_connection('127.0.0.1', server.port)
     try:
-        writer.write(b'%b %b HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: %b\r\n'
-                     b'Connection: close\r\n\r\n' % (method.encode(), path.encode(), authorization))
+        writer.write(
+            b'%b %b HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: %b\r\n'
+            b'Connection: close\r\n\r\n' % (method.encode(), path.encode(), authorization)
+        )
         raw = await asyncio.wait_for(reader.read(), 5)
     finally:
         writer.close()
@@ -144,8 +343,9 @@ async def send_raw(server: jchannel_http.Server, method: str, path: str,
     return int(lines[0].split()[1]), {k.lower(): v for k, v in headers.items()}, content
 
 
-async def request(server: jchannel_http.Server, method: str, path: str, options: dict
-                  ) -> tuple[int, dict[str, str], bytes]:
+async def request(
+    server: jchannel_http.Server, method: str, path: str, options: dict
+) -> tuple[int, dict[str, str], bytes]:
     options = dict(options)
     token = options.pop('token', TOKEN)
     if 'raw_auth' in options:
@@ -159,16 +359,27 @@ async def request(server: jchannel_http.Server, method: str, path: str, options:
         async def stream():
             for chunk in chunks:
                 yield chunk
+
         options['data'] = stream()
     async with aiohttp.ClientSession() as session:
-        async with session.request(method, server.url + path, headers=headers,
-                                   **options) as response:
-            return (response.status, {k.lower(): v for k, v in response.headers.items()},
-                    await response.read())
+        async with session.request(
+            method, server.url + path, headers=headers, **options
+        ) as response:
+            return (
+                response.status,
+                {k.lower(): v for k, v in response.headers.items()},
+                await response.read(),
+            )
 
 
-def check_json_error(status: int, headers: dict[str, str], content: bytes, expected_status: int,
-                     code: str, fragment: str) -> None:
+def check_json_error(
+    status: int,
+    headers: dict[str, str],
+    content: bytes,
+    expected_status: int,
+    code: str,
+    fragment: str,
+) -> None:
     assert status == expected_status, content
     assert headers['content-type'] == 'application/json'
     error = orjson.loads(content)
@@ -180,7 +391,8 @@ def check_json_error(status: int, headers: dict[str, str], content: bytes, expec
 
 
 async def test_each_bad_input_gets_its_status_and_a_json_error_while_a_client_works(
-        server, page) -> None:
+    server, page
+) -> None:
     channel = jchannel_http.Channel(server, '(channel) => {}', name='math')
     channel.handler = Handler()
     await page.open(channel)
@@ -204,16 +416,21 @@ async def test_each_bad_input_gets_its_status_and_a_json_error_while_a_client_wo
 BAD_FRAMES = [
     ('an unknown message type', {'type': 'launch'}, "unknown frame type 'launch'"),
     ('an unknown frame field', frame_call(eval='x'), "unknown field(s) ['eval'] in a 'call' frame"),
-    ('a missing frame field', {'type': 'call', 'channel': 1, 'name': 'f'}, "needs the field 'args'"),
+    (
+        'a missing frame field',
+        {'type': 'call', 'channel': 1, 'name': 'f'},
+        "needs the field 'args'",
+    ),
     ('a field of the wrong type', frame_call(args='[]'), "field 'args' must be a JSON list"),
-    ('an open frame from the page',
-     {'type': 'open', 'channel': 1, 'code': '() => { window.pwned = true; }'},
-     "'open' frames cannot be sent"),
+    (
+        'an open frame from the page',
+        {'type': 'open', 'channel': 1, 'code': '() => { window.pwned = true; }'},
+        "'open' frames cannot be sent",
+    ),
 ]
 
 
-async def test_each_bad_frame_fails_only_its_own_call_and_reaches_no_handler(server,
-                                                                            page) -> None:
+async def test_each_bad_frame_fails_only_its_own_call_and_reaches_no_handler(server, page) -> None:
     channel = jchannel_http.Channel(server, '(channel) => {}', name='math')
     channel.handler = Handler()
     await page.open(channel)
@@ -224,7 +441,9 @@ async def test_each_bad_frame_fails_only_its_own_call_and_reaches_no_handler(ser
         status, answer = await page.send(frame)
         assert (status, answer) == (200, {'ack': page.seq}), what
         reply = await page.frame()
-        assert (reply['type'], reply['call'], reply['name']) == ('error', call, 'ProtocolError'), what
+        assert (reply['type'], reply['call'], reply['name']) == ('error', call, 'ProtocolError'), (
+            what
+        )
         assert fragment in reply['message'], (what, reply['message'])
         assert 'Traceback' not in reply['message']
     assert channel.handler.calls == []
@@ -239,12 +458,14 @@ async def test_a_refused_batch_takes_none_of_its_frames(http) -> None:
         try:
             call = {'type': 'call', 'channel': channel.key, 'name': 'multiply', 'args': [6, 7]}
             batch = [{'seq': seq, 'call': seq, **call} for seq in (1, 5, 6, 7)]
-            status, error = await post(http, server, {'client': CLIENT, 'session': page.session,
-                                                      'messages': batch})
+            status, error = await post(
+                http, server, {'client': CLIENT, 'session': page.session, 'messages': batch}
+            )
             assert status == 400 and 'too far ahead' in error['message']
             assert server.status()['received'] == 0
-            status, answer = await post(http, server, {'client': CLIENT, 'session': page.session,
-                                                       'messages': batch[:1]})
+            status, answer = await post(
+                http, server, {'client': CLIENT, 'session': page.session, 'messages': batch[:1]}
+            )
             assert (status, answer) == (200, {'ack': 1})
             assert (await page.frame())['value'] == 42
             assert channel.handler.calls == [('multiply', 6, 7)]
@@ -253,8 +474,9 @@ async def test_a_refused_batch_takes_none_of_its_frames(http) -> None:
 
 
 async def test_a_page_call_to_an_unknown_channel_fails_that_call_only(server, page) -> None:
-    status, answer = await page.send({'type': 'call', 'call': 1, 'channel': 999, 'name': 'f',
-                                      'args': []})
+    status, answer = await page.send(
+        {'type': 'call', 'call': 1, 'channel': 999, 'name': 'f', 'args': []}
+    )
     assert (status, answer) == (200, {'ack': 1})
     frame = await page.frame()
     assert (frame['type'], frame['call'], frame['name']) == ('error', 1, 'StateError')
@@ -266,14 +488,22 @@ async def test_a_traceback_only_with_debug(http) -> None:
         async with jchannel_http.Server(token=TOKEN, debug=debug) as server:
             channel = jchannel_http.Channel(server, 'c', name='math')
             channel.handler = Handler()
-            async with http.post(f'{server.url}/channels/math/call/divide',
-                                 data=b'[1, 0]') as response:
+            async with http.post(
+                f'{server.url}/channels/math/call/divide', data=b'[1, 0]'
+            ) as response:
                 error = await response.json()
             assert response.status == 422 and error['name'] == 'ZeroDivisionError'
             page = await FakePage(http, server, CLIENT).connect()
             try:
-                await page.send({'type': 'call', 'call': 1, 'channel': channel.key,
-                                 'name': 'divide', 'args': [1, 0]})
+                await page.send(
+                    {
+                        'type': 'call',
+                        'call': 1,
+                        'channel': channel.key,
+                        'name': 'divide',
+                        'args': [1, 0],
+                    }
+                )
                 frame = await page.frame()
             finally:
                 page.close()
@@ -296,8 +526,7 @@ NOT_HTTP = [
 ]
 
 
-async def test_bytes_that_are_not_http_get_400_and_no_log_above_debug(server, http,
-                                                                         caplog) -> None:
+async def test_bytes_that_are_not_http_get_400_and_no_log_above_debug(server, http, caplog) -> None:
     caplog.set_level(logging.DEBUG)
     for garbage in NOT_HTTP:
         reader, writer = await asyncio.open_connection('127.0.0.1', server.port)
@@ -307,8 +536,12 @@ async def test_bytes_that_are_not_http_get_400_and_no_log_above_debug(server, ht
         finally:
             writer.close()
         assert answer.split(b'\r\n', 1)[0].split(b' ', 2)[1] == b'400', answer
-    loud = [record for record in caplog.records if record.levelno > logging.DEBUG
-            and not record.getMessage().startswith('jchannel_http: open ')]
+    loud = [
+        record
+        for record in caplog.records
+        if record.levelno > logging.DEBUG
+        and not record.getMessage().startswith('jchannel_http: open ')
+    ]
     assert loud == []
     quiet = [record for record in caplog.records if record.name == 'jchannel_http.http']
     assert quiet and {record.levelno for record in quiet} == {logging.DEBUG}
@@ -337,16 +570,20 @@ async def test_every_token_check_is_constant_time(server, monkeypatch) -> None:
     monkeypatch.setattr(secrets, 'compare_digest', spy)
     async with aiohttp.ClientSession() as bare:
         for headers, params, status in [
-                ({'Authorization': f'Bearer {TOKEN}'}, {}, 200),
-                ({'Authorization': 'Bearer wrong'}, {}, 401),
-                ({}, {'token': TOKEN}, 200),
-                ({}, {'token': TOKEN + 'x'}, 401)]:
-            async with bare.get(f'{server.url}/status', headers=headers,
-                                params=params) as response:
+            ({'Authorization': f'Bearer {TOKEN}'}, {}, 200),
+            ({'Authorization': 'Bearer wrong'}, {}, 401),
+            ({}, {'token': TOKEN}, 200),
+            ({}, {'token': TOKEN + 'x'}, 401),
+        ]:
+            async with bare.get(f'{server.url}/status', headers=headers, params=params) as response:
                 assert response.status == status
     assert [expected for _, expected in compared] == [TOKEN.encode()] * 4
-    assert [given for given, _ in compared] == [TOKEN.encode(), b'wrong', TOKEN.encode(),
-                                                TOKEN.encode() + b'x']
+    assert [given for given, _ in compared] == [
+        TOKEN.encode(),
+        b'wrong',
+        TOKEN.encode(),
+        TOKEN.encode() + b'x',
+    ]
 
 
 async def test_the_token_is_logged_once_and_never_answered(caplog) -> None:
@@ -359,26 +596,29 @@ async def test_the_token_is_logged_once_and_never_answered(caplog) -> None:
         seen = []
         async with aiohttp.ClientSession() as bare:
             for method, path, kwargs in [
-                    ('GET', '/status', {'headers': {'Authorization': f'Bearer {token}x'}}),
-                    ('GET', '/status', {'params': {'token': token[:-1]}}),
-                    ('POST', '/messages', {'headers': auth, 'data': b'{'}),
-                    ('POST', '/messages', {'params': {'token': token}, 'data': b'[]'}),
-                    ('GET', '/events', {'params': {'token': token, 'client': 'no'}}),
-                    ('POST', '/channels/math/call/divide', {'headers': auth, 'data': b'[1,0]'}),
-                    ('POST', '/channels/math/call/none', {'headers': auth}),
-                    ('POST', '/release', {'params': {'token': token, 'client': CLIENT}}),
-                    ('GET', '/page', {'params': {'token': token}}),
-                    ('GET', '/nowhere', {'params': {'token': token}})]:
-                async with bare.request(method, server.url + path,
-                                        **cast('dict[str, Any]', kwargs)) as response:
-                    seen.append((response.status, await response.text(),
-                                 dict(response.headers)))
-    assert [status for status, _, _ in seen] == [401, 401, 400, 400, 400, 422, 404, 200, 200,
-                                                 404]
+                ('GET', '/status', {'headers': {'Authorization': f'Bearer {token}x'}}),
+                ('GET', '/status', {'params': {'token': token[:-1]}}),
+                ('POST', '/messages', {'headers': auth, 'data': b'{'}),
+                ('POST', '/messages', {'params': {'token': token}, 'data': b'[]'}),
+                ('GET', '/events', {'params': {'token': token, 'client': 'no'}}),
+                ('POST', '/channels/math/call/divide', {'headers': auth, 'data': b'[1,0]'}),
+                ('POST', '/channels/math/call/none', {'headers': auth}),
+                ('POST', '/release', {'params': {'token': token, 'client': CLIENT}}),
+                ('GET', '/page', {'params': {'token': token}}),
+                ('GET', '/nowhere', {'params': {'token': token}}),
+            ]:
+                async with bare.request(
+                    method, server.url + path, **cast('dict[str, Any]', kwargs)
+                ) as response:
+                    seen.append((response.status, await response.text(), dict(response.headers)))
+    assert [status for status, _, _ in seen] == [401, 401, 400, 400, 400, 422, 404, 200, 200, 404]
     for _status, text, headers in seen:
         assert token not in text and token not in str(headers)
-    mentions = [record.getMessage() for record in caplog.records
-                if token in record.getMessage() or token in (record.exc_text or '')]
+    mentions = [
+        record.getMessage()
+        for record in caplog.records
+        if token in record.getMessage() or token in (record.exc_text or '')
+    ]
     assert mentions == [f'open {server.url}/page?token={token} in a browser to connect a page']
 
 
@@ -387,9 +627,14 @@ async def test_the_token_is_logged_once_and_never_answered(caplog) -> None:
 
 async def preflight(server: jchannel_http.Server, origin: str) -> aiohttp.ClientResponse:
     async with aiohttp.ClientSession() as bare:
-        async with bare.options(f'{server.url}/messages', headers={
-                'Origin': origin, 'Access-Control-Request-Method': 'POST',
-                'Access-Control-Request-Headers': 'authorization, content-type'}) as response:
+        async with bare.options(
+            f'{server.url}/messages',
+            headers={
+                'Origin': origin,
+                'Access-Control-Request-Method': 'POST',
+                'Access-Control-Request-Headers': 'authorization, content-type',
+            },
+        ) as response:
             await response.read()
             return response
 
@@ -401,7 +646,8 @@ async def test_any_origin_by_default_but_never_with_credentials(server, http) ->
         assert response.headers['Access-Control-Allow-Origin'] == origin
         assert response.headers['Access-Control-Allow-Methods'] == 'GET, POST, OPTIONS'
         assert {'Authorization', 'Content-Type', 'Last-Event-ID'} <= {
-            name.strip() for name in response.headers['Access-Control-Allow-Headers'].split(',')}
+            name.strip() for name in response.headers['Access-Control-Allow-Headers'].split(',')
+        }
         assert 'Access-Control-Allow-Credentials' not in response.headers
         async with http.get(f'{server.url}/status', headers={'Origin': origin}) as answer:
             assert answer.status == 200
@@ -424,15 +670,23 @@ async def test_allow_origins_refuses_other_origins_before_anything_runs(http) ->
         assert (await preflight(server, 'http://ok.test')).status == 204
         call = f'{server.url}/channels/math/call/multiply'
         async with http.post(call, data=b'[2, 3]', headers={'Origin': 'http://evil.test'}) as r:
-            check_json_error(r.status, {k.lower(): v for k, v in r.headers.items()},
-                             await r.read(), 403, 'forbidden_origin', 'not in allow_origins')
+            check_json_error(
+                r.status,
+                {k.lower(): v for k, v in r.headers.items()},
+                await r.read(),
+                403,
+                'forbidden_origin',
+                'not in allow_origins',
+            )
             assert (await r.json())['message'].endswith(
-                "start it with allow_origins=['http://ok.test', 'http://evil.test']")
+                "start it with allow_origins=['http://ok.test', 'http://evil.test']"
+            )
             # the refusal, which holds no data, is readable by the refused origin
             assert r.headers['Access-Control-Allow-Origin'] == 'http://evil.test'
         async with aiohttp.ClientSession() as bare:  # refused before the token is looked at
-            async with bare.get(f'{server.url}/status',
-                                headers={'Origin': 'http://evil.test'}) as answer:
+            async with bare.get(
+                f'{server.url}/status', headers={'Origin': 'http://evil.test'}
+            ) as answer:
                 assert answer.status == 403
                 assert (await answer.json())['error'] == 'forbidden_origin'
         assert channel.handler.calls == []
@@ -443,8 +697,9 @@ async def test_allow_origins_refuses_other_origins_before_anything_runs(http) ->
                 assert response.headers.get('Access-Control-Allow-Origin') == origin
         assert len(channel.handler.calls) == 3
         async with aiohttp.ClientSession() as bare:  # public files are for everyone
-            async with bare.get(f'{server.url}/client.js',
-                                headers={'Origin': 'http://evil.test'}) as response:
+            async with bare.get(
+                f'{server.url}/client.js', headers={'Origin': 'http://evil.test'}
+            ) as response:
                 assert response.status == 200
 
 
@@ -488,13 +743,16 @@ async def test_more_requests_in_flight_than_max_requests_get_429(http) -> None:
         check_json_error(*answer, 429, 'too_many_requests', 'max_requests')
         assert answer[1]['retry-after'] == '1'
         # requests without the token, and public files, take no slot
-        check_json_error(*await request(server, 'GET', '/status', {'token': None}), 401,
-                         'unauthorized', 'a valid token')
+        check_json_error(
+            *await request(server, 'GET', '/status', {'token': None}),
+            401,
+            'unauthorized',
+            'a valid token',
+        )
         assert (await request(server, 'GET', '/client.js', {'token': None}))[0] == 200
         channel.handler.release.set()
         responses = await asyncio.gather(*held)
-        assert [await response.json() for response in responses] == [{'result': 0},
-                                                                      {'result': 1}]
+        assert [await response.json() for response in responses] == [{'result': 0}, {'result': 1}]
         assert (await request(server, 'GET', '/status', {}))[0] == 200
         assert server._runner is not None
         assert server._runner.app[IN_FLIGHT].count == 0
@@ -504,8 +762,12 @@ async def test_an_event_stream_holds_a_request_slot(http) -> None:
     async with jchannel_http.Server(token=TOKEN, max_requests=1, heartbeat=1) as server:
         page = await FakePage(http, server, CLIENT).connect()
         try:
-            check_json_error(*await request(server, 'GET', '/status', {}), 429,
-                             'too_many_requests', 'retry later')
+            check_json_error(
+                *await request(server, 'GET', '/status', {}),
+                429,
+                'too_many_requests',
+                'retry later',
+            )
         finally:
             page.close()
         assert server._runner is not None

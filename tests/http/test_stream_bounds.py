@@ -29,12 +29,12 @@ def test_overlapping_chunks_are_kept_once() -> None:
     core = Reassembly(window=8 * MiB)
     data = random.Random(3).randbytes(2 * MiB)
     for offset in range(1, 201):
-        assert core.put(offset, data[offset:offset + 512 * KiB])
+        assert core.put(offset, data[offset : offset + 512 * KiB])
     assert core.held == 512 * KiB + 199
     pieces = list(range(0, 2 * MiB, 1000))
     random.Random(4).shuffle(pieces)
     for offset in pieces:  # re-split and overlapping in every way, in any order
-        assert core.put(offset, data[offset:offset + 3000])
+        assert core.put(offset, data[offset : offset + 3000])
         assert core.held <= 2 * MiB
     out = b''.join(iter(core.take, None))
     assert out == data and core.held == 0
@@ -46,8 +46,9 @@ async def test_overlapping_chunks_of_one_upload_stay_within_stream_buffer(auth) 
         try:
             data = random.Random(5).randbytes(512 * KiB + 200)
             for offset in range(1, 201):
-                status, answer = await chunk(auth, server, session, 1, offset,
-                                             data[offset:offset + 512 * KiB])
+                status, answer = await chunk(
+                    auth, server, session, 1, offset, data[offset : offset + 512 * KiB]
+                )
                 assert status == 200 and answer['stored']
             stream = server.streams.uploads[1]
             assert stream.core.held == 512 * KiB + 199  # not 200 x 512 KiB
@@ -59,15 +60,16 @@ async def test_overlapping_chunks_of_one_upload_stay_within_stream_buffer(auth) 
                 piece = await stream.next_chunk()
                 assert piece is not None
                 got += piece
-            assert got == data[:len(got)]
+            assert got == data[: len(got)]
             assert server.streams.upload_budget.held == 0
         finally:
             response.close()
 
 
 async def test_streams_together_stay_within_streams_buffer(auth) -> None:
-    async with jchannel_http.Server(token=TOKEN, heartbeat=0.3, stream_buffer=4 * MiB,
-                                    streams_buffer=6 * MiB) as server:
+    async with jchannel_http.Server(
+        token=TOKEN, heartbeat=0.3, stream_buffer=4 * MiB, streams_buffer=6 * MiB
+    ) as server:
         response, _, session = await page(auth, server)
         try:
             piece = bytes(512 * KiB)
@@ -75,8 +77,9 @@ async def test_streams_together_stay_within_streams_buffer(auth) -> None:
             for key in (1, 2, 3, 4):
                 stored[key] = 0
                 for index in range(8):  # 4 MiB each: a full stream_buffer
-                    status, answer = await chunk(auth, server, session, key,
-                                                 index * len(piece), piece)
+                    status, answer = await chunk(
+                        auth, server, session, key, index * len(piece), piece
+                    )
                     assert status == 200
                     if not answer['stored']:
                         break

@@ -39,8 +39,9 @@ async def chunk(http, server, session, key, offset, data, end=False, **headers):
     headers = {'Stream-Offset': str(offset), **headers}
     if end:
         headers['Stream-End'] = '1'
-    async with http.post(f'{server.url}/streams/up/{key}', params={'session': session},
-                         data=data, headers=headers) as response:
+    async with http.post(
+        f'{server.url}/streams/up/{key}', params={'session': session}, data=data, headers=headers
+    ) as response:
         return response.status, await response.json()
 
 
@@ -49,16 +50,32 @@ async def test_chunks_in_any_order_with_repeats_reach_a_handler_once(server, htt
     channel.handler = Saver()
     response, reader, session = await page(http, server)
     try:
-        assert await chunk(http, server, session, 1, 6, b'world', end=True) == (200, {
-            'stored': True, 'received': 0, 'state': 'open', 'chunk_size': 524288,
-            'in_flight': 4})
+        assert await chunk(http, server, session, 1, 6, b'world', end=True) == (
+            200,
+            {'stored': True, 'received': 0, 'state': 'open', 'chunk_size': 524288, 'in_flight': 4},
+        )
         assert (await chunk(http, server, session, 1, 0, b'hello '))[1]['state'] == 'done'
         assert (await chunk(http, server, session, 1, 0, b'hello wo'))[1]['received'] == 11
-        assert await post(http, server, {'client': CLIENT, 'session': session, 'ack': 0,
-                                         'messages': [{'seq': 1, 'type': 'call', 'call': 1,
-                                                       'channel': channel.key, 'name': 'save',
-                                                       'args': ['x.txt'], 'stream': 1}]}) == (
-            200, {'ack': 1})
+        assert await post(
+            http,
+            server,
+            {
+                'client': CLIENT,
+                'session': session,
+                'ack': 0,
+                'messages': [
+                    {
+                        'seq': 1,
+                        'type': 'call',
+                        'call': 1,
+                        'channel': channel.key,
+                        'name': 'save',
+                        'args': ['x.txt'],
+                        'stream': 1,
+                    }
+                ],
+            },
+        ) == (200, {'ack': 1})
         event = await reader.event()
         assert event['data'] == {'seq': 1, 'type': 'result', 'call': 1, 'value': 11}
         assert channel.handler.saved == {'x.txt': b'hello world'}
@@ -74,7 +91,7 @@ async def test_a_download_resumes_from_any_offset_and_ends_with_its_size(server,
 
     async def produce():
         for start in range(0, len(data), 100_000):
-            yield data[start:start + 100_000]
+            yield data[start : start + 100_000]
 
     response, reader, session = await page(http, server)
     try:
@@ -93,13 +110,24 @@ async def test_a_download_resumes_from_any_offset_and_ends_with_its_size(server,
             assert got.headers['Stream-End'] == str(len(data))
             rest = await got.read()
         assert first[:1000] + rest == data
-        async with http.post(f'{url}/ack', params={'session': session},
-                             headers={'Stream-Offset': str(len(data)), 'Stream-End': '1'}) as ack:
+        async with http.post(
+            f'{url}/ack',
+            params={'session': session},
+            headers={'Stream-Offset': str(len(data)), 'Stream-End': '1'},
+        ) as ack:
             assert await ack.json() == {'acked': len(data)}
         async with http.get(url, params={'session': session, 'offset': '0'}) as gone:
             assert gone.status == 404
-        await post(http, server, {'client': CLIENT, 'session': session, 'ack': 1, 'messages': [
-            {'seq': 1, 'type': 'result', 'call': 1, 'value': 'ok'}]})
+        await post(
+            http,
+            server,
+            {
+                'client': CLIENT,
+                'session': session,
+                'ack': 1,
+                'messages': [{'seq': 1, 'type': 'result', 'call': 1, 'value': 'ok'}],
+            },
+        )
         assert await calling == 'ok'
     finally:
         response.close()
@@ -112,12 +140,12 @@ async def test_refusals_say_what_to_do(server, http) -> None:
         assert (status, body['error'], body['chunk_size']) == (413, 'too_large', 524288)
         status, body = await chunk(http, server, 'old-session', 1, 0, b'x')
         assert (status, body['error']) == (410, 'resync')
-        async with http.post(f'{server.url}/streams/up/1', params={'session': session},
-                             data=b'x') as missing:
+        async with http.post(
+            f'{server.url}/streams/up/1', params={'session': session}, data=b'x'
+        ) as missing:
             assert missing.status == 400
             assert 'Stream-Offset' in (await missing.json())['message']
-        async with http.get(f'{server.url}/streams/down/9',
-                            params={'session': session}) as unknown:
+        async with http.get(f'{server.url}/streams/down/9', params={'session': session}) as unknown:
             assert unknown.status == 404
         await chunk(http, server, session, 2, 0, b'abc', end=True)
         status, body = await chunk(http, server, session, 2, 3, b'd')
@@ -145,23 +173,43 @@ async def test_a_producer_error_is_a_422_after_its_bytes(server, http) -> None:
             assert 'Stream-End' not in got.headers
         async with http.get(url, params={'session': session, 'offset': '5'}) as failed:
             assert failed.status == 422
-            assert await failed.json() == {'error': 'stream_error', 'name': 'KeyError',
-                                           'message': "'gone'"}
+            assert await failed.json() == {
+                'error': 'stream_error',
+                'name': 'KeyError',
+                'message': "'gone'",
+            }
     finally:
         response.close()
 
 
 async def test_a_full_window_holds_chunks_then_a_page_error_reaches_the_consumer(http) -> None:
-    async with jchannel_http.Server(token='test-token-0123456789', heartbeat=0.3,
-                                    stream_buffer=10) as server:
+    async with jchannel_http.Server(
+        token='test-token-0123456789', heartbeat=0.3, stream_buffer=10
+    ) as server:
         channel = jchannel_http.Channel(server, 'c')
         channel.handler = Saver()
         response, reader, session = await page(http, server)
         try:
-            await post(http, server, {'client': CLIENT, 'session': session, 'ack': 0,
-                                      'messages': [{'seq': 1, 'type': 'call', 'call': 1,
-                                                    'channel': channel.key, 'name': 'gated',
-                                                    'args': [], 'stream': 1}]})
+            await post(
+                http,
+                server,
+                {
+                    'client': CLIENT,
+                    'session': session,
+                    'ack': 0,
+                    'messages': [
+                        {
+                            'seq': 1,
+                            'type': 'call',
+                            'call': 1,
+                            'channel': channel.key,
+                            'name': 'gated',
+                            'args': [],
+                            'stream': 1,
+                        }
+                    ],
+                },
+            )
             assert (await chunk(http, server, session, 1, 0, b'a' * 10))[1]['stored'] is True
             for _ in range(100):  # the consumer takes the first chunk, then waits
                 if server.streams.uploads[1].core.consumed == 10:
@@ -175,14 +223,18 @@ async def test_a_full_window_holds_chunks_then_a_page_error_reaches_the_consumer
             channel.handler.gate.set()
             status, body = await chunk(http, server, session, 1, 20, b'c' * 10)
             assert (status, body['stored'], body['received']) == (200, True, 30)
-            async with http.post(f'{server.url}/streams/up/1/error',
-                                 params={'session': session},
-                                 json={'name': 'RangeError', 'message': 'page broke'}) as failed:
+            async with http.post(
+                f'{server.url}/streams/up/1/error',
+                params={'session': session},
+                json={'name': 'RangeError', 'message': 'page broke'},
+            ) as failed:
                 assert failed.status == 200
             event = await reader.event()
             assert event['data']['type'] == 'error'
             assert (event['data']['name'], event['data']['message']) == (
-                'FrontendError', 'RangeError: page broke')
+                'FrontendError',
+                'RangeError: page broke',
+            )
         finally:
             response.close()
 
@@ -198,8 +250,9 @@ async def test_a_new_session_fails_the_streams_of_the_old_one(server, http) -> N
 
 
 async def test_stream_response_bytes_caps_each_response(http) -> None:
-    async with jchannel_http.Server(token='test-token-0123456789', heartbeat=1,
-                                    stream_response_bytes=1000) as server:
+    async with jchannel_http.Server(
+        token='test-token-0123456789', heartbeat=1, stream_response_bytes=1000
+    ) as server:
         channel = jchannel_http.Channel(server, 'c')
         channel._open = True
         channel._opened_in = server.link.session.id
@@ -215,8 +268,7 @@ async def test_stream_response_bytes_caps_each_response(http) -> None:
             url = f'{server.url}/streams/down/1'
             pieces, offset, ends = [], 0, []
             for _ in range(10):
-                async with http.get(url, params={'session': session,
-                                                 'offset': str(offset)}) as got:
+                async with http.get(url, params={'session': session, 'offset': str(offset)}) as got:
                     piece = await got.read()
                     ends.append(got.headers.get('Stream-End'))
                 pieces.append(piece)

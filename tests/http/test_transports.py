@@ -35,13 +35,13 @@ async def server() -> AsyncIterator[jchannel_http.Server]:
         yield server
 
 
-
-
-async def poll(http: aiohttp.ClientSession, server: jchannel_http.Server, timeout: float = 10,
-               **query) -> tuple[int, dict]:
+async def poll(
+    http: aiohttp.ClientSession, server: jchannel_http.Server, timeout: float = 10, **query
+) -> tuple[int, dict]:
     params = {'client': CLIENT, **{key: str(value) for key, value in query.items()}}
-    async with http.get(f'{server.url}/poll', params=params,
-                        timeout=aiohttp.ClientTimeout(total=timeout)) as response:
+    async with http.get(
+        f'{server.url}/poll', params=params, timeout=aiohttp.ClientTimeout(total=timeout)
+    ) as response:
         return response.status, await response.json()
 
 
@@ -54,8 +54,12 @@ def opened_channel(server: jchannel_http.Server) -> jchannel_http.Channel:
 
 async def queued(server: jchannel_http.Server, count: int) -> None:
     """Wait until ``count`` frames are in the kernel's outbox."""
-    await wait_until(lambda: len(server.link.session.outbox) >= count, 2,
-                     f'{count} frames in the outbox', interval=0.01)
+    await wait_until(
+        lambda: len(server.link.session.outbox) >= count,
+        2,
+        f'{count} frames in the outbox',
+        interval=0.01,
+    )
 
 
 async def held(server: jchannel_http.Server, http, **query) -> asyncio.Future:
@@ -70,31 +74,52 @@ async def held(server: jchannel_http.Server, http, **query) -> asyncio.Future:
 
 
 async def test_a_post_event_stream_is_the_same_stream(server, http) -> None:
-    async with http.post(f'{server.url}/events', params={'client': CLIENT},
-                         headers={'Accept': 'text/event-stream'}) as response:
+    async with http.post(
+        f'{server.url}/events', params={'client': CLIENT}, headers={'Accept': 'text/event-stream'}
+    ) as response:
         assert response.status == 200
         assert response.headers['Content-Type'] == 'text/event-stream'
         assert response.headers['X-Accel-Buffering'] == 'no'
         reader = EventReader(response)
         hello = await reader.block()
         session = server.link.session.id
-        assert hello == (b'event: hello\nid: 0\ndata: {"session":"%b","cursor":0,"ack":0,'
-                         b'"heartbeat":1,"max_body":1048576,"max_url":8000}\n\n' % session.encode())
+        assert hello == (
+            b'event: hello\nid: 0\ndata: {"session":"%b","cursor":0,"ack":0,'
+            b'"heartbeat":1,"max_body":1048576,"max_url":8000}\n\n' % session.encode()
+        )
         assert await reader.block() == b':' + b' ' * 2048 + b'\n\n'
         assert server.status()['transport'] == 'sse-post'
         calling = opened_channel(server).call('f', 1, timeout=10)
         event = await reader.event()
         assert event['data']['name'] == 'f' and event['id'] == '1'
-        await post(http, server, {'client': CLIENT, 'session': session, 'ack': 1, 'messages': [
-            {'seq': 1, 'type': 'result', 'call': event['data']['call'], 'value': 'done'}]})
+        await post(
+            http,
+            server,
+            {
+                'client': CLIENT,
+                'session': session,
+                'ack': 1,
+                'messages': [
+                    {'seq': 1, 'type': 'result', 'call': event['data']['call'], 'value': 'done'}
+                ],
+            },
+        )
         assert await calling == 'done'
 
 
 async def test_the_first_poll_is_answered_at_once_with_the_hello_fields(server, http) -> None:
     status, answer = await poll(http, server)
     assert status == 200
-    assert answer == {'session': server.link.session.id, 'cursor': 0, 'ack': 0, 'heartbeat': 1,
-                      'max_body': 1048576, 'max_url': 8000, 'hold': 25, 'frames': []}
+    assert answer == {
+        'session': server.link.session.id,
+        'cursor': 0,
+        'ack': 0,
+        'heartbeat': 1,
+        'max_body': 1048576,
+        'max_url': 8000,
+        'hold': 25,
+        'frames': [],
+    }
     assert server.status()['transport'] == 'poll'
     assert server.status()['connected'] is True
 
@@ -107,10 +132,19 @@ async def test_a_poll_is_held_until_a_frame_is_sent_then_answers_with_it(server,
     calling = channel.call('f', 'x', timeout=10)
     status, answer = await waiting
     assert status == 200
-    assert answer['frames'] == [{'seq': 1, 'type': 'call', 'call': 1, 'channel': channel.key,
-                                 'name': 'f', 'args': ['x']}]
-    await post(http, server, {'client': CLIENT, 'session': session, 'ack': 1, 'messages': [
-        {'seq': 1, 'type': 'result', 'call': 1, 'value': 'y'}]})
+    assert answer['frames'] == [
+        {'seq': 1, 'type': 'call', 'call': 1, 'channel': channel.key, 'name': 'f', 'args': ['x']}
+    ]
+    await post(
+        http,
+        server,
+        {
+            'client': CLIENT,
+            'session': session,
+            'ack': 1,
+            'messages': [{'seq': 1, 'type': 'result', 'call': 1, 'value': 'y'}],
+        },
+    )
     assert await calling == 'y'
 
 
@@ -143,10 +177,11 @@ async def test_a_carrying_post_answers_with_the_frames_after_its_ack(server, htt
         assert response.headers['Cache-Control'] == 'no-store, no-transform'
         raw = await response.read()
     key = channel.key
-    assert raw == (b'{"ack":0,"frames":['
-                   b'{"seq":2,"type":"call","call":2,"channel":%d,"name":"f","args":[1]},'
-                   b'{"seq":3,"type":"call","call":3,"channel":%d,"name":"f","args":[2]}]}'
-                   % (key, key))
+    assert raw == (
+        b'{"ack":0,"frames":['
+        b'{"seq":2,"type":"call","call":2,"channel":%d,"name":"f","args":[1]},'
+        b'{"seq":3,"type":"call","call":3,"channel":%d,"name":"f","args":[2]}]}' % (key, key)
+    )
     # An answer that was lost: the same ack again brings the same frames again.
     _, again = await post(http, server, body)
     assert [frame['seq'] for frame in again['frames']] == [2, 3]
@@ -217,8 +252,9 @@ async def test_a_post_waiting_with_a_held_poll_takes_the_next_frame_alone(http) 
 @pytest.mark.parametrize('carry', [1, 'yes', None])
 async def test_carry_must_be_a_boolean(server, http, carry) -> None:
     _, hello = await poll(http, server)
-    status, answer = await post(http, server, {'client': CLIENT, 'session': hello['session'],
-                                               'carry': carry})
+    status, answer = await post(
+        http, server, {'client': CLIENT, 'session': hello['session'], 'carry': carry}
+    )
     assert status == 400 and answer['message'] == "field 'carry' must be true or false"
 
 
@@ -324,37 +360,54 @@ async def test_the_routes_are_served_under_the_url_path_prefix_too(http) -> None
 
 
 async def test_the_page_carries_the_servers_client_options(http) -> None:
-    async with serving(transport='sse-post', first_event_deadline=7,
-                       upgrade_interval=60, remember_transport=30) as server:
-        assert server.client_options() == {'firstEventDeadline': 7, 'upgradeInterval': 60,
-                                           'rememberTransport': 30, 'maxUrl': 8000,
-                                           'transport': 'sse-post'}
+    async with serving(
+        transport='sse-post', first_event_deadline=7, upgrade_interval=60, remember_transport=30
+    ) as server:
+        assert server.client_options() == {
+            'firstEventDeadline': 7,
+            'upgradeInterval': 60,
+            'rememberTransport': 30,
+            'maxUrl': 8000,
+            'transport': 'sse-post',
+        }
         async with http.get(f'{server.url}/page') as response:
             html = await response.text()
         line = next(line for line in html.splitlines() if line.startswith('const OPTIONS = '))
         assert orjson.loads(line.removeprefix('const OPTIONS = ').rstrip(';')) == {
-            'firstEventDeadline': 7, 'upgradeInterval': 60, 'rememberTransport': 30,
-            'maxUrl': 8000, 'transport': 'sse-post'}
+            'firstEventDeadline': 7,
+            'upgradeInterval': 60,
+            'rememberTransport': 30,
+            'maxUrl': 8000,
+            'transport': 'sse-post',
+        }
     assert jchannel_http.Server().client_options()['rememberTransport'] == 600  # the page's default
 
 
-@pytest.mark.parametrize('options, message', [
-    ({'transport': 'websocket'}, 'transport must be one of'),
-    ({'poll_hold': 0}, 'poll_hold must be a positive number of seconds'),
-    ({'poll_bytes': 0}, 'poll_bytes must be a positive integer'),
-    ({'poll_linger': -0.1}, 'poll_linger must be a non-negative number of seconds'),
-    ({'stream_max_age': -1}, 'stream_max_age must be a positive number of seconds'),
-    ({'first_event_deadline': 0}, 'first_event_deadline must be a positive number of seconds'),
-    ({'upgrade_interval': 0}, 'upgrade_interval must be a positive number of seconds'),
-    ({'remember_transport': -1}, r'remember_transport must be a number of seconds >= 0'),
-    ({'remember_transport': float('nan')}, r'remember_transport must be a number of seconds >= 0'),
-])
+@pytest.mark.parametrize(
+    'options, message',
+    [
+        ({'transport': 'websocket'}, 'transport must be one of'),
+        ({'poll_hold': 0}, 'poll_hold must be a positive number of seconds'),
+        ({'poll_bytes': 0}, 'poll_bytes must be a positive integer'),
+        ({'poll_linger': -0.1}, 'poll_linger must be a non-negative number of seconds'),
+        ({'stream_max_age': -1}, 'stream_max_age must be a positive number of seconds'),
+        ({'first_event_deadline': 0}, 'first_event_deadline must be a positive number of seconds'),
+        ({'upgrade_interval': 0}, 'upgrade_interval must be a positive number of seconds'),
+        ({'remember_transport': -1}, r'remember_transport must be a number of seconds >= 0'),
+        (
+            {'remember_transport': float('nan')},
+            r'remember_transport must be a number of seconds >= 0',
+        ),
+    ],
+)
 def test_transport_options_are_checked(options, message) -> None:
     with pytest.raises(ValueError, match=message):
         jchannel_http.Server(**options)
 
 
-async def test_a_call_the_connected_page_does_not_answer_by_its_deadline_fails(server, http) -> None:
+async def test_a_call_the_connected_page_does_not_answer_by_its_deadline_fails(
+    server, http
+) -> None:
     await poll(http, server)
     channel = opened_channel(server)
     with pytest.raises(TimeoutError, match=r"the page did not answer call 'f' by its deadline"):
@@ -371,9 +424,14 @@ async def test_timeout_bounds_the_wait_for_a_page_not_the_answer(server, http) -
         _, answer = await poll(http, server, session=hello['session'], cursor=0, hold=0)
         await asyncio.sleep(0.1)
     assert not call.done()
-    body = {'client': CLIENT, 'session': hello['session'], 'ack': 1,
-            'messages': [{'seq': 1, 'type': 'result', 'call': answer['frames'][0]['call'],
-                          'value': 'late'}]}
+    body = {
+        'client': CLIENT,
+        'session': hello['session'],
+        'ack': 1,
+        'messages': [
+            {'seq': 1, 'type': 'result', 'call': answer['frames'][0]['call'], 'value': 'late'}
+        ],
+    }
     await post(http, server, body)
     assert await call == 'late'
 
@@ -415,9 +473,14 @@ async def test_each_frame_has_one_way_and_that_way_delivers_it_again(server, htt
 
 
 async def test_a_stream_and_a_post_never_send_the_same_frame(http) -> None:
-    async with serving(poll_linger=2) as server, http.get(
-            f'{server.url}/events', params={'client': CLIENT},
-            headers={'Accept': 'text/event-stream'}) as response:
+    async with (
+        serving(poll_linger=2) as server,
+        http.get(
+            f'{server.url}/events',
+            params={'client': CLIENT},
+            headers={'Accept': 'text/event-stream'},
+        ) as response,
+    ):
         reader = EventReader(response)
         await reader.block()
         await reader.block()  # the padding

@@ -33,7 +33,7 @@ STATUS = '[data-jchannel-http]'
 WAITING_FAILED = re.compile(r'waiting failed: (another page took over|the page went away)')
 """A call sent to a page that left fails: when the page counts as gone, or at the takeover."""
 
-PAGE_SIDE = '''(channel) => {
+PAGE_SIDE = """(channel) => {
   self.pageChannel = channel;
   self.hung = 0;
   channel.handler = {
@@ -42,16 +42,16 @@ PAGE_SIDE = '''(channel) => {
     hang(label) { self.hung += 1; return new Promise(() => {}); },
   };
   return 'opened';
-}'''
+}"""
 
-START = f'''
+START = f"""
 import asyncio, json
 import jchannel_http
 server = await jchannel_http.start({{options}})
 channel = await server.open({PAGE_SIDE!r}, timeout=60)
 print('port', server.port)
 print('left', json.dumps(await channel.call('indentLeft', 'hello', 4, timeout=60)))
-'''
+"""
 
 
 @pytest.fixture(scope='module')
@@ -96,21 +96,23 @@ def requests_to(tab: NotebookTab, port: int) -> list[str]:
 
 def test_calls_both_ways_several_channels_and_nothing_saved_runs(tab: NotebookTab) -> None:
     port = start(tab)
-    assert tab.wait_text(STATUS, lambda text: 'connected' in text, 'connected status') == \
-        f'jchannel_http: connected to http://127.0.0.1:{port}'
+    assert (
+        tab.wait_text(STATUS, lambda text: 'connected' in text, 'connected status')
+        == f'jchannel_http: connected to http://127.0.0.1:{port}'
+    )
     assert any(url.endswith(f':{port}/client.js') for url in tab.requests)
 
-    output = tab.run('''
+    output = tab.run("""
 print('right', json.dumps(await channel.call('indentRight', 'world', 4)))
 try:
     await channel.call('indentRight', 4, 'world')
 except jchannel_http.FrontendError as error:
     print('error', error.type, 'padEnd' in error.detail)
-''')
+""")
     assert 'right "world    "' in output and 'error TypeError True' in output
 
     # A second channel with a Python handler; the first closes without disturbing it.
-    output = tab.run('''
+    output = tab.run("""
 class Arithmetic:
     def multiply(self, a, b):
         return a * b
@@ -124,7 +126,7 @@ await channel.close()
 print('channels', json.dumps([c['open'] for c in server.status()['channels']]))
 print('echo', json.dumps(await second.echo(1, 'two', None)))
 print('reopened', json.dumps(await channel.call('indentLeft', 'x', 1)))  # opens it again
-''')
+""")
     # a closed channel is released on the kernel: only the second one is left
     assert 'channels [true]' in output and 'echo [1, "two", null]' in output
     assert 'reopened " x"' in output
@@ -133,8 +135,11 @@ print('reopened', json.dumps(await channel.call('indentLeft', 'x', 1)))  # opens
     html = saved_outputs_html(saved)
     assert 'jchannel_http: connected to' in html
     assert '<script' not in html and 'client.js' not in html
-    assert not any('application/javascript' in output.get('data', {})
-                   for cell in saved.cells for output in cell.get('outputs', []))
+    assert not any(
+        'application/javascript' in output.get('data', {})
+        for cell in saved.cells
+        for output in cell.get('outputs', [])
+    )
     token = tab.run('print(server.token)').strip()  # printed after the notebook was read
     assert len(token) > 20 and token not in json.dumps(saved)
 
@@ -150,8 +155,10 @@ display(HTML("""<div id="answers">waiting</div><script>
 </script>"""))
 ''')
     tab.wait_cell(cell)
-    assert tab.wait_text('#answers', lambda text: text.startswith('answers'), 'answers') == \
-        'answers 42, KernelError ZeroDivisionError division by zero'
+    assert (
+        tab.wait_text('#answers', lambda text: text.startswith('answers'), 'answers')
+        == 'answers 42, KernelError ZeroDivisionError division by zero'
+    )
     # The notebook's author sees the handler's failure too, in the next cell run (the frontends
     # drop output of a cell that has finished): one warning with its traceback.
     shown = tab.run("print('next cell')")
@@ -173,13 +180,13 @@ def test_reload_brings_the_client_back_and_fails_the_call_that_waited(tab: Noteb
     assert tab.page.evaluate('typeof self.pageChannel') == 'undefined'
     assert requests_to(tab, port) == []  # the reloaded tab has not asked the server anything
 
-    output = tab.run('''
+    output = tab.run("""
 print('again', json.dumps(await channel.call('indentLeft', 'back', 2, timeout=60)))
 try:
     await waiting
 except jchannel_http.StateError as error:
     print('waiting failed:', error)
-''')
+""")
     assert 'again "  back"' in output
     assert WAITING_FAILED.search(output)
     assert any(url.endswith(f':{port}/client.js') for url in tab.requests)  # through the cell
@@ -198,7 +205,7 @@ def test_a_crashed_tab_is_replaced_by_a_new_one(tab: NotebookTab) -> None:
     tab.reopen_after_crash()  # no goodbye from the crashed page: it stays live for 2 heartbeats
     # A call made while the crashed page still counts as live goes to it, and fails when it
     # is found gone; once it is gone, a call brings the new tab's client up through the cell.
-    output = tab.run('''
+    output = tab.run("""
 for _ in range(100):
     if not server.status()['connected']:
         break
@@ -208,7 +215,7 @@ try:
     await waiting
 except jchannel_http.StateError as error:
     print('waiting failed:', error)
-''')
+""")
     assert 'again "new "' in output and WAITING_FAILED.search(output)
     assert tab.page.evaluate('self.hung') == 0
 
@@ -216,21 +223,32 @@ except jchannel_http.StateError as error:
 def test_kernel_restart_is_reported_and_a_new_start_connects_cleanly(tab: NotebookTab) -> None:
     old = start(tab)
     tab.restart_kernel()
-    tab.wait_text(STATUS, lambda text: text.startswith(
-        f'jchannel_http: lost the kernel server at http://127.0.0.1:{old}'), 'the page report')
+    tab.wait_text(
+        STATUS,
+        lambda text: text.startswith(
+            f'jchannel_http: lost the kernel server at http://127.0.0.1:{old}'
+        ),
+        'the page report',
+    )
 
     new = start(tab)  # the new kernel process's bootstrap stops the old process's client
-    tab.wait_text(STATUS, lambda text: text == f'jchannel_http: connected to http://127.0.0.1:{new}',
-                  'the new connection')
-    tab.wait_text(STATUS, lambda text: text == (
-        f'jchannel_http: stopped the client of http://127.0.0.1:{old}'), 'the old client stopped')
+    tab.wait_text(
+        STATUS,
+        lambda text: text == f'jchannel_http: connected to http://127.0.0.1:{new}',
+        'the new connection',
+    )
+    tab.wait_text(
+        STATUS,
+        lambda text: text == (f'jchannel_http: stopped the client of http://127.0.0.1:{old}'),
+        'the old client stopped',
+    )
     retries = len(requests_to(tab, old))
     tab.page.wait_for_timeout(3000)  # an old client still retrying would try again in this time
     assert len(requests_to(tab, old)) == retries
 
 
 def test_stop_leaves_no_task_port_or_page_retry(tab: NotebookTab) -> None:
-    output = tab.run(f'''
+    output = tab.run(f"""
 import asyncio, socket
 import jchannel_http
 
@@ -262,7 +280,7 @@ with socket.socket() as probe:  # listening again works (closed connections may 
     probe.bind(('127.0.0.1', port))
     probe.listen()
 print('port free', port)
-''')
+""")
     assert 'tasks while running True' in output and 'tasks left set()' in output
     assert 'refused' in output
     found = re.search(r'port free (\d+)', output)
@@ -282,17 +300,22 @@ def test_the_local_example_runs_end_to_end(jupyter: JupyterServer, browser: Brow
         # Status lines change as the run goes on (the last cell stops the server). Under "run
         # all", the first open may come before the page connected: it shows the bootstrap again
         # in its own output, and a second status line is all that remains of it.
-        status = re.compile(
-            r"jchannel_http: [^\n']*?(http://127\.0\.0\.1:\d+)(?: was stopped)?\s*")
+        status = re.compile(r"jchannel_http: [^\n']*?(http://127\.0\.0\.1:\d+)(?: was stopped)?\s*")
         matched = status.fullmatch(outputs[0])
         assert matched is not None, outputs[0]
         url = matched.group(1)
         outputs = [status.sub('', text) for text in outputs]
         assert outputs[1:] == [
-            '', "'    hello'", "'world    '",
+            '',
+            "'    hello'",
+            "'world    '",
             'TypeError: line.padEnd is not a function\n',
-            '', '42', "'KernelError: ZeroDivisionError: division by zero'",
-            '6000', "'  again'", '',
+            '',
+            '42',
+            "'KernelError: ZeroDivisionError: division by zero'",
+            '6000',
+            "'  again'",
+            '',
         ]
         saved = tab.save()
         assert '<script' not in saved_outputs_html(saved)

@@ -46,7 +46,7 @@ def test_status_lines_are_inert() -> None:
     data = status_line('http://h:1', 'jchannel_http: connected to http://h:1')
     assert data == {
         'text/html': '<div data-jchannel-http="http://h:1">jchannel_http: connected to '
-                     'http://h:1</div>',
+        'http://h:1</div>',
         'text/plain': 'jchannel_http: connected to http://h:1',
     }
 
@@ -92,10 +92,12 @@ async def test_stop_makes_a_plain_page_stop_its_client() -> None:
             await server.open('(channel) => 1', timeout=30)
             await server.stop()
             await page.wait_for_function(
-                "window.jchannelClient && window.jchannelClient.state === 'stopped'",
-                timeout=30_000)
-            assert await page.evaluate('window.jchannelClient.lastError.message') == \
-                'the kernel server was stopped'
+                "window.jchannelClient && window.jchannelClient.state === 'stopped'", timeout=30_000
+            )
+            assert (
+                await page.evaluate('window.jchannelClient.lastError.message')
+                == 'the kernel server was stopped'
+            )
             state = await page.text_content('#jchannel-state')
             assert state is not None
             assert re.fullmatch(r'stopped \(the kernel server was stopped\)', state)
@@ -104,7 +106,8 @@ async def test_stop_makes_a_plain_page_stop_its_client() -> None:
 
 
 async def test_a_wait_that_shows_the_bootstrap_lasts_long_enough_for_the_tab_to_load_it(
-        published) -> None:
+    published,
+) -> None:
     shell, outputs = published
     shell.parent_header = {'msg_id': 'cell-1'}
     server = await jchannel_http.start(client_load_timeout=1.5)

@@ -24,7 +24,7 @@ TOKEN = 'colab-browser-token-0123456789'
 CAP = 256 * 1024  # above client.js (about 127 KB), which must load whole
 EXPECTED_TRANSPORT = {'streaming': 'sse-get', 'buffered': 'poll', 'capped': 'sse-get'}
 
-PAGE_SIDE = r'''(channel) => {
+PAGE_SIDE = r"""(channel) => {
   window.channel = channel;
   window.seen = {};
   channel.handler = {
@@ -37,7 +37,7 @@ PAGE_SIDE = r'''(channel) => {
     },
   };
   return 'ready';
-}'''
+}"""
 
 
 class KernelSide(CountingKernel):
@@ -59,13 +59,14 @@ async def colab(request, monkeypatch) -> AsyncIterator[ColabProxy]:
 
 @pytest.fixture(params=['colab', 'auto'])
 async def server(request, colab) -> AsyncIterator[jchannel_http.Server]:
-    async with jchannel_http.Server(tunnel=request.param, token=TOKEN, heartbeat=2,
-                                    first_event_deadline=1) as server:
+    async with jchannel_http.Server(
+        tunnel=request.param, token=TOKEN, heartbeat=2, first_event_deadline=1
+    ) as server:
         assert server.url == colab.url
         yield server
 
 
-RECORD_ERRORS = '''(() => {
+RECORD_ERRORS = """(() => {
   // every lastError the client reports, from its start (the page's own script starts it)
   window.errors = [];
   let api;
@@ -79,7 +80,7 @@ RECORD_ERRORS = '''(() => {
       }})};
     },
   });
-})()'''
+})()"""
 
 
 async def connect(page: Page, server: jchannel_http.Server) -> jchannel_http.Channel:
@@ -98,10 +99,11 @@ async def test_calls_both_ways_a_thousand_at_once_over_get(page, server, colab) 
     assert status['send_method'] == 'get'
     assert status['transport'] == EXPECTED_TRANSPORT[colab.variant]
     assert colab.refused >= 1
-    assert not [method for method, _ in colab.requests if method == 'POST'][colab.refused:]
+    assert not [method for method, _ in colab.requests if method == 'POST'][colab.refused :]
     errors = await page.evaluate('window.errors')
-    assert any('the path refuses POST' in error and 'now go in GET requests' in error
-               for error in errors), errors
+    assert any(
+        'the path refuses POST' in error and 'now go in GET requests' in error for error in errors
+    ), errors
     assert await page.evaluate("document.getElementById('jchannel-send').textContent") == 'GET'
     assert not page.errors
 
@@ -119,11 +121,12 @@ async def test_eight_mib_each_way_arrive_byte_exact(page, server, colab) -> None
 
     async def chunks():
         for at in range(0, SIZE, 1 << 20):
-            yield data[at:at + (1 << 20)]
+            yield data[at : at + (1 << 20)]
 
     expected = [SIZE, hashlib.sha256(data).hexdigest()]
     assert await channel.call_with_stream('digest', chunks(), timeout=120) == expected
-    from_page = await page.evaluate('''async (size) => {
+    from_page = await page.evaluate(
+        """async (size) => {
         async function* chunks() {
             for (let at = 0; at < size; at += 1 << 20) {
                 const part = new Uint8Array(Math.min(1 << 20, size - at));
@@ -132,7 +135,9 @@ async def test_eight_mib_each_way_arrive_byte_exact(page, server, colab) -> None
             }
         }
         return channel.callWithStream('digest', chunks());
-    }''', SIZE)
+    }""",
+        SIZE,
+    )
     assert from_page == expected
     assert await page.evaluate('window.jchannelClient.sendMethod') == 'get'
     if colab.cap is not None:
@@ -143,11 +148,13 @@ async def test_eight_mib_each_way_arrive_byte_exact(page, server, colab) -> None
 async def wait_for_error(page: Page, text: str, seconds: float = 30) -> None:
     """Wait until the client reported an error containing ``text``; else fail naming those seen."""
     try:
-        await page.wait_for_function('(t) => window.errors.some((e) => e.includes(t))', arg=text,
-                                     timeout=seconds * 1000)
+        await page.wait_for_function(
+            '(t) => window.errors.some((e) => e.includes(t))', arg=text, timeout=seconds * 1000
+        )
     except Exception as exc:
-        raise AssertionError(f'no error with {text!r}: {await page.evaluate("window.errors")}'
-                             ) from exc
+        raise AssertionError(
+            f'no error with {text!r}: {await page.evaluate("window.errors")}'
+        ) from exc
 
 
 async def test_calls_go_on_after_a_cut_each_once(page, server, colab) -> None:
@@ -172,20 +179,23 @@ async def test_a_lost_server_is_told_from_a_refused_method(page, server, colab) 
     port = colab.target
     colab.target = 1  # nothing listens there: the proxy answers 502, as for a kernel gone
     colab.cut_connections()
-    calls = asyncio.ensure_future(page.evaluate(
-        "Promise.all([channel.call('count', 100), channel.call('count', 101)])"))
+    calls = asyncio.ensure_future(
+        page.evaluate("Promise.all([channel.call('count', 100), channel.call('count', 101)])")
+    )
     await wait_for_error(page, 'lost or unreachable')
     assert await page.evaluate('window.jchannelClient.sendMethod') == 'get'
     colab.target = port
     assert await asyncio.wait_for(calls, 60) == [100, 101]
     assert handler_of(channel, KernelSide).seen == dict.fromkeys([0, 1, 2, 3, 4, 100, 101], 1)
     assert not await page.evaluate(
-        "window.errors.filter((e) => e.includes('lost or unreachable') && e.includes('refuses'))")
+        "window.errors.filter((e) => e.includes('lost or unreachable') && e.includes('refuses'))"
+    )
 
 
 @pytest.mark.parametrize('server', ['colab'], indirect=True)
 async def test_a_second_page_learns_that_another_is_connected_behind_the_empty_500(
-        browser, page, server, colab) -> None:
+    browser, page, server, colab
+) -> None:
     await connect(page, server)
     other = await browser.new_page()
     await other.add_init_script(RECORD_ERRORS)
@@ -194,32 +204,42 @@ async def test_a_second_page_learns_that_another_is_connected_behind_the_empty_5
     assert colab.hidden >= 1  # the 409 reached the page as an empty 500
     await page.close()  # the first page releases the server (over GET) on its way out
     await other.wait_for_function(
-        "window.jchannelClient && window.jchannelClient.state === 'connected'", timeout=30_000)
+        "window.jchannelClient && window.jchannelClient.state === 'connected'", timeout=30_000
+    )
     assert [path for method, path in colab.requests if path.startswith('/release')]
-    assert all(method == 'GET' for method, path in colab.requests if path.startswith('/release')
-               ) or colab.refused
+    assert (
+        all(method == 'GET' for method, path in colab.requests if path.startswith('/release'))
+        or colab.refused
+    )
 
 
 async def test_large_messages_pass_a_buffering_proxy_that_cuts_large_answers(
-        page, monkeypatch) -> None:
+    page, monkeypatch
+) -> None:
     proxy = await ColabProxy('buffered-capped', cap=CAP).start()
     install_fake_colab(monkeypatch, proxy)
     try:
-        async with jchannel_http.Server(tunnel='colab', token=TOKEN, heartbeat=2,
-                                        first_event_deadline=1) as server:
+        async with jchannel_http.Server(
+            tunnel='colab', token=TOKEN, heartbeat=2, first_event_deadline=1
+        ) as server:
             channel = await connect(page, server)
             await wait_connected(page, 'poll')
             text = 'x' * 40_000  # 40 of these wait at once: 1.6 MB, past the cap
-            results = await asyncio.gather(*(channel.call('indent', text, i, timeout=120)
-                                             for i in range(40)))
+            results = await asyncio.gather(
+                *(channel.call('indent', text, i, timeout=120) for i in range(40))
+            )
             assert results == [len(text) + i for i in range(40)]
-            from_page = await page.evaluate('''(text) => Promise.all(
-                Array.from({length: 40}, (_, i) => channel.call('measure', text + 'y'.repeat(i))))''',
-                                            text)
+            from_page = await page.evaluate(
+                """(text) => Promise.all(
+                Array.from({length: 40}, (_, i) => channel.call('measure', text + 'y'.repeat(i))))""",
+                text,
+            )
             assert from_page == [len(text) + i for i in range(40)]
             assert proxy.cut >= 1
-            assert any('answers now carry at most' in error
-                       for error in await page.evaluate('window.errors'))
+            assert any(
+                'answers now carry at most' in error
+                for error in await page.evaluate('window.errors')
+            )
             assert any('batch=' in path for _, path in proxy.requests)  # sent in parts
     finally:
         await proxy.stop()

@@ -62,8 +62,9 @@ async def upstream() -> AsyncIterator[Upstream]:
     await server.stop()
 
 
-async def proxy_to(upstream: Upstream, variant: str = 'streaming', cap: int = 256 * 1024
-                   ) -> ColabProxy:
+async def proxy_to(
+    upstream: Upstream, variant: str = 'streaming', cap: int = 256 * 1024
+) -> ColabProxy:
     proxy = await ColabProxy(variant, cap).start()
     assert proxy.proxy_port(upstream.port) == proxy.url + '/'
     return proxy

@@ -38,15 +38,19 @@ async def test_kernel_and_node_page_call_each_other_exactly_once_through_faults(
     choices = random.Random(SEED)
     transport = choices.choice(['sse-get', 'sse-post', 'poll'])
     send_method = choices.choice(['post', 'post', 'get'])
-    print(f'seed {SEED}: transport {transport}, send method {send_method} '
-          f'(replay with JCHANNEL_SEED={SEED})')
+    print(
+        f'seed {SEED}: transport {transport}, send method {send_method} '
+        f'(replay with JCHANNEL_SEED={SEED})'
+    )
     started = time.monotonic()
-    async with jchannel_http.Server(token=TOKEN, heartbeat=5, send_method=send_method,
-                                    body_timeout=2) as server:
+    async with jchannel_http.Server(
+        token=TOKEN, heartbeat=5, send_method=send_method, body_timeout=2
+    ) as server:
         proxy = await FaultProxy(server.port, seed=choices.randrange(2**32)).start()
         proxy.calm = True  # the page connects and the channel opens undisturbed
-        page = await NodePage(proxy.url, TOKEN, {'transport': transport,
-                                                 'sendMethod': send_method}).start()
+        page = await NodePage(
+            proxy.url, TOKEN, {'transport': transport, 'sendMethod': send_method}
+        ).start()
         try:
             channel = await server.open(COUNTING_PAGE, timeout=15)
             channel.handler = CountingKernel()
@@ -60,16 +64,23 @@ async def test_kernel_and_node_page_call_each_other_exactly_once_through_faults(
                 try:
                     await asyncio.wait_for(calls_both_ways(page, channel, ids), ROUND_LIMIT)
                     slowest = max(slowest, time.monotonic() - round_started)
-                    if os.environ.get('JCHANNEL_FAULT_TRACE') and time.monotonic() - round_started > 2:
+                    if (
+                        os.environ.get('JCHANNEL_FAULT_TRACE')
+                        and time.monotonic() - round_started > 2
+                    ):
                         for entry in proxy.log:
                             if entry[0] >= round_started - 0.5:
-                                print(f'{entry[0] - round_started:7.3f} {entry[1]} {entry[2][:60]} {entry[2][-60:]} {entry[3]}')
+                                print(
+                                    f'{entry[0] - round_started:7.3f} {entry[1]} {entry[2][:60]} {entry[2][-60:]} {entry[3]}'
+                                )
                 except Exception as exc:
                     proxy.calm = True
-                    raise AssertionError(f'seed {SEED}: round {rounds + 1} failed: {exc!r}; '
-                                         f'faults {dict(proxy.counts)}; kernel '
-                                         f'{server.status()}; page {await _page_state(page)}; '
-                                         f'last requests {proxy.requests[-8:]}') from exc
+                    raise AssertionError(
+                        f'seed {SEED}: round {rounds + 1} failed: {exc!r}; '
+                        f'faults {dict(proxy.counts)}; kernel '
+                        f'{server.status()}; page {await _page_state(page)}; '
+                        f'last requests {proxy.requests[-8:]}'
+                    ) from exc
                 rounds += 1
                 calls = ids.stop - 1
             proxy.calm = True
@@ -78,10 +89,12 @@ async def test_kernel_and_node_page_call_each_other_exactly_once_through_faults(
             await _connected(page)
             faults = dict(sorted(proxy.counts.items()))
             assert len(faults) == len(FaultProxy.RATES), f'seed {SEED}: faults {faults}'
-            print(f'seed {SEED}: {rounds} rounds, {calls} calls each way in '
-                  f'{time.monotonic() - started:.1f} s (slowest round {slowest:.1f} s) through '
-                  f'{len(proxy.requests)} requests; '
-                  f'faults {faults}')
+            print(
+                f'seed {SEED}: {rounds} rounds, {calls} calls each way in '
+                f'{time.monotonic() - started:.1f} s (slowest round {slowest:.1f} s) through '
+                f'{len(proxy.requests)} requests; '
+                f'faults {faults}'
+            )
         finally:
             await page.close()
             await proxy.stop()
@@ -91,9 +104,11 @@ async def _page_state(page: NodePage) -> object:
     """What the node page's client says of itself, for a failure's message."""
     page.timeout = 5
     try:
-        return await page.evaluate('({state: jchannelClient.state, transport: '
-                                   'jchannelClient.transport, lastError: '
-                                   'String(jchannelClient.lastError), stats: jchannelClient.stats})')
+        return await page.evaluate(
+            '({state: jchannelClient.state, transport: '
+            'jchannelClient.transport, lastError: '
+            'String(jchannelClient.lastError), stats: jchannelClient.stats})'
+        )
     except (NodePageError, ConnectionError) as exc:  # the page is stuck or gone: say so
         return repr(exc)
 

@@ -45,7 +45,7 @@ RESULTS: dict[str, dict] = {}
 FLOOR: dict[str, float] = {}
 """Seconds of each 16 MiB transfer on loopback without an intermediary, measured in this run."""
 
-PAGE_SIDE = f'''(channel) => {{
+PAGE_SIDE = f"""(channel) => {{
   ({STREAM_PAGE_SIDE})(channel);
   // crypto.subtle exists only in secure contexts (not http://kernel.test through Squid)
   const table = Array.from({{length: 256}}, (_, n) => {{
@@ -65,7 +65,7 @@ PAGE_SIDE = f'''(channel) => {{
   window.seen = {{}};
   channel.handler.count = (id) => {{ window.seen[id] = (window.seen[id] || 0) + 1; return id; }};
   return 'ready';
-}}'''
+}}"""
 """The stream test page side (digest, produce) with ``count(id)`` counting each run."""
 
 
@@ -149,8 +149,9 @@ def summary(report: Report) -> str:
     return verdict + (f'; problems: {", ".join(problems)}' if problems else '')
 
 
-@pytest_asyncio.fixture(scope='module', loop_scope='module',
-                        params=intermediaries.PATHS, ids=lambda cls: cls.__name__)
+@pytest_asyncio.fixture(
+    scope='module', loop_scope='module', params=intermediaries.PATHS, ids=lambda cls: cls.__name__
+)
 async def path(request, chromium: Browser) -> AsyncIterator[Path]:
     cls = request.param
     intermediary = cls()
@@ -158,16 +159,23 @@ async def path(request, chromium: Browser) -> AsyncIterator[Path]:
     saved = os.environ.get('SSL_CERT_FILE')
     if cls is intermediaries.Caddy:
         os.environ['SSL_CERT_FILE'] = str(intermediaries.Caddy.prepare()[0])  # for the doctor
-    server = jchannel_http.Server(token=TOKEN, tunnel=intermediary, heartbeat=1.5, poll_hold=1.5,
-                                  first_event_deadline=1.5, upgrade_interval=600)
+    server = jchannel_http.Server(
+        token=TOKEN,
+        tunnel=intermediary,
+        heartbeat=1.5,
+        poll_hold=1.5,
+        first_event_deadline=1.5,
+        upgrade_interval=600,
+    )
     context = None
     try:
         await server.start()
         proxy = intermediary.forward_proxy
         context = await chromium.new_context(proxy={'server': proxy} if proxy else None)
         headers = await intermediary.login(context)
-        doctor = await Doctor(server.page_url, headers=headers, deadline=2, hold=1.5,
-                              timeout=20, proxy=proxy).run()
+        doctor = await Doctor(
+            server.page_url, headers=headers, deadline=2, hold=1.5, timeout=20, proxy=proxy
+        ).run()
         result['doctor'] = summary(doctor)
         page = await new_page(context)
         await page.goto(server.page_url)
@@ -204,9 +212,11 @@ async def both_ways(path: Path, ids: range) -> None:
     """``count(id)`` for each id, each way at once; each ran exactly once on each side."""
     assert path.channel is not None
     kernel = asyncio.gather(*(path.channel.call('count', i, timeout=60) for i in ids))
-    from_page = path.page.evaluate('''([start, stop]) => Promise.all(
-        Array.from({length: stop - start}, (_, i) => channel.call('count', start + i)))''',
-                                   [ids.start, ids.stop])
+    from_page = path.page.evaluate(
+        """([start, stop]) => Promise.all(
+        Array.from({length: stop - start}, (_, i) => channel.call('count', start + i)))""",
+        [ids.start, ids.stop],
+    )
     results, page_results = await asyncio.gather(kernel, from_page)
     assert results == list(ids) and page_results == list(ids)
     seen = await path.page.evaluate('window.seen')
@@ -229,7 +239,8 @@ async def test_transport_the_page_settles_on(path: Path) -> None:
         if type(path.intermediary).http2:
             protocols = await path.page.evaluate(
                 "[...new Set(performance.getEntriesByType('resource')"
-                ".map((e) => e.nextHopProtocol))]")
+                '.map((e) => e.nextHopProtocol))]'
+            )
             entry['protocols'] = protocols
             assert protocols == ['h2']
 
@@ -264,11 +275,14 @@ async def test_16_mib_to_the_page_byte_exact(path: Path) -> None:
     needs_working(path)
     with recorded(path, 'download') as entry:
         started = time.monotonic()
-        answer = await path.page.evaluate('''async (size) => {
+        answer = await path.page.evaluate(
+            """async (size) => {
             const stream = await channel.call('produce', size, 21, 1 << 20);
             const data = await stream.join();
             return [data.length, crc32(data)];
-        }''', SIZE)
+        }""",
+            SIZE,
+        )
         entry['seconds'] = time.monotonic() - started
         assert answer == [SIZE, seeded_crc(SIZE, 21, 1 << 20)]
         assert entry['seconds'] < limit(path, 'download', entry['seconds'])
@@ -278,12 +292,15 @@ async def test_16_mib_to_the_kernel_byte_exact(path: Path) -> None:
     needs_working(path)
     with recorded(path, 'upload') as entry:
         started = time.monotonic()
-        got, expected = await path.page.evaluate('''async (size) => {
+        got, expected = await path.page.evaluate(
+            """async (size) => {
             const bytes = t.makeBytes(size, 23);
             const source = new jchannel.StreamSource(t.chunksOf(bytes, 1 << 20), { total: size });
             const answer = await channel.callWithStream('crc', source);
             return [answer, [size, crc32(bytes)]];
-        }''', SIZE)
+        }""",
+            SIZE,
+        )
         entry['seconds'] = time.monotonic() - started
         assert got == expected
         assert entry['seconds'] < limit(path, 'upload', entry['seconds'])
@@ -303,8 +320,7 @@ async def test_still_working_after_twice_the_idle_timeout(path: Path) -> None:
 async def test_the_doctor_agrees_with_the_page(path: Path) -> None:
     needs_working(path)
     with recorded(path, 'doctor_check'):
-        assert path.doctor.transport == type(path.intermediary).transport, \
-            path.doctor.render()
+        assert path.doctor.transport == type(path.intermediary).transport, path.doctor.render()
 
 
 async def test_a_path_that_cannot_work_says_so(path: Path) -> None:
@@ -327,13 +343,14 @@ async def test_a_path_that_cannot_work_says_so(path: Path) -> None:
 
 # -- connections per host -------------------------------------------------------------------
 
+
 def tab_side(index: int) -> str:
     """A page side for server ``index`` of a tab that hosts several: ``count(id)`` answers."""
-    return f'''(channel) => {{
+    return f"""(channel) => {{
   (window.channels ??= [])[{index}] = channel;
   channel.handler = {{ count(id) {{ return id; }} }};
   return 'ready';
-}}'''
+}}"""
 
 
 class Busy(CountingKernel):
@@ -351,10 +368,11 @@ class Busy(CountingKernel):
             for _ in range(size // 65536):
                 await asyncio.sleep(0.02)
                 yield bytes(65536)
+
         return generate()
 
 
-STREAMS = '''(size) => {
+STREAMS = """(size) => {
   window.streamsDone = 0;
   for (const channel of window.channels) {
     async function* chunks() { for (let i = 0; i < size; i += 1 << 18) yield new Uint8Array(1 << 18); }
@@ -364,17 +382,28 @@ STREAMS = '''(size) => {
       .then(() => { window.streamsDone += 1; });
   }
   return window.channels.length;
-}'''
+}"""
 
 
-@pytest.mark.parametrize('cls', [intermediaries.JupyterServerProxy, intermediaries.Caddy],
-                         ids=['http1.1-one-host', 'http2-one-host'])
+@pytest.mark.parametrize(
+    'cls',
+    [intermediaries.JupyterServerProxy, intermediaries.Caddy],
+    ids=['http1.1-one-host', 'http2-one-host'],
+)
 async def test_three_servers_in_one_tab_keep_calling_while_streams_run(chromium, cls) -> None:
     ports = [intermediaries.free_port() for _ in range(3)]
     intermediary = cls(routes=ports) if cls is intermediaries.Caddy else cls()
     await intermediary.start(ports[0])
-    servers = [jchannel_http.Server(token=TOKEN, port=port, url=intermediary.url_for(port),
-                                    heartbeat=1.5, stream_buffer=1 << 20) for port in ports]
+    servers = [
+        jchannel_http.Server(
+            token=TOKEN,
+            port=port,
+            url=intermediary.url_for(port),
+            heartbeat=1.5,
+            stream_buffer=1 << 20,
+        )
+        for port in ports
+    ]
     context = None
     entry: dict = {'passed': False}
     RESULTS.setdefault('connections', {})[cls.name] = entry
@@ -387,8 +416,9 @@ async def test_three_servers_in_one_tab_keep_calling_while_streams_run(chromium,
         await page.goto(servers[0].page_url)
         channels = [await servers[0].open(tab_side(0), timeout=30)]
         for index, server in enumerate(servers[1:], 1):
-            await page.evaluate('([url, token]) => jchannel.start(url, {token}).then(() => 1)',
-                                [server.url, TOKEN])
+            await page.evaluate(
+                '([url, token]) => jchannel.start(url, {token}).then(() => 1)', [server.url, TOKEN]
+            )
             channels.append(await server.open(tab_side(index), timeout=30))
         for channel in channels:
             channel.handler = Busy()
@@ -398,24 +428,32 @@ async def test_three_servers_in_one_tab_keep_calling_while_streams_run(chromium,
         for index, channel in enumerate(channels):
             ids = list(range(index * 100, index * 100 + 20))
             kernel = asyncio.gather(*(channel.call('count', i, timeout=30) for i in ids))
-            from_page = page.evaluate('''([index, ids]) => Promise.all(
-                ids.map((id) => window.channels[index].call('count', id)))''', [index, ids])
-            assert list(await asyncio.gather(kernel, from_page)) == [ids, ids]  # gather() gives a list
+            from_page = page.evaluate(
+                """([index, ids]) => Promise.all(
+                ids.map((id) => window.channels[index].call('count', id)))""",
+                [index, ids],
+            )
+            assert list(await asyncio.gather(kernel, from_page)) == [
+                ids,
+                ids,
+            ]  # gather() gives a list
         seconds = time.monotonic() - started
         running = 6 - await page.evaluate('window.streamsDone')
         entry.update(seconds=seconds, running=running)
         assert running > 0, 'the streams ended before the calls: nothing was tested'
         assert seconds < 10
         await page.wait_for_function('window.streamsDone === 6', timeout=60_000)
-        protocols = await page.evaluate("[...new Set(performance.getEntriesByType('resource')"
-                                        ".map((e) => e.nextHopProtocol))]")
+        protocols = await page.evaluate(
+            "[...new Set(performance.getEntriesByType('resource').map((e) => e.nextHopProtocol))]"
+        )
         assert set(protocols) - {''} == ({'h2'} if cls.http2 else {'http/1.1'}), protocols
         entry['passed'] = True
     finally:
         RESULTS['connections'][cls.name] = (
-            f"{'passed' if entry['passed'] else 'FAILED'}: 120 calls took "
-            f"{entry.get('seconds', float('nan')):.1f} s with {entry.get('running', '?')} of 6 "
-            'transfers still running')
+            f'{"passed" if entry["passed"] else "FAILED"}: 120 calls took '
+            f'{entry.get("seconds", float("nan")):.1f} s with {entry.get("running", "?")} of 6 '
+            'transfers still running'
+        )
         if context is not None:
             await context.close()
         for server in servers:

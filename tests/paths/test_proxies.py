@@ -23,7 +23,7 @@ from support.waiting import wait_until
 TOKEN = 'proxy-test-token-0123456789'
 MiB = 1 << 20
 
-PAGE_SIDE = r'''(channel) => {
+PAGE_SIDE = r"""(channel) => {
   window.channel = channel;
   window.seen = {};
   const hex = async (bytes) => Array.from(
@@ -42,17 +42,17 @@ PAGE_SIDE = r'''(channel) => {
     async digest(stream) { const data = await stream.join(); return [data.length, await hex(data)]; },
   };
   return 'ready';
-}'''
+}"""
 
 # the defaults that hurt, with nginx's default HTTP/1.0 to the upstream: responses buffered
 # whatever the server asks, large buffers, no Upgrade headers, 1 MiB request bodies, and a read
 # timeout shorter than the poll hold
-BUFFERING = '''            proxy_buffering on;
+BUFFERING = """            proxy_buffering on;
             proxy_ignore_headers X-Accel-Buffering;
             proxy_buffer_size 64k;
             proxy_buffers 16 64k;
             proxy_busy_buffers_size 128k;
-            proxy_read_timeout 20s;'''
+            proxy_read_timeout 20s;"""
 
 
 class KernelSide(CountingKernel):
@@ -65,11 +65,13 @@ class KernelSide(CountingKernel):
         return list(await size_and_digest(stream))
 
 
-async def connect(page: Page, server: jchannel_http.Server,
-                  page_url: str | None = None) -> jchannel_http.Channel:
+async def connect(
+    page: Page, server: jchannel_http.Server, page_url: str | None = None
+) -> jchannel_http.Channel:
     """Open ``page_url`` (the server's page by default) and a channel to it."""
-    return await open_channel(page, server, PAGE_SIDE, KernelSide(), 30, page_url,
-                              client_ready=True)
+    return await open_channel(
+        page, server, PAGE_SIDE, KernelSide(), 30, page_url, client_ready=True
+    )
 
 
 async def page_transport(page: Page) -> str:
@@ -79,17 +81,23 @@ async def page_transport(page: Page) -> str:
 async def calls_both_ways(page: Page, channel: jchannel_http.Channel, count: int) -> None:
     """``count`` concurrent calls each way, each run exactly once."""
     kernel = asyncio.gather(*(channel.call('count', i, timeout=120) for i in range(count)))
-    from_page = page.evaluate('''(count) => Promise.all(
-        Array.from({length: count}, (_, i) => channel.call('count', i)))''', count)
+    from_page = page.evaluate(
+        """(count) => Promise.all(
+        Array.from({length: count}, (_, i) => channel.call('count', i)))""",
+        count,
+    )
     results, page_results = await asyncio.gather(kernel, from_page)
     assert results == list(range(count)) and page_results == list(range(count))
     seen = await page.evaluate('window.seen')
     assert len(seen) == count and set(seen.values()) == {1}
-    assert len(handler_of(channel, KernelSide).seen) == count and set(handler_of(channel, KernelSide).seen.values()) == {1}
+    assert len(handler_of(channel, KernelSide).seen) == count and set(
+        handler_of(channel, KernelSide).seen.values()
+    ) == {1}
 
 
 async def test_nginx_with_defaults_that_hurt_ends_on_long_poll_and_everything_completes(
-        page) -> None:
+    page,
+) -> None:
     port = free_port()
     nginx = await Nginx(port, ['1m'], BUFFERING, http_version='1.0').start()
     try:
@@ -99,21 +107,25 @@ async def test_nginx_with_defaults_that_hurt_ends_on_long_poll_and_everything_co
             assert server.status()['transport'] == 'poll'
             await calls_both_ways(page, channel, 300)
             # page -> kernel batches stay under the 1 MiB body cap
-            texts = await page.evaluate('''() => Promise.all(Array.from({length: 12},
-                (_, i) => channel.call('size', String(i % 10).repeat(300000))))''')
+            texts = await page.evaluate("""() => Promise.all(Array.from({length: 12},
+                (_, i) => channel.call('size', String(i % 10).repeat(300000))))""")
             assert texts == [300000] * 12
             assert await channel.call('size', 'k' * (3 * MiB), timeout=60) == 3 * MiB
             # byte streams both ways
-            answer = await channel.call_with_stream('digest', seeded_stream(3 * MiB, 5),
-                                                    timeout=120)
+            answer = await channel.call_with_stream(
+                'digest', seeded_stream(3 * MiB, 5), timeout=120
+            )
             assert answer == [3 * MiB, seeded_digest(3 * MiB, 5)]
-            sent, got = await page.evaluate('''async (size) => {
+            sent, got = await page.evaluate(
+                """async (size) => {
                 const bytes = bytesOf(size, 9);
                 async function* chunks() {
                     for (let at = 0; at < size; at += 300000) yield bytes.subarray(at, at + 300000);
                 }
                 return [[size, await hex(bytes)], await channel.callWithStream('digest', chunks())];
-            }''', 3 * MiB)
+            }""",
+                3 * MiB,
+            )
             assert got == sent
             assert nginx.refused_bodies() == 0
             assert page.errors == []
@@ -125,16 +137,18 @@ async def test_a_proxy_read_timeout_shorter_than_the_poll_hold_shortens_the_poll
     port = free_port()
     nginx = await Nginx(port, ['1m'], BUFFERING.replace('20s', '3s'), http_version='1.0').start()
     try:
-        async with jchannel_http.Server(token=TOKEN, port=port, url=nginx.url('1m'),
-                                        poll_hold=25, transport='poll') as server:
+        async with jchannel_http.Server(
+            token=TOKEN, port=port, url=nginx.url('1m'), poll_hold=25, transport='poll'
+        ) as server:
             channel = await connect(page, server)
-            await page.evaluate('''() => {
+            await page.evaluate("""() => {
                 const client = window.jchannelClient, shown = client.onstatechange;
                 window.errors = [];
                 client.onstatechange = (c) => { window.errors.push(c.lastError?.message ?? null); shown(c); };
-            }''')
+            }""")
             await page.wait_for_function(  # under the proxy's 3 s, however slow this machine
-                "window.errors.some((m) => /held at most [12] s/.test(m ?? ''))", timeout=60_000)
+                "window.errors.some((m) => /held at most [12] s/.test(m ?? ''))", timeout=60_000
+            )
             errors = [m for m in await page.evaluate('window.errors') if m]
             cut = next(m for m in errors if 'held at most' in m)
             assert 'proxy answered 504 with an HTML error page' in cut
@@ -150,8 +164,9 @@ async def test_nginx_configured_well_keeps_the_get_event_stream(page) -> None:
     port = free_port()
     nginx = await Nginx(port, ['1m']).start()
     try:
-        async with jchannel_http.Server(token=TOKEN, port=port, url=nginx.url('1m'),
-                                        first_event_deadline=15) as server:
+        async with jchannel_http.Server(
+            token=TOKEN, port=port, url=nginx.url('1m'), first_event_deadline=15
+        ) as server:
             channel = await connect(page, server)
             await calls_both_ways(page, channel, 100)
             assert await page_transport(page) == 'sse-get'
@@ -164,8 +179,9 @@ async def test_a_proxy_holding_get_responses_ends_on_the_post_event_stream(page)
     # the proxy listens first (on a port it holds), then the server behind it
     proxy = await HoldingProxy(0).start()
     try:
-        async with jchannel_http.Server(token=TOKEN, url=proxy.url,
-                                        first_event_deadline=3) as server:
+        async with jchannel_http.Server(
+            token=TOKEN, url=proxy.url, first_event_deadline=3
+        ) as server:
             proxy.target = server.port
             channel = await connect(page, server)
             await calls_both_ways(page, channel, 100)
@@ -180,8 +196,9 @@ async def test_a_proxy_holding_get_responses_ends_on_the_post_event_stream(page)
 async def test_jupyter_server_proxy_absolute_keeps_the_path_prefix(jupyter, page) -> None:
     port = free_port()
     url = f'{jupyter}{PREFIX}proxy/absolute/{port}'
-    async with jchannel_http.Server(token=TOKEN, port=port, url=url + '/',
-                                    first_event_deadline=15) as server:
+    async with jchannel_http.Server(
+        token=TOKEN, port=port, url=url + '/', first_event_deadline=15
+    ) as server:
         assert server.url == url
         await page.goto(f'{jupyter}{PREFIX}api/status?token={JUPYTER_TOKEN}')  # logs in
         channel = await connect(page, server)
@@ -198,21 +215,29 @@ async def test_a_chaos_proxy_loses_and_repeats_no_call(page, transport) -> None:
     count = 5000
     proxy = await ChaosProxy(0, seed).start()  # listening first, on a port it holds
     try:
-        async with jchannel_http.Server(token=TOKEN, url=proxy.url,
-                                        transport=transport, heartbeat=5, max_body=64 * 1024,
-                                        poll_bytes=64 * 1024,
-                                        first_event_deadline=15) as server:
+        async with jchannel_http.Server(
+            token=TOKEN,
+            url=proxy.url,
+            transport=transport,
+            heartbeat=5,
+            max_body=64 * 1024,
+            poll_bytes=64 * 1024,
+            first_event_deadline=15,
+        ) as server:
             proxy.target = server.port
             channel = await connect(page, server)
             proxy.unleash()
             await calls_both_ways(page, channel, count)
             await wait_until(lambda: server.status()['outbox']['messages'] == 0, 30)
             await page.wait_for_function(
-                'window.jchannelClient.stats.outbox.messages === 0', timeout=30_000)
+                'window.jchannelClient.stats.outbox.messages === 0', timeout=30_000
+            )
             stats = await page.evaluate('window.jchannelClient.stats')
             assert stats['pendingCalls'] == 0 and server.status()['pending_calls'] == 0
             assert proxy.cuts >= 5, f'seed {seed}: only {proxy.cuts} connections were cut'
-            print(f'chaos seed {seed}: {proxy.connections} connections, {proxy.cuts} cut, '
-                  f'transport {await page_transport(page)}')
+            print(
+                f'chaos seed {seed}: {proxy.connections} connections, {proxy.cuts} cut, '
+                f'transport {await page_transport(page)}'
+            )
     finally:
         await proxy.stop()

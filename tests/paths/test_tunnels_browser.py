@@ -43,7 +43,8 @@ async def test_a_page_through_the_fake_cloudflared(fake_cloudflared, browser) ->
         await calls_both_ways(server, page)
         assert server.status()['transport'] == 'sse-post'
         await page.wait_for_function(
-            "document.getElementById('jchannel-transport').textContent === 'sse-post'")
+            "document.getElementById('jchannel-transport').textContent === 'sse-post'"
+        )
         await context.close()
     finally:
         assert isinstance(server.tunnel, CloudflaredLauncher)
@@ -54,8 +55,9 @@ async def test_a_page_through_the_fake_cloudflared(fake_cloudflared, browser) ->
 
 async def test_a_page_through_jupyter_server_proxy(jupyter, browser, monkeypatch) -> None:
     monkeypatch.setenv('JUPYTERHUB_SERVICE_PREFIX', PREFIX)
-    async with jchannel_http.Server(tunnel='jupyter-server-proxy', token=TOKEN,
-                                    heartbeat=2) as server:
+    async with jchannel_http.Server(
+        tunnel='jupyter-server-proxy', token=TOKEN, heartbeat=2
+    ) as server:
         assert server.url == f'{PREFIX}proxy/{server.port}'
         page = await browser.new_page()
         await page.goto(f'{jupyter}{PREFIX}api/status?token={JUPYTER_TOKEN}')  # logs in

@@ -50,13 +50,13 @@ class Epoch:
         self.page_sent: list[int] = []
         self.page_got: list[int] = []
         self.kernel_got: list[int] = []
-        self.to_page: list = []           # (seq, frame) on the kernel -> page stream
+        self.to_page: list = []  # (seq, frame) on the kernel -> page stream
         self.to_kernel_acks: list[int] = []
         self.to_page_acks: list[int] = []
 
     def check_prefixes(self) -> None:
-        assert self.page_got == self.kernel_sent[:len(self.page_got)]
-        assert self.kernel_got == self.page_sent[:len(self.kernel_got)]
+        assert self.page_got == self.kernel_sent[: len(self.page_got)]
+        assert self.kernel_got == self.page_sent[: len(self.kernel_got)]
 
 
 class CoreWithFaults(RuleBasedStateMachine):
@@ -135,8 +135,9 @@ class CoreWithFaults(RuleBasedStateMachine):
             self._end('resync')
             return
         assert claim >= acked
-        assert [entry.seq for entry in entries] == list(range(claim + 1,
-                                                             e.kernel.outbox.last_seq + 1))
+        assert [entry.seq for entry in entries] == list(
+            range(claim + 1, e.kernel.outbox.last_seq + 1)
+        )
         e.to_page = [(entry.seq, entry.frame) for entry in entries]  # the old stream is gone
 
     @rule(beyond=st.integers(1, 3))
@@ -155,8 +156,9 @@ class CoreWithFaults(RuleBasedStateMachine):
         """A POST carries any selection of the page's outbox, with repeats, in any order."""
         e = self.epoch
         entries = e.page.outbox.entries()
-        self._post([(entries[p % len(entries)].seq, entries[p % len(entries)].frame)
-                    for p in picks])
+        self._post(
+            [(entries[p % len(entries)].seq, entries[p % len(entries)].frame) for p in picks]
+        )
 
     @precondition(lambda self: len(self.epoch.page.outbox) > 0)
     @rule(skip=st.integers(0, MAX_MESSAGES - 1))
@@ -218,12 +220,15 @@ class CoreWithFaults(RuleBasedStateMachine):
 
     @invariant()
     def outboxes_hold_exactly_the_unacknowledged(self) -> None:
-        for session, sent in ((self.epoch.kernel, self.epoch.kernel_sent),
-                              (self.epoch.page, self.epoch.page_sent)):
+        for session, sent in (
+            (self.epoch.kernel, self.epoch.kernel_sent),
+            (self.epoch.page, self.epoch.page_sent),
+        ):
             outbox = session.outbox
             assert outbox.last_seq == len(sent)
             assert [entry.seq for entry in outbox.entries()] == list(
-                range(outbox.acked + 1, outbox.last_seq + 1))
+                range(outbox.acked + 1, outbox.last_seq + 1)
+            )
             assert outbox.bytes == sum(len(entry.data) for entry in outbox.entries())
 
     def teardown(self) -> None:
@@ -231,7 +236,9 @@ class CoreWithFaults(RuleBasedStateMachine):
         e = self.epoch
         for _ in range(4 * MAX_MESSAGES + 4):  # bounded; each round moves every held frame
             for entry in e.kernel.resume(e.page.inbox.cursor):
-                e.page_got.extend(first_arg(f) for f in e.page.inbox.receive(entry.seq, entry.frame))
+                e.page_got.extend(
+                    first_arg(f) for f in e.page.inbox.receive(entry.seq, entry.frame)
+                )
             batch = [(entry.seq, entry.frame) for entry in e.page.outbox.entries()]
             e.kernel_got.extend(value_of(f) for f in e.kernel.inbox.receive_all(batch))
             e.page.outbox.ack(e.kernel.inbox.cursor)
@@ -245,6 +252,5 @@ class CoreWithFaults(RuleBasedStateMachine):
             ended.check_prefixes()
 
 
-CoreWithFaults.TestCase.settings = settings(max_examples=150, stateful_step_count=60,
-                                            deadline=None)
+CoreWithFaults.TestCase.settings = settings(max_examples=150, stateful_step_count=60, deadline=None)
 test_core_with_faults_reconnects_and_resyncs = CoreWithFaults.TestCase

@@ -10,7 +10,7 @@ from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent.parent
 
-IMPORT_AND_LIST = '''
+IMPORT_AND_LIST = """
 import importlib, json, sys
 tests, folder, extra = sys.argv[1], sys.argv[2], sys.argv[3:]
 sys.path[:0] = [tests, folder]
@@ -20,13 +20,17 @@ for name in [*modules, *extra]:
     importlib.import_module(name)
 print(json.dumps({'modules': modules,
                   'playwright': sorted(m for m in sys.modules if m.split('.')[0] == 'playwright')}))
-'''
+"""
 
 
 def imported(folder: str, *extra: str) -> dict:
     """Imports every test module of ``folder`` (and ``extra`` modules) in a fresh interpreter."""
-    done = subprocess.run([sys.executable, '-c', IMPORT_AND_LIST, str(TESTS), str(TESTS / folder),
-                           *extra], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, '-c', IMPORT_AND_LIST, str(TESTS), str(TESTS / folder), *extra],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.splitlines()[-1])
 

@@ -77,8 +77,13 @@ def test_perfect_network_needs_one_round_per_batch() -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 2**32), count=st.integers(0, 120),
-       drop=st.floats(0, 0.6), repeat=st.floats(0, 0.6), reorder=st.booleans())
+@given(
+    seed=st.integers(0, 2**32),
+    count=st.integers(0, 120),
+    drop=st.floats(0, 0.6),
+    repeat=st.floats(0, 0.6),
+    reorder=st.booleans(),
+)
 def test_any_fault_pattern_delivers_exactly_once(seed, count, drop, repeat, reorder) -> None:
     run_pair(seed, count, drop, repeat, reorder)
 

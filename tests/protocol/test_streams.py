@@ -28,8 +28,12 @@ def drain(core: Reassembly) -> bytes:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.binary(min_size=0, max_size=300), st.lists(st.integers(0, 400), max_size=12),
-       st.lists(st.integers(0, 400), max_size=12), st.randoms(use_true_random=False))
+@given(
+    st.binary(min_size=0, max_size=300),
+    st.lists(st.integers(0, 400), max_size=12),
+    st.lists(st.integers(0, 400), max_size=12),
+    st.randoms(use_true_random=False),
+)
 def test_reassembly_delivers_every_byte_once_whatever_the_order(data, cuts_a, cuts_b, rnd):
     # Two different splittings of the same bytes (a 413 makes the page re-split), shuffled
     # and repeated: the consumer still gets every byte once, in order.
@@ -91,7 +95,7 @@ def test_backlog_serves_any_offset_between_acked_and_produced(pieces, draw):
     offset = draw.draw(st.integers(acked, len(data)))
     limit = draw.draw(st.integers(0, len(data) + 1))
     got = b''.join(bytes(view) for view in backlog.read(offset, limit))
-    assert got == data[offset:offset + limit]
+    assert got == data[offset : offset + limit]
     assert backlog.held == len(data) - acked
 
 
@@ -138,54 +142,74 @@ async def test_iteration_keeps_the_chunks_as_sent() -> None:
     assert await collect(meta('a', '', 'bc', '', 'def')) == ['a', '', 'bc', '', 'def']
 
 
-@pytest.mark.parametrize('texts, expected', [
-    (['a', '', 'bcd', '', 'efghijk'], ['abcd', 'efgh', 'ijk']),
-    (['ab', '', 'cdef', '', 'ghijklmn'], ['abcd', 'efgh', 'ijkl', 'mn']),
-    (['abc', '', 'defgh', '', 'ijklmnopq'], ['abcd', 'efgh', 'ijkl', 'mnop', 'q']),
-    (['abcd', '', 'efghij', '', 'klmnopqrst'], ['abcd', 'efgh', 'ijkl', 'mnop', 'qrst']),
-])
+@pytest.mark.parametrize(
+    'texts, expected',
+    [
+        (['a', '', 'bcd', '', 'efghijk'], ['abcd', 'efgh', 'ijk']),
+        (['ab', '', 'cdef', '', 'ghijklmn'], ['abcd', 'efgh', 'ijkl', 'mn']),
+        (['abc', '', 'defgh', '', 'ijklmnopq'], ['abcd', 'efgh', 'ijkl', 'mnop', 'q']),
+        (['abcd', '', 'efghij', '', 'klmnopqrst'], ['abcd', 'efgh', 'ijkl', 'mnop', 'qrst']),
+    ],
+)
 async def test_by_limit_at_chunk_boundaries(texts, expected) -> None:
     assert await collect(meta(*texts).by_limit(4)) == expected
 
 
-@pytest.mark.parametrize('texts, expected', [
-    (['abcdef  ', '', 'ghijk  lmno  ', '', 'pqr  st  u  '],
-     ['abcdef  ', 'ghijk  ', 'lmno  ', 'pqr  ', 'st  ', 'u  ']),
-    (['  abcdef', '', '  ghijk  lmno', '', '  pqr  st  u'],
-     ['  ', 'abcdef  ', 'ghijk  ', 'lmno  ', 'pqr  ', 'st  ', 'u']),
-    ([' abcdef ', '', ' ghijk  lmno ', '', ' pqr  st  u '],
-     [' abcdef  ', 'ghijk  ', 'lmno  ', 'pqr  ', 'st  ', 'u ']),
-    (['abcdef', '', 'ghijk  lmno', '', 'pqr  st  u'],
-     ['abcdefghijk  ', 'lmnopqr  ', 'st  ', 'u']),
-])
+@pytest.mark.parametrize(
+    'texts, expected',
+    [
+        (
+            ['abcdef  ', '', 'ghijk  lmno  ', '', 'pqr  st  u  '],
+            ['abcdef  ', 'ghijk  ', 'lmno  ', 'pqr  ', 'st  ', 'u  '],
+        ),
+        (
+            ['  abcdef', '', '  ghijk  lmno', '', '  pqr  st  u'],
+            ['  ', 'abcdef  ', 'ghijk  ', 'lmno  ', 'pqr  ', 'st  ', 'u'],
+        ),
+        (
+            [' abcdef ', '', ' ghijk  lmno ', '', ' pqr  st  u '],
+            [' abcdef  ', 'ghijk  ', 'lmno  ', 'pqr  ', 'st  ', 'u '],
+        ),
+        (
+            ['abcdef', '', 'ghijk  lmno', '', 'pqr  st  u'],
+            ['abcdefghijk  ', 'lmnopqr  ', 'st  ', 'u'],
+        ),
+    ],
+)
 async def test_by_separator_at_chunk_boundaries(texts, expected) -> None:
     assert await collect(meta(*texts).by_separator('  ')) == expected
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.sampled_from(['a', 'b', '\n', 'xy', '\r\n']), max_size=40),
-       st.lists(st.integers(0, 80), max_size=10), st.integers(1, 7),
-       st.sampled_from(['\n', '\r\n', 'ab']))
+@given(
+    st.lists(st.sampled_from(['a', 'b', '\n', 'xy', '\r\n']), max_size=40),
+    st.lists(st.integers(0, 80), max_size=10),
+    st.integers(1, 7),
+    st.sampled_from(['\n', '\r\n', 'ab']),
+)
 def test_by_limit_and_by_separator_agree_with_plain_splitting(parts, cuts, limit, separator):
     data = ''.join(parts).encode()
     chunks = [piece for _, piece in split(data, cuts)]
     got = asyncio.run(collect(MetaGenerator(ListSource(chunks)).by_limit(limit)))
-    assert got == [data[i:i + limit].decode() for i in range(0, len(data), limit)]
+    assert got == [data[i : i + limit].decode() for i in range(0, len(data), limit)]
     pieces = asyncio.run(collect(MetaGenerator(ListSource(chunks)).by_separator(separator)))
     assert ''.join(pieces) == data.decode()
     assert all(piece.endswith(separator) for piece in pieces[:-1])
-    assert all(separator not in piece[:-len(separator)] for piece in pieces)
+    assert all(separator not in piece[: -len(separator)] for piece in pieces)
 
 
-@pytest.mark.parametrize('call, error', [
-    (lambda m: m.by_limit('8192'), TypeError),
-    (lambda m: m.by_limit(True), TypeError),
-    (lambda m: m.by_limit(0), ValueError),
-    (lambda m: m.by_limit(-1), ValueError),
-    (lambda m: m.by_separator(True), TypeError),
-    (lambda m: m.by_separator(b''), ValueError),
-    (lambda m: m.by_separator(''), ValueError),
-])
+@pytest.mark.parametrize(
+    'call, error',
+    [
+        (lambda m: m.by_limit('8192'), TypeError),
+        (lambda m: m.by_limit(True), TypeError),
+        (lambda m: m.by_limit(0), ValueError),
+        (lambda m: m.by_limit(-1), ValueError),
+        (lambda m: m.by_separator(True), TypeError),
+        (lambda m: m.by_separator(b''), ValueError),
+        (lambda m: m.by_separator(''), ValueError),
+    ],
+)
 async def test_validation_errors(call, error) -> None:
     with pytest.raises(error):
         await anext(call(meta('x')))
@@ -197,7 +221,10 @@ async def test_join_progress_and_errors() -> None:
     stream.on_progress = seen.append
     assert await stream.join() == b'abcde'
     assert [(p.done, p.total, p.delta, p.finished) for p in seen] == [
-        (2, 5, 2, False), (5, 5, 3, False), (5, 5, 0, True)]
+        (2, 5, 2, False),
+        (5, 5, 3, False),
+        (5, 5, 0, True),
+    ]
     assert await stream.join() == b''  # read: a second reading yields nothing
     assert [chunk async for chunk in stream] == [] and len(seen) == 3
     with pytest.raises(ValueError, match='boom'):
@@ -254,6 +281,7 @@ async def test_progress_feed_is_a_callback_and_an_async_iterable() -> None:
 def test_source_validates_what_it_is_given() -> None:
     async def gen():
         yield b''
+
     with pytest.raises(TypeError, match='async iterable'):
         Source([b'x'])  # type: ignore[arg-type]  # refused at run time, the point of the test
     with pytest.raises(ValueError, match='total'):

@@ -42,6 +42,7 @@ def _named(cases: list[dict[str, Any]]) -> Any:
 
 # -- frames ----------------------------------------------------------------------------------
 
+
 @_named(FRAMES['valid'])
 def test_valid_frame(case: dict[str, Any]) -> None:
     data = json.loads(case['json'])
@@ -78,6 +79,7 @@ def test_frame_vectors_cover_every_type() -> None:
 
 # -- sessions --------------------------------------------------------------------------------
 
+
 def _error_code(exc: Exception) -> str:
     """The vectors' name for an error of the kernel's core."""
     text = str(exc)
@@ -98,9 +100,13 @@ class KernelSide:
     """A ``Link`` with the case's bounds, the vectors' operations as its methods."""
 
     def __init__(self, config: dict[str, int]) -> None:
-        self.link = Link(Options(outbox_messages=config.get('max_messages', 10_000),
-                                 outbox_bytes=config.get('max_bytes', 32 * 1024 * 1024),
-                                 max_ahead=config.get('max_ahead', 10_000)))
+        self.link = Link(
+            Options(
+                outbox_messages=config.get('max_messages', 10_000),
+                outbox_bytes=config.get('max_bytes', 32 * 1024 * 1024),
+                max_ahead=config.get('max_ahead', 10_000),
+            )
+        )
         self.sends: list[asyncio.Task[Entry]] = []
 
     async def settle(self) -> None:
@@ -128,7 +134,9 @@ class KernelSide:
             self._expect(step, lambda: self.link.acknowledge(step['upto']))
             await self.settle()
         elif op == 'receive':
-            delivered = self._expect(step, lambda: self.link.receive([(step['seq'], step['frame'])]))
+            delivered = self._expect(
+                step, lambda: self.link.receive([(step['seq'], step['frame'])])
+            )
             if 'delivered' in step:
                 assert delivered == step['delivered']
         elif op == 'reconnect':
@@ -138,9 +146,15 @@ class KernelSide:
             await self.settle()
         elif op == 'check':
             inbox = self.link.session.inbox
-            state = {'cursor': inbox.cursor, 'held': inbox.held, 'last_seq': outbox.last_seq,
-                     'acked': outbox.acked, 'waiting': self.waiting, 'bytes': outbox.bytes,
-                     'outbox': [entry.data.decode() for entry in outbox.entries()]}
+            state = {
+                'cursor': inbox.cursor,
+                'held': inbox.held,
+                'last_seq': outbox.last_seq,
+                'acked': outbox.acked,
+                'waiting': self.waiting,
+                'bytes': outbox.bytes,
+                'outbox': [entry.data.decode() for entry in outbox.entries()],
+            }
             expected = {name: value for name, value in step.items() if name != 'op'}
             assert {name: state[name] for name in expected} == expected
         else:
@@ -173,4 +187,5 @@ def test_session_case(case: dict[str, Any]) -> None:
         finally:
             side.close()
             await side.settle()
+
     asyncio.run(run())

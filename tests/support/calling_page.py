@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import collections
 
-PAGE_SIDE = '''(channel) => {
+PAGE_SIDE = """(channel) => {
   window.channel = channel;
   window.seen = {};
   channel.handler = {
@@ -17,7 +17,7 @@ PAGE_SIDE = '''(channel) => {
     fail() { throw new RangeError('out of range'); },
   };
   return 'ready';
-}'''
+}"""
 
 
 class KernelSide:

@@ -12,8 +12,14 @@ H = TypeVar('H')
 
 CHROMIUM = '/usr/bin/chromium'
 """Debian's chromium, which tests/run_all.sh installs."""
-CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
-                 '--disable-component-update', '--disable-sync', '--no-first-run']
+CHROMIUM_ARGS = [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--no-first-run',
+]
 """Without the networking flags Chromium keeps trying hosts it cannot reach."""
 LAUNCH: dict[str, Any] = {'executable_path': CHROMIUM, 'args': CHROMIUM_ARGS}
 """What every ``playwright.chromium.launch(**LAUNCH)`` passes."""
@@ -29,9 +35,15 @@ async def new_page(browser: Any) -> Any:
     return page
 
 
-async def open_channel(page: Any, server: jchannel_http.Server, page_side: str, handler: object,
-                       timeout: float = 10, page_url: str | None = None,
-                       client_ready: bool = False) -> jchannel_http.Channel:
+async def open_channel(
+    page: Any,
+    server: jchannel_http.Server,
+    page_side: str,
+    handler: object,
+    timeout: float = 10,
+    page_url: str | None = None,
+    client_ready: bool = False,
+) -> jchannel_http.Channel:
     """Open ``page_url`` (the server's page by default) in ``page``, open a channel running
     ``page_side`` there within ``timeout`` seconds, with ``handler`` as its kernel side; with
     ``client_ready``, also wait until the page's client is exposed as ``window.jchannelClient``."""
@@ -39,13 +51,14 @@ async def open_channel(page: Any, server: jchannel_http.Server, page_side: str, 
     channel = await server.open(page_side, timeout=timeout)
     channel.handler = handler
     if client_ready:
-        await page.wait_for_function('window.jchannelClient !== undefined',
-                                     timeout=CLIENT_READY_MS)
+        await page.wait_for_function('window.jchannelClient !== undefined', timeout=CLIENT_READY_MS)
     return channel
 
 
 def handler_of(channel: jchannel_http.Channel, kind: type[H]) -> H:
     """The kernel side of ``channel``, checked to be a ``kind`` (for what the test reads from it)."""
     handler = channel.handler
-    assert isinstance(handler, kind), f'the handler is a {type(handler).__name__}, not a {kind.__name__}'
+    assert isinstance(handler, kind), (
+        f'the handler is a {type(handler).__name__}, not a {kind.__name__}'
+    )
     return handler

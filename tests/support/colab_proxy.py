@@ -36,8 +36,19 @@ from aiohttp import web
 from yarl import URL
 
 ALLOWED_METHODS = frozenset({'GET', 'HEAD', 'OPTIONS'})
-DROPPED = frozenset({'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade',
-                     'transfer-encoding', 'content-length', 'host'})
+DROPPED = frozenset(
+    {
+        'connection',
+        'keep-alive',
+        'proxy-connection',
+        'te',
+        'trailer',
+        'upgrade',
+        'transfer-encoding',
+        'content-length',
+        'host',
+    }
+)
 VARIANTS = ('streaming', 'buffered', 'capped', 'buffered-capped')
 
 
@@ -86,8 +97,10 @@ class ColabProxy:
         app = web.Application(client_max_size=64 << 20)
         app.router.add_route('*', '/{tail:.*}', self._handle)
         self._session = aiohttp.ClientSession(
-            auto_decompress=False, connector=aiohttp.TCPConnector(limit=0),
-            timeout=aiohttp.ClientTimeout(total=None, sock_read=None))
+            auto_decompress=False,
+            connector=aiohttp.TCPConnector(limit=0),
+            timeout=aiohttp.ClientTimeout(total=None, sock_read=None),
+        )
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         await web.TCPSite(self._runner, '127.0.0.1', 0).start()
@@ -130,8 +143,11 @@ class ColabProxy:
             return web.Response(status=502, text='no port proxied yet')
         try:
             async with self._session.request(
-                    request.method, URL(f'http://127.0.0.1:{self.target}{forwarded}', encoded=True),
-                    headers=_forwardable(request.headers), allow_redirects=False) as upstream:
+                request.method,
+                URL(f'http://127.0.0.1:{self.target}{forwarded}', encoded=True),
+                headers=_forwardable(request.headers),
+                allow_redirects=False,
+            ) as upstream:
                 if 400 <= upstream.status < 500:
                     self.hidden += 1
                     await upstream.read()
@@ -140,18 +156,21 @@ class ColabProxy:
         except aiohttp.ClientConnectionError:
             return web.Response(status=502, text='Bad Gateway')
 
-    async def _relay(self, request: web.Request,
-                     upstream: aiohttp.ClientResponse) -> web.StreamResponse:
-        response = web.StreamResponse(status=upstream.status,
-                                      headers=_forwardable(upstream.headers))
+    async def _relay(
+        self, request: web.Request, upstream: aiohttp.ClientResponse
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(
+            status=upstream.status, headers=_forwardable(upstream.headers)
+        )
         try:
             await self._copy(request, upstream, response)
         except (_Cut, ConnectionError):
             pass  # the page sees a reset connection
         return response
 
-    async def _copy(self, request: web.Request, upstream: aiohttp.ClientResponse,
-                    response: web.StreamResponse) -> None:
+    async def _copy(
+        self, request: web.Request, upstream: aiohttp.ClientResponse, response: web.StreamResponse
+    ) -> None:
         if self.buffered:
             body = await upstream.read()
             await response.prepare(request)
@@ -163,12 +182,13 @@ class ColabProxy:
                 written = await self._write(request, response, chunk, written)
         await response.write_eof()
 
-    async def _write(self, request: web.Request, response: web.StreamResponse, data: bytes,
-                     written: int) -> int:
+    async def _write(
+        self, request: web.Request, response: web.StreamResponse, data: bytes, written: int
+    ) -> int:
         """Write ``data`` after ``written`` bytes; at the cap, reset the connection and raise
         _Cut."""
         if self.cap is not None and written + len(data) > self.cap:
-            await response.write(data[:self.cap - written])
+            await response.write(data[: self.cap - written])
             self.cut += 1
             await asyncio.sleep(0.05)  # let the bytes leave before the reset
             if request.transport is not None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import collections
 
-COUNTING_PAGE = '''(channel) => {
+COUNTING_PAGE = """(channel) => {
   window.channel = channel;
   window.seen = {};
   channel.handler = {
     count(id) { window.seen[id] = (window.seen[id] || 0) + 1; return id; },
   };
   return 'ready';
-}'''
+}"""
 """The page side of a channel whose ``count(id)`` counts, in ``window.seen``, each run per id."""
 
 
@@ -31,9 +31,11 @@ async def calls_both_ways(page, channel, ids: range) -> None:
     """Calls ``count(id)`` for ``ids`` each way at once (``COUNTING_PAGE``, ``CountingKernel``);
     each answer is its id."""
     kernel = asyncio.gather(*(channel.call('count', i, timeout=120) for i in ids))
-    from_page = page.evaluate('''([start, stop]) => Promise.all(
-        Array.from({length: stop - start}, (_, i) => channel.call('count', start + i)))''',
-                              [ids.start, ids.stop])
+    from_page = page.evaluate(
+        """([start, stop]) => Promise.all(
+        Array.from({length: stop - start}, (_, i) => channel.call('count', start + i)))""",
+        [ids.start, ids.stop],
+    )
     results, page_results = await asyncio.gather(kernel, from_page)
     assert results == list(ids) and page_results == list(ids)
 

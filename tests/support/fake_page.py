@@ -21,6 +21,7 @@ class EventReader:
 
     async def block(self, timeout: float = 5) -> bytes:
         """The next blank-line-terminated block, raw."""
+
         async def read() -> bytes:
             while b'\n\n' not in self.raw:
                 chunk = await self.response.content.readany()
@@ -29,6 +30,7 @@ class EventReader:
                 self.raw += chunk
             block, self.raw = self.raw.split(b'\n\n', 1)
             return block + b'\n\n'
+
         return await asyncio.wait_for(read(), timeout)
 
     async def event(self, timeout: float = 5) -> dict:
@@ -47,23 +49,29 @@ class EventReader:
 
 async def post(http: aiohttp.ClientSession, server: jchannel_http.Server, body: dict) -> tuple:
     """POST ``body`` to /messages as the page would (JSON.stringify escapes lone surrogates)."""
-    async with http.post(f'{server.url}/messages', data=json.dumps(body),
-                         headers={'Content-Type': 'application/json'}) as response:
+    async with http.post(
+        f'{server.url}/messages',
+        data=json.dumps(body),
+        headers={'Content-Type': 'application/json'},
+    ) as response:
         return response.status, await response.json(loads=loads)
 
 
-async def open_events(http: aiohttp.ClientSession, server: jchannel_http.Server, client: str,
-                      **query: object) -> tuple[aiohttp.ClientResponse, EventReader]:
+async def open_events(
+    http: aiohttp.ClientSession, server: jchannel_http.Server, client: str, **query: object
+) -> tuple[aiohttp.ClientResponse, EventReader]:
     """GET /events as page ``client`` opens it (``query`` added, as strings); the response and
     its reader, nothing read yet."""
     params = {'client': client, **{key: str(value) for key, value in query.items()}}
-    response = await http.get(f'{server.url}/events', params=params,
-                              headers={'Accept': 'text/event-stream'})
+    response = await http.get(
+        f'{server.url}/events', params=params, headers={'Accept': 'text/event-stream'}
+    )
     return response, EventReader(response)
 
 
-async def open_page(http: aiohttp.ClientSession, server: jchannel_http.Server,
-                    client: str) -> tuple[aiohttp.ClientResponse, EventReader, str]:
+async def open_page(
+    http: aiohttp.ClientSession, server: jchannel_http.Server, client: str
+) -> tuple[aiohttp.ClientResponse, EventReader, str]:
     """An event stream whose hello was read; the response, its reader and the session id."""
     response, reader = await open_events(http, server, client)
     hello = await reader.event()
@@ -74,8 +82,9 @@ class FakePage:
     """A hand-driven page client named ``client``: an open event stream and the frames it has
     seen; it numbers the frames it sends and answers the kernel's calls when told to."""
 
-    def __init__(self, http: aiohttp.ClientSession, server: jchannel_http.Server,
-                 client: str) -> None:
+    def __init__(
+        self, http: aiohttp.ClientSession, server: jchannel_http.Server, client: str
+    ) -> None:
         self.http = http
         self.server = server
         self.client = client
@@ -95,8 +104,11 @@ class FakePage:
         for frame in frames:
             self.seq += 1
             numbered.append({'seq': self.seq, **frame})
-        return await post(self.http, self.server, {'client': self.client, 'session': self.session,
-                                                   'ack': ack, 'messages': numbered})
+        return await post(
+            self.http,
+            self.server,
+            {'client': self.client, 'session': self.session, 'ack': ack, 'messages': numbered},
+        )
 
     async def frame(self) -> dict:
         assert self.reader is not None
@@ -107,22 +119,31 @@ class FakePage:
         opening = channel.open()
         frame = await self.frame()
         assert (frame['type'], frame['channel']) == ('open', channel.key)
-        status, _ = await self.send({'type': 'result', 'call': frame['call'], 'value': None},
-                                    ack=frame['seq'])
+        status, _ = await self.send(
+            {'type': 'result', 'call': frame['call'], 'value': None}, ack=frame['seq']
+        )
         assert status == 200
         assert await opening is None
 
     async def round_trip(self, channel: jchannel_http.Channel, a: int, b: int) -> None:
         """The page calls the kernel and the kernel calls the page: both must work."""
-        status, _ = await self.send({'type': 'call', 'call': self.seq + 1,
-                                     'channel': channel.key, 'name': 'multiply', 'args': [a, b]})
+        status, _ = await self.send(
+            {
+                'type': 'call',
+                'call': self.seq + 1,
+                'channel': channel.key,
+                'name': 'multiply',
+                'args': [a, b],
+            }
+        )
         assert status == 200
         assert (await self.frame())['value'] == a * b
         calling = channel.echo(a, b)
         frame = await self.frame()
         assert frame['type'] == 'echo'
-        status, _ = await self.send({'type': 'result', 'call': frame['call'],
-                                     'value': frame['args']}, ack=frame['seq'])
+        status, _ = await self.send(
+            {'type': 'result', 'call': frame['call'], 'value': frame['args']}, ack=frame['seq']
+        )
         assert status == 200
         assert await calling == [a, b]
 

@@ -13,10 +13,10 @@ import sys
 
 import jchannel_http
 
-PAGE_SIDE = r'''(channel) => {
+PAGE_SIDE = r"""(channel) => {
   window.channel = channel;
   channel.handler = { twice(x) { return 2 * x; } };
-}'''
+}"""
 
 
 class Handler:

@@ -46,8 +46,13 @@ def binary(name: str, *more: str) -> str:
     """The path of program ``name``; RuntimeError naming the install step when it is missing."""
     for candidate in (name, *more):
         found = shutil.which(candidate) or next(
-            (str(Path(folder, candidate)) for folder in ('/usr/sbin', '/usr/local/sbin')
-             if Path(folder, candidate).exists()), None)
+            (
+                str(Path(folder, candidate))
+                for folder in ('/usr/sbin', '/usr/local/sbin')
+                if Path(folder, candidate).exists()
+            ),
+            None,
+        )
         if found:
             return found
     raise RuntimeError(f'{name} is not installed: run tests/run_all.sh, which installs it')
@@ -126,9 +131,17 @@ class Intermediary:
             self.port = free_port()
         for command in self.commands():
             with open(self.tmp / f'{Path(command[0]).name}.log', 'ab') as log:
-                self.processes.append(subprocess.Popen(
-                    command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    env=self.env(), cwd=self.tmp, start_new_session=True))
+                self.processes.append(
+                    subprocess.Popen(
+                        command,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                        env=self.env(),
+                        cwd=self.tmp,
+                        start_new_session=True,
+                    )
+                )
         await self._wait_listening(30.0)
         self.url = self.base_url()
         return self.url
@@ -140,8 +153,9 @@ class Intermediary:
         while pending:
             for process in self.processes:
                 if process.poll() is not None:
-                    raise RuntimeError(f'{self.name} exited ({process.returncode}): '
-                                       f'{self.output()[-2000:]}')
+                    raise RuntimeError(
+                        f'{self.name} exited ({process.returncode}): {self.output()[-2000:]}'
+                    )
             try:
                 socket.create_connection(('127.0.0.1', pending[0]), timeout=0.2).close()
                 pending.pop(0)
@@ -149,13 +163,17 @@ class Intermediary:
             except OSError:
                 pass
             if loop.time() > deadline:
-                raise RuntimeError(f'{self.name} did not listen on {pending[0]} within '
-                                   f'{seconds:g} s: {self.output()[-2000:]}')
+                raise RuntimeError(
+                    f'{self.name} did not listen on {pending[0]} within '
+                    f'{seconds:g} s: {self.output()[-2000:]}'
+                )
             await asyncio.sleep(0.1)
 
     def output(self) -> str:
         """Everything the programs printed and logged so far."""
-        return '\n'.join(path.read_text(errors='replace') for path in sorted(self.tmp.glob('*.log')))
+        return '\n'.join(
+            path.read_text(errors='replace') for path in sorted(self.tmp.glob('*.log'))
+        )
 
     async def stop(self) -> None:
         for process in reversed(self.processes):
@@ -180,6 +198,7 @@ class Intermediary:
 
 # -- nothing in between: the floor ----------------------------------------------------------
 
+
 class Loopback(Intermediary):
     """No intermediary: the page reaches the server on loopback. Its timings are the floor the
     other paths are compared with, measured in the same run (the machine is shared and noisy)."""
@@ -196,8 +215,16 @@ class Loopback(Intermediary):
 
 # -- Apache httpd ---------------------------------------------------------------------------
 
-APACHE_MODULES = ('mpm_event', 'authz_core', 'mime', 'filter', 'deflate', 'headers',
-                  'proxy', 'proxy_http')
+APACHE_MODULES = (
+    'mpm_event',
+    'authz_core',
+    'mime',
+    'filter',
+    'deflate',
+    'headers',
+    'proxy',
+    'proxy_http',
+)
 
 
 class Apache(Intermediary):
@@ -205,17 +232,25 @@ class Apache(Intermediary):
     (and application/json and text/event-stream added to the compressed types)."""
 
     name = 'Apache httpd (mod_proxy_http, mod_deflate)'
-    does = ('compresses answers of the text types and, as added here, JSON (gzip: a small '
-            "answer's Content-Length then exceeds its decoded length); passes event streams and "
-            'other answers as they come; cuts a request silent for Timeout seconds')
-    fix = ('nothing to change (the page reads a whole JSON answer as whole whatever its '
-           'Content-Length)')
+    does = (
+        'compresses answers of the text types and, as added here, JSON (gzip: a small '
+        "answer's Content-Length then exceeds its decoded length); passes event streams and "
+        'other answers as they come; cuts a request silent for Timeout seconds'
+    )
+    fix = (
+        'nothing to change (the page reads a whole JSON answer as whole whatever its '
+        'Content-Length)'
+    )
     idle_setting = 'Timeout (ProxyTimeout) 4 s here; 60 s by default'
 
     def commands(self) -> list[list[str]]:
-        modules = '\n'.join(f'LoadModule {name}_module /usr/lib/apache2/modules/mod_{name}.so'
-                            for name in APACHE_MODULES)
-        config = self.write('httpd.conf', f'''ServerRoot {self.tmp}
+        modules = '\n'.join(
+            f'LoadModule {name}_module /usr/lib/apache2/modules/mod_{name}.so'
+            for name in APACHE_MODULES
+        )
+        config = self.write(
+            'httpd.conf',
+            f"""ServerRoot {self.tmp}
 ServerName 127.0.0.1
 Listen 127.0.0.1:{self.port}
 PidFile {self.tmp}/httpd.pid
@@ -233,7 +268,8 @@ ThreadsPerChild 64
 MaxRequestWorkers 256
 ProxyPass / http://127.0.0.1:{self.upstream}/
 ProxyPassReverse / http://127.0.0.1:{self.upstream}/
-''')
+""",
+        )
         return [[binary('apache2'), '-f', str(config), '-D', 'FOREGROUND']]
 
     def env(self) -> dict[str, str]:
@@ -241,6 +277,7 @@ ProxyPassReverse / http://127.0.0.1:{self.upstream}/
 
 
 # -- HAProxy --------------------------------------------------------------------------------
+
 
 class HAProxy(Intermediary):
     """HAProxy in HTTP mode with the defaults of its sample configuration."""
@@ -250,7 +287,9 @@ class HAProxy(Intermediary):
     idle_setting = 'timeout server/client 4 s here; 30 s in the sample configuration'
 
     def commands(self) -> list[list[str]]:
-        config = self.write('haproxy.cfg', f'''global
+        config = self.write(
+            'haproxy.cfg',
+            f"""global
     maxconn 1024
 defaults
     mode http
@@ -262,24 +301,30 @@ frontend kernel
     default_backend kernel
 backend kernel
     server kernel 127.0.0.1:{self.upstream}
-''')
+""",
+        )
         return [[binary('haproxy'), '-db', '-f', str(config)]]
 
 
 # -- Squid ----------------------------------------------------------------------------------
+
 
 class Squid(Intermediary):
     """Squid as the forward proxy the browser is told to use, with a short read_timeout: the
     corporate case. The kernel server is reached by a name only Squid resolves."""
 
     name = 'Squid (forward proxy)'
-    does = ('forwards the browser\'s requests to any host (the kernel server by a name only it '
-            'resolves); passes answers as they come; cuts a request silent for read_timeout')
+    does = (
+        "forwards the browser's requests to any host (the kernel server by a name only it "
+        'resolves); passes answers as they come; cuts a request silent for read_timeout'
+    )
     idle_setting = 'read_timeout 4 s here; 15 min by default'
 
     def commands(self) -> list[list[str]]:
         hosts = self.write('hosts', f'127.0.0.1 {KERNEL_HOST}\n')
-        config = self.write('squid.conf', f'''http_port 127.0.0.1:{self.port}
+        config = self.write(
+            'squid.conf',
+            f"""http_port 127.0.0.1:{self.port}
 pid_filename {self.tmp}/squid.pid
 cache_log {self.tmp}/cache.log
 access_log none
@@ -291,7 +336,8 @@ http_access allow localhost
 http_access deny all
 read_timeout {self.idle:g} seconds
 shutdown_lifetime 0 seconds
-''')
+""",
+        )
         return [[binary('squid'), '-N', '-f', str(config)]]
 
     def base_url(self) -> str:
@@ -304,18 +350,23 @@ shutdown_lifetime 0 seconds
 
 # -- Traefik --------------------------------------------------------------------------------
 
+
 class Traefik(Intermediary):
     """Traefik with the buffering middleware as mybinder.org has it (64 MB request bodies)."""
 
     name = 'Traefik with buffering (as on mybinder.org)'
     transport = 'poll'
-    does = ('holds every answer until it ended, event streams included; requests up to 64 MB')
-    fix = ('nothing to change: the page moves to long-poll and downloads end at each window; '
-           'without the buffering middleware event streams pass')
+    does = 'holds every answer until it ended, event streams included; requests up to 64 MB'
+    fix = (
+        'nothing to change: the page moves to long-poll and downloads end at each window; '
+        'without the buffering middleware event streams pass'
+    )
     idle_setting = 'entryPoints.web.transport.respondingTimeouts.idleTimeout 4 s here; 180 s'
 
     def commands(self) -> list[list[str]]:
-        dynamic = self.write('dynamic.yml', f'''http:
+        dynamic = self.write(
+            'dynamic.yml',
+            f"""http:
   middlewares:
     buffer:
       buffering:
@@ -331,11 +382,19 @@ class Traefik(Intermediary):
       loadBalancer:
         servers:
           - url: http://127.0.0.1:{self.upstream}
-''')
-        return [[binary('traefik'), f'--entryPoints.web.address=127.0.0.1:{self.port}',
-                 f'--entryPoints.web.transport.respondingTimeouts.idleTimeout={self.idle:g}s',
-                 f'--providers.file.filename={dynamic}', '--log.level=ERROR',
-                 '--global.checkNewVersion=false', '--global.sendAnonymousUsage=false']]
+""",
+        )
+        return [
+            [
+                binary('traefik'),
+                f'--entryPoints.web.address=127.0.0.1:{self.port}',
+                f'--entryPoints.web.transport.respondingTimeouts.idleTimeout={self.idle:g}s',
+                f'--providers.file.filename={dynamic}',
+                '--log.level=ERROR',
+                '--global.checkNewVersion=false',
+                '--global.sendAnonymousUsage=false',
+            ]
+        ]
 
     async def start(self, port: int) -> str:
         url = await super().start(port)
@@ -345,6 +404,7 @@ class Traefik(Intermediary):
     async def _wait_routed(self, url: str) -> None:
         """Traefik listens before its file provider's routes are in place (404 meanwhile)."""
         import aiohttp
+
         async with aiohttp.ClientSession() as http:
             for _ in range(100):
                 try:
@@ -359,17 +419,43 @@ class Traefik(Intermediary):
 
 # -- Caddy ----------------------------------------------------------------------------------
 
+
 def make_certificate(folder: Path) -> tuple[Path, Path, str]:
     """A self-signed certificate for 127.0.0.1 and localhost: (cert, key, SPKI SHA-256 base64)."""
     cert, key = folder / 'cert.pem', folder / 'key.pem'
-    subprocess.run(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt',
-                    'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj',
-                    '/CN=jchannel test', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
-                    '-keyout', str(key), '-out', str(cert)], check=True, capture_output=True)
-    public = subprocess.run(['openssl', 'x509', '-in', str(cert), '-pubkey', '-noout'],
-                            check=True, capture_output=True).stdout
-    der = subprocess.run(['openssl', 'pkey', '-pubin', '-outform', 'der'], input=public,
-                         check=True, capture_output=True).stdout
+    subprocess.run(
+        [
+            'openssl',
+            'req',
+            '-x509',
+            '-newkey',
+            'ec',
+            '-pkeyopt',
+            'ec_paramgen_curve:prime256v1',
+            '-nodes',
+            '-days',
+            '2',
+            '-subj',
+            '/CN=jchannel test',
+            '-addext',
+            'subjectAltName=IP:127.0.0.1,DNS:localhost',
+            '-keyout',
+            str(key),
+            '-out',
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    public = subprocess.run(
+        ['openssl', 'x509', '-in', str(cert), '-pubkey', '-noout'], check=True, capture_output=True
+    ).stdout
+    der = subprocess.run(
+        ['openssl', 'pkey', '-pubin', '-outform', 'der'],
+        input=public,
+        check=True,
+        capture_output=True,
+    ).stdout
     return cert, key, base64.b64encode(hashlib.sha256(der).digest()).decode()
 
 
@@ -378,8 +464,10 @@ class Caddy(Intermediary):
     its key by --ignore-certificate-errors-spki-list, the doctor by SSL_CERT_FILE)."""
 
     name = 'Caddy (HTTPS, HTTP/2)'
-    does = ('speaks HTTP/2 to the browser (one connection for every request of the tab); '
-            'passes answers as they come')
+    does = (
+        'speaks HTTP/2 to the browser (one connection for every request of the tab); '
+        'passes answers as they come'
+    )
     idle_setting = 'no idle timeout by default (none set here)'
     idle = 4.0
     http2 = True
@@ -407,10 +495,13 @@ class Caddy(Intermediary):
 
     def commands(self) -> list[list[str]]:
         cert, key, _ = self.prepare()
-        routes = ''.join(f'    handle_path /k{port}/* {{\n'
-                         f'        reverse_proxy 127.0.0.1:{port}\n'
-                         '    }\n' for port in self.routes)
-        config = self.write('Caddyfile', f'''{{
+        routes = ''.join(
+            f'    handle_path /k{port}/* {{\n        reverse_proxy 127.0.0.1:{port}\n    }}\n'
+            for port in self.routes
+        )
+        config = self.write(
+            'Caddyfile',
+            f"""{{
     admin off
     auto_https disable_redirects
     skip_install_trust
@@ -424,12 +515,17 @@ https://127.0.0.1:{self.port} {{
 {routes}
     reverse_proxy 127.0.0.1:{self.upstream}
 }}
-''')
+""",
+        )
         return [[binary('caddy'), 'run', '--config', str(config), '--adapter', 'caddyfile']]
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, 'HOME': str(self.tmp), 'XDG_DATA_HOME': str(self.tmp),
-                'XDG_CONFIG_HOME': str(self.tmp)}
+        return {
+            **os.environ,
+            'HOME': str(self.tmp),
+            'XDG_DATA_HOME': str(self.tmp),
+            'XDG_CONFIG_HOME': str(self.tmp),
+        }
 
     def base_url(self) -> str:
         return f'https://127.0.0.1:{self.port}'
@@ -437,19 +533,36 @@ https://127.0.0.1:{self.port} {{
 
 # -- Varnish --------------------------------------------------------------------------------
 
+
 class Varnish(Intermediary):
     """Varnish Cache with its built-in VCL (requests with a token in Authorization are passed)."""
 
     name = 'Varnish'
-    does = ('caches what its rules allow (the server marks every answer no-store, so nothing '
-            'is); streams answers; cuts an upstream silent for between_bytes_timeout')
+    does = (
+        'caches what its rules allow (the server marks every answer no-store, so nothing '
+        'is); streams answers; cuts an upstream silent for between_bytes_timeout'
+    )
     idle_setting = 'between_bytes_timeout 4 s here; 60 s by default'
 
     def commands(self) -> list[list[str]]:
-        return [[binary('varnishd'), '-F', '-n', str(self.tmp / 'varnish'), '-a',
-                 f'127.0.0.1:{self.port}', '-b', f'127.0.0.1:{self.upstream}', '-s',
-                 'malloc,64m', '-p', f'between_bytes_timeout={self.idle:g}',
-                 '-p', f'timeout_idle={self.idle:g}']]
+        return [
+            [
+                binary('varnishd'),
+                '-F',
+                '-n',
+                str(self.tmp / 'varnish'),
+                '-a',
+                f'127.0.0.1:{self.port}',
+                '-b',
+                f'127.0.0.1:{self.upstream}',
+                '-s',
+                'malloc,64m',
+                '-p',
+                f'between_bytes_timeout={self.idle:g}',
+                '-p',
+                f'timeout_idle={self.idle:g}',
+            ]
+        ]
 
 
 class CachingVarnish(Varnish):
@@ -462,7 +575,9 @@ class CachingVarnish(Varnish):
     fix = 'remove the forced TTL (or: if (req.url ~ "^/") { return (pass); } in vcl_recv)'
 
     def commands(self) -> list[list[str]]:
-        vcl = self.write('all.vcl', f'''vcl 4.1;
+        vcl = self.write(
+            'all.vcl',
+            f'''vcl 4.1;
 backend kernel {{ .host = "127.0.0.1"; .port = "{self.upstream}"; }}
 sub vcl_recv {{ unset req.http.Cookie; return (hash); }}
 sub vcl_backend_response {{
@@ -470,10 +585,24 @@ sub vcl_backend_response {{
     unset beresp.http.Cache-Control;
     return (deliver);
 }}
-''')
-        return [[binary('varnishd'), '-F', '-n', str(self.tmp / 'varnish'), '-a',
-                 f'127.0.0.1:{self.port}', '-f', str(vcl), '-s', 'malloc,64m',
-                 '-p', f'between_bytes_timeout={self.idle:g}']]
+''',
+        )
+        return [
+            [
+                binary('varnishd'),
+                '-F',
+                '-n',
+                str(self.tmp / 'varnish'),
+                '-a',
+                f'127.0.0.1:{self.port}',
+                '-f',
+                str(vcl),
+                '-s',
+                'malloc,64m',
+                '-p',
+                f'between_bytes_timeout={self.idle:g}',
+            ]
+        ]
 
 
 # -- Jupyter: jupyter-server-proxy alone, and a real JupyterHub -----------------------------
@@ -481,8 +610,14 @@ sub vcl_backend_response {{
 JUPYTER_TOKEN = 'intermediary-jupyter-token-0123'
 HUB_PREFIX = '/hub-prefix/'
 HUB_USER = 'alice'
-OTHER_EXTENSIONS = ('jupyterlab', 'nbclassic', 'notebook', 'jupyter_lsp',
-                    'jupyter_server_terminals', 'notebook_shim')
+OTHER_EXTENSIONS = (
+    'jupyterlab',
+    'nbclassic',
+    'notebook',
+    'jupyter_lsp',
+    'jupyter_server_terminals',
+    'notebook_shim',
+)
 
 
 def only_the_proxy() -> str:
@@ -495,22 +630,37 @@ class JupyterServerProxy(Intermediary):
     the page is at ``<base>proxy/<port>/`` (the proxy strips the prefix)."""
 
     name = 'jupyter-server-proxy'
-    does = ('passes event streams as they come when Accept is exactly text/event-stream; holds '
-            'every other answer until it ended (downloads included)')
+    does = (
+        'passes event streams as they come when Accept is exactly text/event-stream; holds '
+        'every other answer until it ended (downloads included)'
+    )
     fix = 'nothing to change: downloads end at each window'
     idle_setting = 'no idle timeout (a 300 s request_timeout per held answer)'
     prefix = '/user/alice/'
 
     def commands(self) -> list[list[str]]:
-        return [[sys.executable, '-m', 'jupyter_server', '--no-browser', '--allow-root',
-                 '--ip=127.0.0.1', f'--port={self.port}',
-                 f'--IdentityProvider.token={JUPYTER_TOKEN}', f'--ServerApp.base_url={self.prefix}',
-                 f'--ServerApp.root_dir={self.tmp}',
-                 f'--ServerApp.jpserver_extensions={only_the_proxy()}']]
+        return [
+            [
+                sys.executable,
+                '-m',
+                'jupyter_server',
+                '--no-browser',
+                '--allow-root',
+                '--ip=127.0.0.1',
+                f'--port={self.port}',
+                f'--IdentityProvider.token={JUPYTER_TOKEN}',
+                f'--ServerApp.base_url={self.prefix}',
+                f'--ServerApp.root_dir={self.tmp}',
+                f'--ServerApp.jpserver_extensions={only_the_proxy()}',
+            ]
+        ]
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, 'JUPYTER_RUNTIME_DIR': str(self.tmp),
-                'JUPYTER_DATA_DIR': str(self.tmp)}
+        return {
+            **os.environ,
+            'JUPYTER_RUNTIME_DIR': str(self.tmp),
+            'JUPYTER_DATA_DIR': str(self.tmp),
+        }
 
     def base_url(self) -> str:
         return self.url_for(self.upstream)
@@ -520,12 +670,14 @@ class JupyterServerProxy(Intermediary):
 
     async def start(self, port: int) -> str:
         url = await super().start(port)
-        await self._wait_answering(f'http://127.0.0.1:{self.port}{self.prefix}api/status',
-                                   {'token': JUPYTER_TOKEN})
+        await self._wait_answering(
+            f'http://127.0.0.1:{self.port}{self.prefix}api/status', {'token': JUPYTER_TOKEN}
+        )
         return url
 
     async def _wait_answering(self, url: str, params: dict[str, str]) -> None:
         import aiohttp
+
         async with aiohttp.ClientSession() as http:
             for _ in range(300):
                 try:
@@ -539,8 +691,9 @@ class JupyterServerProxy(Intermediary):
 
     async def login(self, context: object) -> dict[str, str]:
         page = await context.new_page()  # type: ignore[attr-defined]
-        await page.goto(f'http://127.0.0.1:{self.port}{self.prefix}api/status'
-                        f'?token={JUPYTER_TOKEN}')
+        await page.goto(
+            f'http://127.0.0.1:{self.port}{self.prefix}api/status?token={JUPYTER_TOKEN}'
+        )
         await page.close()
         return await cookie_header(context)
 
@@ -557,18 +710,24 @@ class JupyterHub(Intermediary):
     ``<prefix>user/alice/proxy/<port>/`` as on Binder."""
 
     name = 'JupyterHub (configurable-http-proxy, jupyter-server-proxy)'
-    does = ('configurable-http-proxy passes everything as it comes; the user server\'s '
-            'jupyter-server-proxy holds every answer but event streams until it ended')
+    does = (
+        "configurable-http-proxy passes everything as it comes; the user server's "
+        'jupyter-server-proxy holds every answer but event streams until it ended'
+    )
     fix = 'nothing to change: downloads end at each window'
     idle_setting = 'no idle timeout by default (configurable-http-proxy --timeout unset)'
 
     def commands(self) -> list[list[str]]:
         proxy = NPM_CACHE / 'node_modules' / '.bin' / 'configurable-http-proxy'
         if not proxy.exists():
-            raise RuntimeError(f'configurable-http-proxy is not installed in {NPM_CACHE}: run '
-                               'tests/run_all.sh, which installs it there')
+            raise RuntimeError(
+                f'configurable-http-proxy is not installed in {NPM_CACHE}: run '
+                'tests/run_all.sh, which installs it there'
+            )
         self.hub_port, self.api_port = free_port(), free_port()
-        config = self.write('jupyterhub_config.py', f'''
+        config = self.write(
+            'jupyterhub_config.py',
+            f"""
 c.JupyterHub.bind_url = 'http://127.0.0.1:{self.port}{HUB_PREFIX}'
 c.JupyterHub.hub_ip = '127.0.0.1'
 c.JupyterHub.hub_port = {self.hub_port}
@@ -586,16 +745,19 @@ c.JupyterHub.db_url = 'sqlite:///{self.tmp}/jupyterhub.sqlite'
 c.JupyterHub.cookie_secret_file = '{self.tmp}/cookie_secret'
 c.JupyterHub.pid_file = '{self.tmp}/jupyterhub.pid'
 c.JupyterHub.cleanup_servers = True
-''')
+""",
+        )
         return [[binary('jupyterhub'), '-f', str(config), '--log-level=WARN']]
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, 'PATH': f'{Path(sys.executable).parent}:{os.environ["PATH"]}',
-                'HOME': str(self.tmp)}
+        return {
+            **os.environ,
+            'PATH': f'{Path(sys.executable).parent}:{os.environ["PATH"]}',
+            'HOME': str(self.tmp),
+        }
 
     def base_url(self) -> str:
-        return (f'http://127.0.0.1:{self.port}{HUB_PREFIX}user/{HUB_USER}/proxy/'
-                f'{self.upstream}')
+        return f'http://127.0.0.1:{self.port}{HUB_PREFIX}user/{HUB_USER}/proxy/{self.upstream}'
 
     async def start(self, port: int) -> str:
         url = await super().start(port)
@@ -605,6 +767,7 @@ c.JupyterHub.cleanup_servers = True
     async def _spawn(self) -> None:
         """Log in as alice and start her server (the browser logs in again by itself)."""
         import aiohttp
+
         hub = f'http://127.0.0.1:{self.port}{HUB_PREFIX}hub'
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
             for _ in range(300):
@@ -618,8 +781,9 @@ c.JupyterHub.cleanup_servers = True
             else:
                 raise RuntimeError(f'JupyterHub did not answer within 30 s: {self.output()}')
             xsrf = next((c.value for c in http.cookie_jar if c.key == '_xsrf'), '')
-            async with http.post(f'{hub}/login', data={'username': HUB_USER, 'password': 'x',
-                                                       '_xsrf': xsrf}) as response:
+            async with http.post(
+                f'{hub}/login', data={'username': HUB_USER, 'password': 'x', '_xsrf': xsrf}
+            ) as response:
                 await response.read()
             async with http.get(f'{hub}/spawn') as response:  # no options form: starts it
                 await response.read()
@@ -627,10 +791,11 @@ c.JupyterHub.cleanup_servers = True
             for _ in range(600):
                 async with http.get(status, allow_redirects=False) as response:
                     if response.status in (200, 403):  # her server answers (403: no cookie
-                        return                          # of its own yet), not the hub
+                        return  # of its own yet), not the hub
                 await asyncio.sleep(0.1)
-        raise RuntimeError(f"JupyterHub did not start alice's server within 60 s: "
-                           f'{self.output()[-3000:]}')
+        raise RuntimeError(
+            f"JupyterHub did not start alice's server within 60 s: {self.output()[-3000:]}"
+        )
 
     async def login(self, context: object) -> dict[str, str]:
         page = await context.new_page()  # type: ignore[attr-defined]
@@ -646,11 +811,22 @@ c.JupyterHub.cleanup_servers = True
         return await cookie_header(context)
 
 
-PATHS: tuple[type[Intermediary], ...] = (Loopback, Apache, HAProxy, Squid, Traefik, Caddy, Varnish,
-                                         CachingVarnish, JupyterServerProxy, JupyterHub)
+PATHS: tuple[type[Intermediary], ...] = (
+    Loopback,
+    Apache,
+    HAProxy,
+    Squid,
+    Traefik,
+    Caddy,
+    Varnish,
+    CachingVarnish,
+    JupyterServerProxy,
+    JupyterHub,
+)
 
 
 # -- the table ------------------------------------------------------------------------------
+
 
 def render(results: dict[str, dict]) -> str:
     """tunnel_guides/paths.md from the results the tests wrote."""
@@ -677,17 +853,29 @@ def render(results: dict[str, dict]) -> str:
         says = result.get('says_so')
         if isinstance(says, dict) and says.get('page'):
             transport += f' (the page shows "{says["page"]}")'
-        cells = [cls.name, cls.does, transport,
-                 _mark(result, 'calls'), _mark(result, 'concurrent'),
-                 _mark(result, 'download', 'seconds'), _mark(result, 'upload', 'seconds'),
-                 _mark(result, 'idle', 'waited'), result.get('doctor', ''), cls.fix or '-']
+        cells = [
+            cls.name,
+            cls.does,
+            transport,
+            _mark(result, 'calls'),
+            _mark(result, 'concurrent'),
+            _mark(result, 'download', 'seconds'),
+            _mark(result, 'upload', 'seconds'),
+            _mark(result, 'idle', 'waited'),
+            result.get('doctor', ''),
+            cls.fix or '-',
+        ]
         lines.append('| ' + ' | '.join(str(cell).replace('|', '/') for cell in cells) + ' |')
     lines += ['', 'Idle timeouts as configured here:', '']
     lines += [f'- {cls.name}: {cls.idle_setting}' for cls in PATHS]
     extra = results.get('connections')
     if extra:
-        lines += ['', 'Connections per host: three servers in one tab, each with a long upload '
-                  'and a download running, calls still flowing:', '']
+        lines += [
+            '',
+            'Connections per host: three servers in one tab, each with a long upload '
+            'and a download running, calls still flowing:',
+            '',
+        ]
         lines += [f'- {name}: {text}' for name, text in sorted(extra.items())]
     return '\n'.join(lines) + '\n'
 
@@ -706,13 +894,18 @@ def _mark(result: dict, key: str, detail: str = '') -> str:
 
 def main(argv: list[str]) -> int:
     if not argv or argv[0] != '--write-table':
-        print('usage: python tests/support/intermediaries.py --write-table [RESULTS.json]',
-              file=sys.stderr)
+        print(
+            'usage: python tests/support/intermediaries.py --write-table [RESULTS.json]',
+            file=sys.stderr,
+        )
         return 2
     source = Path(argv[1] if len(argv) > 1 else os.environ.get(RESULTS_VARIABLE, 'results.json'))
     if not source.exists():
-        print(f'{source} does not exist: run {RESULTS_VARIABLE}={source} python -m pytest '
-              'tests/paths/test_intermediaries.py first', file=sys.stderr)
+        print(
+            f'{source} does not exist: run {RESULTS_VARIABLE}={source} python -m pytest '
+            'tests/paths/test_intermediaries.py first',
+            file=sys.stderr,
+        )
         return 1
     TABLE.write_text(render(json.loads(source.read_text())))
     print(f'wrote {TABLE}')

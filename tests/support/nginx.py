@@ -11,7 +11,7 @@ from pathlib import Path
 
 from support.ports import free_port
 
-CONFIG = '''daemon off;
+CONFIG = """daemon off;
 master_process off;
 worker_processes 1;
 pid {tmp}/nginx.pid;
@@ -26,9 +26,9 @@ http {{
     scgi_temp_path {tmp}/scgi;
 {servers}
 }}
-'''
+"""
 
-SERVER = '''    server {{
+SERVER = """    server {{
         listen 127.0.0.1:{port};
         client_max_body_size {body_cap};
         location / {{
@@ -38,9 +38,7 @@ SERVER = '''    server {{
 {directives}
         }}
     }}
-'''
-
-
+"""
 
 
 class Nginx:
@@ -50,8 +48,9 @@ class Nginx:
     ``http_version`` is the one spoken to the upstream (nginx's own default is 1.0).
     """
 
-    def __init__(self, upstream: int, body_caps: list[str], directives: str = '',
-                 http_version: str = '1.1') -> None:
+    def __init__(
+        self, upstream: int, body_caps: list[str], directives: str = '', http_version: str = '1.1'
+    ) -> None:
         self.upstream = upstream
         self.directives = directives
         self.http_version = http_version
@@ -62,14 +61,23 @@ class Nginx:
     async def start(self) -> Nginx:
         binary = shutil.which('nginx') or '/usr/sbin/nginx'
         tmp = Path(self._tmp.name)
-        servers = ''.join(SERVER.format(port=port, body_cap=cap, upstream=self.upstream,
-                                        directives=self.directives,
-                                        http_version=self.http_version)
-                          for cap, port in self.ports.items())
+        servers = ''.join(
+            SERVER.format(
+                port=port,
+                body_cap=cap,
+                upstream=self.upstream,
+                directives=self.directives,
+                http_version=self.http_version,
+            )
+            for cap, port in self.ports.items()
+        )
         config = tmp / 'nginx.conf'
         config.write_text(CONFIG.format(tmp=tmp, servers=servers))
-        self._process = subprocess.Popen([binary, '-c', str(config), '-p', str(tmp)],
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._process = subprocess.Popen(
+            [binary, '-c', str(config), '-p', str(tmp)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         for _ in range(100):
             if self._process.poll() is not None:
                 raise RuntimeError(f'nginx exited: {self._process.communicate()[1].decode()}')

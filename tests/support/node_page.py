@@ -19,8 +19,9 @@ class NodePageError(Exception):
 class NodePage:
     """One node process holding one connected ``Client``; stop it with ``close``."""
 
-    def __init__(self, url: str, token: str, options: dict[str, Any] | None = None,
-                 timeout: float = 60) -> None:
+    def __init__(
+        self, url: str, token: str, options: dict[str, Any] | None = None, timeout: float = 60
+    ) -> None:
         self.url = url
         self.token = token
         self.options = options or {}
@@ -35,9 +36,16 @@ class NodePage:
 
     async def start(self) -> NodePage:
         self._process = await asyncio.create_subprocess_exec(
-            'node', str(RUNNER), self.url, self.token, json.dumps(self.options),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, limit=64 << 20)
+            'node',
+            str(RUNNER),
+            self.url,
+            self.token,
+            json.dumps(self.options),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            limit=64 << 20,
+        )
         assert self._process.stdout is not None and self._process.stderr is not None
         self._stderr = asyncio.ensure_future(self._process.stderr.read())
         try:

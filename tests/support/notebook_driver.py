@@ -33,10 +33,6 @@ CELL_TIMEOUT = 90.0
 LOAD_TIMEOUT = 90.0
 
 
-
-
-
-
 class CellError(AssertionError):
     """A cell raised: the exception's name, message and traceback."""
 
@@ -44,7 +40,11 @@ class CellError(AssertionError):
 class JupyterServer:
     """``python -m <app>`` on a free loopback port with a token, in a temporary root."""
 
-    APPS: ClassVar[dict[str, str]] = {'lab': 'jupyterlab', 'notebook7': 'notebook', 'nbclassic': 'nbclassic'}
+    APPS: ClassVar[dict[str, str]] = {
+        'lab': 'jupyterlab',
+        'notebook7': 'notebook',
+        'nbclassic': 'nbclassic',
+    }
 
     def __init__(self, frontend: str) -> None:
         self.frontend = frontend
@@ -63,17 +63,28 @@ class JupyterServer:
 
     def start(self) -> JupyterServer:
         env = dict(os.environ)
-        for name, folder in [('JUPYTER_CONFIG_DIR', 'config'), ('JUPYTER_DATA_DIR', 'data'),
-                             ('JUPYTER_RUNTIME_DIR', 'runtime'), ('IPYTHONDIR', 'ipython'),
-                             ('JUPYTERLAB_SETTINGS_DIR', 'settings'),
-                             ('JUPYTERLAB_WORKSPACES_DIR', 'workspaces')]:
+        for name, folder in [
+            ('JUPYTER_CONFIG_DIR', 'config'),
+            ('JUPYTER_DATA_DIR', 'data'),
+            ('JUPYTER_RUNTIME_DIR', 'runtime'),
+            ('IPYTHONDIR', 'ipython'),
+            ('JUPYTERLAB_SETTINGS_DIR', 'settings'),
+            ('JUPYTERLAB_WORKSPACES_DIR', 'workspaces'),
+        ]:
             env[name] = str(self.home / folder)
         app = self.APPS[self.frontend]
         command = [
-            sys.executable, '-m', app, '--no-browser', '--ServerApp.open_browser=False',
-            '--ServerApp.ip=127.0.0.1', f'--ServerApp.port={self.port}',
-            '--ServerApp.port_retries=0', f'--IdentityProvider.token={self.token}',
-            f'--ServerApp.root_dir={self.root}', '--ServerApp.allow_root=True',
+            sys.executable,
+            '-m',
+            app,
+            '--no-browser',
+            '--ServerApp.open_browser=False',
+            '--ServerApp.ip=127.0.0.1',
+            f'--ServerApp.port={self.port}',
+            '--ServerApp.port_retries=0',
+            f'--IdentityProvider.token={self.token}',
+            f'--ServerApp.root_dir={self.root}',
+            '--ServerApp.allow_root=True',
             '--LanguageServerManager.autodetect=False',
         ]
         if app == 'jupyterlab':
@@ -81,8 +92,9 @@ class JupyterServer:
         elif app == 'notebook':
             command.append('--JupyterNotebookApp.expose_app_in_browser=True')
         log = self.log_path.open('w')
-        self._process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
+        self._process = subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
         log.close()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -110,16 +122,20 @@ class JupyterServer:
         return self.log_path.read_text(errors='replace')[-size:]
 
     def api(self, method: str, path: str) -> Any:
-        request = urllib.request.Request(f'{self.url}{path}', method=method,
-                                         headers={'Authorization': f'token {self.token}'})
+        request = urllib.request.Request(
+            f'{self.url}{path}', method=method, headers={'Authorization': f'token {self.token}'}
+        )
         with urllib.request.urlopen(request, timeout=30) as response:
             body = response.read()
         return json.loads(body) if body else None
 
     def write_notebook(self, name: str, cells: Sequence[str] = ()) -> Path:
         notebook = nbformat.v4.new_notebook()
-        notebook.metadata['kernelspec'] = {'name': 'python3', 'display_name': 'Python 3',
-                                           'language': 'python'}
+        notebook.metadata['kernelspec'] = {
+            'name': 'python3',
+            'display_name': 'Python 3',
+            'language': 'python',
+        }
         notebook.cells = [nbformat.v4.new_code_cell(source) for source in cells]
         path = self.root / name
         nbformat.write(notebook, path)
@@ -130,7 +146,7 @@ class JupyterServer:
 
     def shutdown_kernels(self) -> None:
         for session in self.api('GET', '/api/sessions'):
-            self.api('DELETE', f"/api/sessions/{session['id']}")
+            self.api('DELETE', f'/api/sessions/{session["id"]}')
 
     def notebook_url(self, name: str, workspace: str) -> str:
         if self.frontend == 'lab':
@@ -143,15 +159,15 @@ class JupyterServer:
 # -- the page side: one script per frontend family ------------------------------------------------
 
 _LAB = {
-    'ready': '''() => {
+    'ready': """() => {
         const app = window.jupyterapp;
         const panel = app && app.shell.currentWidget;
         const kernel = panel && panel.sessionContext && panel.sessionContext.session
             && panel.sessionContext.session.kernel;
         return Boolean(panel && panel.content && panel.content.model && kernel
             && kernel.connectionStatus === 'connected' && kernel.status === 'idle');
-    }''',
-    'append': '''(code) => {
+    }""",
+    'append': """(code) => {
         const panel = window.jupyterapp.shell.currentWidget;
         const notebook = panel.content;
         const index = notebook.model.cells.length;
@@ -164,37 +180,37 @@ _LAB = {
             () => { window.jchannelTestRuns[index] = 'done'; },
             (error) => { window.jchannelTestRuns[index] = 'failed: ' + error; });
         return index;
-    }''',
-    'done': '''(index) => (window.jchannelTestRuns || {})[index] !== 'running'
+    }""",
+    'done': """(index) => (window.jchannelTestRuns || {})[index] !== 'running'
         && window.jupyterapp.shell.currentWidget.content.widgets[index].model.executionCount
-           !== null''',
-    'outputs': '''(index) => {
+           !== null""",
+    'outputs': """(index) => {
         const cell = window.jupyterapp.shell.currentWidget.content.widgets[index];
         return cell.model.outputs.toJSON();
-    }''',
-    'area': '''(index) => window.jupyterapp.shell.currentWidget.content.widgets[index]
-        .outputArea.node''',
-    'save': '''async () => {
+    }""",
+    'area': """(index) => window.jupyterapp.shell.currentWidget.content.widgets[index]
+        .outputArea.node""",
+    'save': """async () => {
         await window.jupyterapp.commands.execute('docmanager:save');
         return !window.jupyterapp.shell.currentWidget.context.model.dirty;
-    }''',
-    'restart': '''async () => {
+    }""",
+    'restart': """async () => {
         const context = window.jupyterapp.shell.currentWidget.sessionContext;
         await context.session.kernel.restart();
-    }''',
-    'run_all': '''() => {
+    }""",
+    'run_all': """() => {
         window.jupyterapp.commands.execute('notebook:run-all-cells');
         return window.jupyterapp.shell.currentWidget.content.widgets.length;
-    }''',
-    'code': '''(index) => window.jupyterapp.shell.currentWidget.content.widgets[index].model.type
-        === 'code\'''',
+    }""",
+    'code': """(index) => window.jupyterapp.shell.currentWidget.content.widgets[index].model.type
+        === 'code\'""",
 }
 
 _CLASSIC = {
-    'ready': '''() => Boolean(window.Jupyter && Jupyter.notebook && Jupyter.notebook._fully_loaded
+    'ready': """() => Boolean(window.Jupyter && Jupyter.notebook && Jupyter.notebook._fully_loaded
         && Jupyter.notebook.kernel && Jupyter.notebook.kernel.is_connected()
-        && Jupyter.notebook.kernel.info_reply && Jupyter.notebook.kernel.info_reply.status)''',
-    'append': '''(code) => {
+        && Jupyter.notebook.kernel.info_reply && Jupyter.notebook.kernel.info_reply.status)""",
+    'append': """(code) => {
         const notebook = Jupyter.notebook;
         const cell = notebook.insert_cell_at_bottom('code');
         cell.set_text(code);
@@ -202,40 +218,41 @@ _CLASSIC = {
         notebook.select(index);
         cell.execute();
         return index;
-    }''',
-    'done': '''(index) => {
+    }""",
+    'done': """(index) => {
         const number = Jupyter.notebook.get_cell(index).input_prompt_number;
         return typeof number === 'number';
-    }''',
+    }""",
     'outputs': '(index) => Jupyter.notebook.get_cell(index).output_area.toJSON()',
     'area': '(index) => Jupyter.notebook.get_cell(index).output_area.element[0]',
-    'save': '''async () => {
+    'save': """async () => {
         await Jupyter.notebook.save_notebook();
         return !Jupyter.notebook.dirty;
-    }''',
-    'restart': '''() => new Promise((resolve) => {
+    }""",
+    'restart': """() => new Promise((resolve) => {
         Jupyter.notebook.events.one('kernel_ready.Kernel', () => resolve());
         Jupyter.notebook.kernel.restart();
-    })''',
-    'run_all': '''() => {
+    })""",
+    'run_all': """() => {
         Jupyter.notebook.execute_all_cells();
         return Jupyter.notebook.ncells();
-    }''',
+    }""",
     'code': "(index) => Jupyter.notebook.get_cell(index).cell_type === 'code'",
 }
 
-_TEXT = '''(area) => {
+_TEXT = """(area) => {
     const copy = area.cloneNode(true);
     for (const node of copy.querySelectorAll('script, .jp-OutputPrompt, .prompt')) node.remove();
     return copy.textContent;
-}'''
+}"""
 
 
 class NotebookTab:
     """One notebook open in one Chromium tab of a frontend, driven cell by cell."""
 
-    def __init__(self, jupyter: JupyterServer, browser: Browser, name: str,
-                 source: Path | None = None) -> None:
+    def __init__(
+        self, jupyter: JupyterServer, browser: Browser, name: str, source: Path | None = None
+    ) -> None:
         """A tab for notebook ``name``: a copy of ``source``, or a new empty notebook."""
         self.jupyter = jupyter
         self.name = name
@@ -278,7 +295,7 @@ class NotebookTab:
         for output in outputs:
             if output.get('output_type') == 'error':
                 trace = '\n'.join(output.get('traceback', []))
-                raise CellError(f"{output['ename']}: {output['evalue']}\n{trace}")
+                raise CellError(f'{output["ename"]}: {output["evalue"]}\n{trace}')
         return self.output_text(index)
 
     def run(self, code: str, timeout: float = CELL_TIMEOUT) -> str:
@@ -295,14 +312,20 @@ class NotebookTab:
         area = self.page.evaluate_handle(self.scripts['area'], index)
         return self.page.evaluate(_TEXT, area)
 
-    def wait_text(self, selector: str, predicate: Callable[[str], bool], what: str,
-                  timeout: float = CELL_TIMEOUT) -> str:
+    def wait_text(
+        self,
+        selector: str,
+        predicate: Callable[[str], bool],
+        what: str,
+        timeout: float = CELL_TIMEOUT,
+    ) -> str:
         """Poll the text of the elements matching ``selector`` until ``predicate`` holds."""
         deadline = time.monotonic() + timeout
         texts: list[str] = []
         while time.monotonic() < deadline:
             texts = self.page.eval_on_selector_all(
-                selector, '(nodes) => nodes.map((node) => node.textContent)')
+                selector, '(nodes) => nodes.map((node) => node.textContent)'
+            )
             if any(predicate(text) for text in texts):
                 return next(text for text in texts if predicate(text))
             self.page.wait_for_timeout(200)

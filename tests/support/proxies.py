@@ -27,8 +27,17 @@ import aiohttp
 from aiohttp import web
 from typing_extensions import Self
 
-HOP_BY_HOP = {'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade',
-              'transfer-encoding', 'content-length', 'host'}
+HOP_BY_HOP = {
+    'connection',
+    'keep-alive',
+    'proxy-connection',
+    'te',
+    'trailer',
+    'upgrade',
+    'transfer-encoding',
+    'content-length',
+    'host',
+}
 
 
 def _end_to_end(headers: Mapping[str, str]) -> dict[str, str]:
@@ -52,8 +61,9 @@ class HoldingProxy:
     async def start(self) -> Self:
         app = web.Application(client_max_size=64 << 20)
         app.router.add_route('*', '/{tail:.*}', self._forward)
-        self._session = aiohttp.ClientSession(auto_decompress=False, timeout=aiohttp.ClientTimeout(
-            total=None, sock_read=None))
+        self._session = aiohttp.ClientSession(
+            auto_decompress=False, timeout=aiohttp.ClientTimeout(total=None, sock_read=None)
+        )
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, '127.0.0.1', self.port)
@@ -70,13 +80,17 @@ class HoldingProxy:
         self.requests.append((request.method, request.path))
         body = await request.read()
         async with self._session.request(
-                request.method, f'http://127.0.0.1:{self.target}{request.path_qs}',
-                headers=_end_to_end(request.headers), data=body or None,
-                allow_redirects=False) as upstream:
+            request.method,
+            f'http://127.0.0.1:{self.target}{request.path_qs}',
+            headers=_end_to_end(request.headers),
+            data=body or None,
+            allow_redirects=False,
+        ) as upstream:
             headers = _end_to_end(upstream.headers)
             if request.method in self.holding:
-                return web.Response(status=upstream.status, headers=headers,
-                                    body=await upstream.read())
+                return web.Response(
+                    status=upstream.status, headers=headers, body=await upstream.read()
+                )
             response = web.StreamResponse(status=upstream.status, headers=headers)
             await response.prepare(request)
             async for chunk in upstream.content.iter_any():
@@ -110,8 +124,11 @@ class RetryingProxy(HoldingProxy):
         async def fetch() -> web.Response:
             assert self._session is not None
             async with self._session.get(url, headers=_end_to_end(request.headers)) as upstream:
-                return web.Response(status=upstream.status, headers=_end_to_end(upstream.headers),
-                                    body=await upstream.read())
+                return web.Response(
+                    status=upstream.status,
+                    headers=_end_to_end(upstream.headers),
+                    body=await upstream.read(),
+                )
 
         try:
             return await asyncio.wait_for(fetch(), self.retry_after)
@@ -130,9 +147,16 @@ class ChaosProxy:
     calm (a page loads its script whole) until ``unleash()``.
     """
 
-    def __init__(self, target: int, seed: int, port: int = 0, cut_chance: float = 1.0,
-                 max_offset: int = 256 * 1024, delay_chance: float = 0.2,
-                 max_delay: float = 0.03) -> None:
+    def __init__(
+        self,
+        target: int,
+        seed: int,
+        port: int = 0,
+        cut_chance: float = 1.0,
+        max_offset: int = 256 * 1024,
+        delay_chance: float = 0.2,
+        max_delay: float = 0.03,
+    ) -> None:
         self.target = target
         self.port = port
         self.seed = seed
@@ -179,20 +203,27 @@ class ChaosProxy:
         cut = not self.calm and self._random.random() < self.cut_chance
         budget = [self._random.randrange(self.max_offset) if cut else -1]
         try:
-            await asyncio.gather(self._pipe(reader, up_writer, budget, ends),
-                                 self._pipe(up_reader, writer, budget, ends))
+            await asyncio.gather(
+                self._pipe(reader, up_writer, budget, ends),
+                self._pipe(up_reader, writer, budget, ends),
+            )
         finally:
             self._transports.difference_update(ends)
             for transport in ends:
                 transport.close()
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    budget: list[int], ends: tuple) -> None:
+    async def _pipe(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        budget: list[int],
+        ends: tuple,
+    ) -> None:
         try:
             while data := await reader.read(16 * 1024):
                 await self._delay()
                 if budget[0] >= 0 and len(data) >= budget[0]:
-                    writer.write(data[:budget[0]])
+                    writer.write(data[: budget[0]])
                     self.cuts += 1
                     for transport in ends:
                         transport.abort()
@@ -266,6 +297,8 @@ class CutProxy:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+
+
 class FaultProxy(HoldingProxy):
     """Forwards to ``127.0.0.1:<target>``, streaming every answer, and misbehaves on a share of
     the requests, each fault drawn from ``random.Random(seed)`` in the order requests arrive.
@@ -289,13 +322,25 @@ class FaultProxy(HoldingProxy):
     """
 
     RATES: ClassVar[dict[str, float]] = {
-        'drop_request': 0.05, 'cut_request': 0.04, 'drop_response': 0.05, 'duplicate': 0.05,
-        'cut_response': 0.06, 'replay': 0.05}
+        'drop_request': 0.05,
+        'cut_request': 0.04,
+        'drop_response': 0.05,
+        'duplicate': 0.05,
+        'cut_response': 0.06,
+        'replay': 0.05,
+    }
 
-    def __init__(self, target: int, seed: int, port: int = 0,
-                 rates: dict[str, float] | None = None, delay: float = 0.15,
-                 max_delay: float = 0.03, max_cut: int = 16 * 1024,
-                 max_replay: float = 0.5) -> None:
+    def __init__(
+        self,
+        target: int,
+        seed: int,
+        port: int = 0,
+        rates: dict[str, float] | None = None,
+        delay: float = 0.15,
+        max_delay: float = 0.03,
+        max_cut: int = 16 * 1024,
+        max_replay: float = 0.5,
+    ) -> None:
         super().__init__(target, port, holding=())
         self.seed = seed
         self.rates = dict(self.RATES if rates is None else rates)
@@ -323,8 +368,10 @@ class FaultProxy(HoldingProxy):
                 break
             roll -= rate
         cut = self._random.randrange(self.max_cut)
-        delays = [self._random.uniform(0, self.max_delay) if self._random.random() < self.delay
-                  else 0.0 for _ in range(2)]
+        delays = [
+            self._random.uniform(0, self.max_delay) if self._random.random() < self.delay else 0.0
+            for _ in range(2)
+        ]
         return fault, cut, delays[0], delays[1]
 
     async def _forward(self, request: web.Request) -> web.StreamResponse:
@@ -348,29 +395,35 @@ class FaultProxy(HoldingProxy):
         url = f'http://127.0.0.1:{self.target}{request.path_qs}'
         headers = _end_to_end(request.headers)
         if fault == 'replay':
-            replay = asyncio.ensure_future(self._replay(
-                request.method, url, headers, body, self._random.uniform(0, self.max_replay)))
+            replay = asyncio.ensure_future(
+                self._replay(
+                    request.method, url, headers, body, self._random.uniform(0, self.max_replay)
+                )
+            )
             self._replays.add(replay)
             replay.add_done_callback(self._replays.discard)
         try:
             if fault == 'duplicate':
-                async with self._session.request(request.method, url, headers=headers,
-                                                 data=body or None, allow_redirects=False) as first:
+                async with self._session.request(
+                    request.method, url, headers=headers, data=body or None, allow_redirects=False
+                ) as first:
                     await first.read()
-            async with self._session.request(request.method, url, headers=headers,
-                                             data=body or None, allow_redirects=False) as upstream:
+            async with self._session.request(
+                request.method, url, headers=headers, data=body or None, allow_redirects=False
+            ) as upstream:
                 if fault == 'drop_response':
                     await upstream.read()
                     return self._reset(request)
-                response = web.StreamResponse(status=upstream.status,
-                                              headers=_end_to_end(upstream.headers))
+                response = web.StreamResponse(
+                    status=upstream.status, headers=_end_to_end(upstream.headers)
+                )
                 if after:
                     await asyncio.sleep(after)
                 await response.prepare(request)
                 passed = 0
                 async for chunk in upstream.content.iter_any():
                     if fault == 'cut_response' and passed + len(chunk) >= cut:
-                        await response.write(chunk[:cut - passed])
+                        await response.write(chunk[: cut - passed])
                         return self._reset(request)
                     passed += len(chunk)
                     await response.write(chunk)
@@ -379,13 +432,15 @@ class FaultProxy(HoldingProxy):
         except (aiohttp.ClientError, ConnectionError, asyncio.TimeoutError):
             return self._reset(request)
 
-    async def _replay(self, method: str, url: str, headers: dict[str, str], body: bytes,
-                      after: float) -> None:
+    async def _replay(
+        self, method: str, url: str, headers: dict[str, str], body: bytes, after: float
+    ) -> None:
         await asyncio.sleep(after)
         assert self._session is not None
         try:
-            async with self._session.request(method, url, headers=headers, data=body or None,
-                                             allow_redirects=False) as upstream:
+            async with self._session.request(
+                method, url, headers=headers, data=body or None, allow_redirects=False
+            ) as upstream:
                 await asyncio.wait_for(upstream.content.read(64 * 1024), 0.2)
         except (aiohttp.ClientError, ConnectionError, asyncio.TimeoutError):
             pass
@@ -406,10 +461,13 @@ class FaultProxy(HoldingProxy):
     async def _send_part(self, request: web.Request, body: bytes, cut: int) -> None:
         """Send the server the request's head and at most ``cut`` bytes of its body, then a
         reset (a body not cut short loses its last byte)."""
-        head = [f'{request.method} {request.path_qs} HTTP/1.1', f'Host: 127.0.0.1:{self.target}',
-                f'Content-Length: {len(body)}']
+        head = [
+            f'{request.method} {request.path_qs} HTTP/1.1',
+            f'Host: 127.0.0.1:{self.target}',
+            f'Content-Length: {len(body)}',
+        ]
         head += [f'{name}: {value}' for name, value in _end_to_end(request.headers).items()]
-        part = body[:min(cut, max(0, len(body) - 1))]
+        part = body[: min(cut, max(0, len(body) - 1))]
         try:
             _, writer = await asyncio.open_connection('127.0.0.1', self.target)
         except OSError:

@@ -13,29 +13,131 @@ from typing import Any
 from jchannel_http.values import MAX_DEPTH, MAX_SAFE_INTEGER
 
 STRING_PIECES = [
-    '', 'a', ' ', 'é', 'ß', '中文', '😀', '\U0010ffff', '\U00010000', '\u2028', '\u2029',
-    '\x00', '\x01', '\x1f', '\x7f', '\x80', '\xa0', '\ufeff', '\ufffe', '\uffff', '\ufffd',
-    '\ud800', '\udbff', '\udc00', '\udfff',            # lone surrogates
-    '\ud83d\ude00', '\udbff\udfff',                     # pairs: one character in the page
-    '\ud83d', '\ude00',                                  # halves of an emoji
-    '"', '\\', '/', '\n', '\r\n', '\t', '\b', '\f', '</script>', '<!--', ']]>',
-    '\u202e', 'a\u0301', '\u200d', '👨\u200d👩\u200d👧', '🏳️\u200d🌈', '\u0000\u0000',
-    '__proto__', 'constructor', 'toString', '1e309', 'NaN', 'null', 'undefined',
+    '',
+    'a',
+    ' ',
+    'é',
+    'ß',
+    '中文',
+    '😀',
+    '\U0010ffff',
+    '\U00010000',
+    '\u2028',
+    '\u2029',
+    '\x00',
+    '\x01',
+    '\x1f',
+    '\x7f',
+    '\x80',
+    '\xa0',
+    '\ufeff',
+    '\ufffe',
+    '\uffff',
+    '\ufffd',
+    '\ud800',
+    '\udbff',
+    '\udc00',
+    '\udfff',  # lone surrogates
+    '\ud83d\ude00',
+    '\udbff\udfff',  # pairs: one character in the page
+    '\ud83d',
+    '\ude00',  # halves of an emoji
+    '"',
+    '\\',
+    '/',
+    '\n',
+    '\r\n',
+    '\t',
+    '\b',
+    '\f',
+    '</script>',
+    '<!--',
+    ']]>',
+    '\u202e',
+    'a\u0301',
+    '\u200d',
+    '👨\u200d👩\u200d👧',
+    '🏳️\u200d🌈',
+    '\u0000\u0000',
+    '__proto__',
+    'constructor',
+    'toString',
+    '1e309',
+    'NaN',
+    'null',
+    'undefined',
 ]
-KEYS = ['', 'a', 'b', 'é', '😀', '\ud800', '\udfff', '\ud83d\ude00', '__proto__', 'constructor',
-        'hasOwnProperty', '0', '1', '42', '-1', '01', 'seq', 'type', 'call', '\x00', ' ', '"']
-INTEGERS = [0, 1, -1, 2, 255, 256, 65535, 65536, 2**31 - 1, 2**31, -2**31, 2**32, 2**52,
-            2**53 - 2, MAX_SAFE_INTEGER, -MAX_SAFE_INTEGER, 10**15, -10**15]
-FLOATS = [0.0, -0.0, 0.5, -0.5, 0.1, 1e-7, 1e21, 1e-300, 5e-324, -5e-324,
-          2.2250738585072014e-308, 1.7976931348623157e308, -1.7976931348623157e308,
-          9007199254740993.0, 1.0, 2.0**60, 3.141592653589793, 123456789.123456789]
+KEYS = [
+    '',
+    'a',
+    'b',
+    'é',
+    '😀',
+    '\ud800',
+    '\udfff',
+    '\ud83d\ude00',
+    '__proto__',
+    'constructor',
+    'hasOwnProperty',
+    '0',
+    '1',
+    '42',
+    '-1',
+    '01',
+    'seq',
+    'type',
+    'call',
+    '\x00',
+    ' ',
+    '"',
+]
+INTEGERS = [
+    0,
+    1,
+    -1,
+    2,
+    255,
+    256,
+    65535,
+    65536,
+    2**31 - 1,
+    2**31,
+    -(2**31),
+    2**32,
+    2**52,
+    2**53 - 2,
+    MAX_SAFE_INTEGER,
+    -MAX_SAFE_INTEGER,
+    10**15,
+    -(10**15),
+]
+FLOATS = [
+    0.0,
+    -0.0,
+    0.5,
+    -0.5,
+    0.1,
+    1e-7,
+    1e21,
+    1e-300,
+    5e-324,
+    -5e-324,
+    2.2250738585072014e-308,
+    1.7976931348623157e308,
+    -1.7976931348623157e308,
+    9007199254740993.0,
+    1.0,
+    2.0**60,
+    3.141592653589793,
+    123456789.123456789,
+]
 
 KERNEL_UNSENDABLE = {
     'nan': lambda: float('nan'),
     'inf': lambda: float('inf'),
     '-inf': lambda: [1, {'x': -float('inf')}],
     'int 2**53': lambda: 2**53,
-    'int -2**53': lambda: {'n': -2**53},
+    'int -2**53': lambda: {'n': -(2**53)},
     'int 2**64': lambda: [2**64],
     'int key': lambda: {1: 'one'},
     'tuple key': lambda: {'a': {(1, 2): 3}},
@@ -65,7 +167,7 @@ def random_string(rng: random.Random, pieces: int = 6) -> str:
         elif pick < 0.8:
             parts.append(chr(rng.randrange(0x20, 0x3000)))
         elif pick < 0.9:
-            parts.append(chr(rng.randrange(0xd800, 0xe000)))  # any surrogate, paired by chance
+            parts.append(chr(rng.randrange(0xD800, 0xE000)))  # any surrogate, paired by chance
         else:
             parts.append(chr(rng.randrange(0x10000, 0x110000)))
     return ''.join(parts)
@@ -94,8 +196,12 @@ def random_value(rng: random.Random, depth: int = 0) -> Any:
         return random_string(rng)
     if pick < 0.75:
         return [random_value(rng, depth + 1) for _ in range(rng.randrange(5))]
-    return {rng.choice(KEYS) if rng.random() < 0.6 else random_string(rng, 2):
-            random_value(rng, depth + 1) for _ in range(rng.randrange(5))}
+    return {
+        rng.choice(KEYS) if rng.random() < 0.6 else random_string(rng, 2): random_value(
+            rng, depth + 1
+        )
+        for _ in range(rng.randrange(5))
+    }
 
 
 def random_payload(rng: random.Random, max_levels: int) -> Any:
@@ -158,7 +264,7 @@ def digest(data: bytes) -> list:
 
 async def chunked(data: bytes, chunk: int) -> AsyncIterator[bytes]:
     for start in range(0, len(data), chunk):
-        yield data[start:start + chunk]
+        yield data[start : start + chunk]
 
 
 def difference(a: Any, b: Any, path: str = 'value') -> str:
@@ -181,5 +287,5 @@ def utf16_hash(text: str) -> list:
     units = memoryview(text.encode('utf-16-le', 'surrogatepass')).cast('H')
     value = 2166136261
     for unit in units:
-        value = ((value ^ unit) * 16777619) & 0xffffffff
+        value = ((value ^ unit) * 16777619) & 0xFFFFFFFF
     return [len(units), value]

@@ -53,8 +53,9 @@ def install_fake_cloudflared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     cert.private_key_pem.write_to_path(str(tmp_path / 'key.pem'))
     cert.cert_chain_pems[0].write_to_path(str(tmp_path / 'cert.pem'))
     ca.cert_pem.write_to_path(str(tmp_path / 'ca.pem'))
-    path = os.pathsep.join([str(FIXTURES / 'bin'), os.path.dirname(sys.executable),
-                            os.environ.get('PATH', '')])
+    path = os.pathsep.join(
+        [str(FIXTURES / 'bin'), os.path.dirname(sys.executable), os.environ.get('PATH', '')]
+    )
     monkeypatch.setenv('PATH', path)  # the fake's `#!/usr/bin/env python3` is this Python
     monkeypatch.setenv('FAKE_CLOUDFLARED_CERT', str(tmp_path / 'cert.pem'))
     monkeypatch.setenv('FAKE_CLOUDFLARED_KEY', str(tmp_path / 'key.pem'))

@@ -13,7 +13,7 @@ import sys
 
 import jchannel_http
 
-PAGE_SIDE = r'''(channel) => {
+PAGE_SIDE = r"""(channel) => {
   channel.handler = {
     async slowCount(stream, delayMs) {
       let size = 0;
@@ -37,7 +37,7 @@ PAGE_SIDE = r'''(channel) => {
     },
   };
   return 'ready';
-}'''
+}"""
 
 
 class KernelSide:

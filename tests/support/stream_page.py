@@ -11,7 +11,7 @@ import hashlib
 import random
 from collections.abc import AsyncIterator
 
-PAGE_SIDE = r'''(channel) => {
+PAGE_SIDE = r"""(channel) => {
   window.channel = channel;
   const makeBytes = (size, seed) => {
     const words = new Uint32Array(Math.ceil(size / 4));
@@ -83,7 +83,7 @@ PAGE_SIDE = r'''(channel) => {
     },
   };
   return 'ready';
-}'''
+}"""
 
 
 def seeded_chunks(size: int, seed: int, chunk: int = 1 << 20) -> list[bytes]:
@@ -161,10 +161,12 @@ class KernelSide:
             finally:
                 self.finished += 1
                 self.cancelled.set()
+
         return generate()
 
     def failing(self, before: int):
         async def generate():
             yield b'\x07' * before
             raise ValueError('the kernel producer broke')
+
         return generate()

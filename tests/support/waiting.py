@@ -8,8 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 
-async def wait_until(condition: Callable[[], Any], seconds: float = 10, what: str = '',
-                     interval: float = 0.05) -> None:
+async def wait_until(
+    condition: Callable[[], Any], seconds: float = 10, what: str = '', interval: float = 0.05
+) -> None:
     """Return once ``condition()`` is true; after ``seconds`` (checked once more) fail with
     ``what`` (or the condition's name) in the message."""
     if seconds <= 0 or interval <= 0:
@@ -31,9 +32,12 @@ async def wait_connected(page: Any, transport: str, seconds: float = 60) -> None
         await page.wait_for_function(
             '(t) => window.jchannelClient.transport === t'
             ' && window.jchannelClient.state === "connected"',
-            arg=transport, timeout=seconds * 1000)
+            arg=transport,
+            timeout=seconds * 1000,
+        )
     except Exception as exc:
-        found = await page.evaluate('''() => window.jchannelClient === undefined ? null
-            : [window.jchannelClient.transport, window.jchannelClient.state]''')
-        raise AssertionError(f'not connected over {transport} within {seconds} s '
-                             f'(transport and state: {found})') from exc
+        found = await page.evaluate("""() => window.jchannelClient === undefined ? null
+            : [window.jchannelClient.transport, window.jchannelClient.state]""")
+        raise AssertionError(
+            f'not connected over {transport} within {seconds} s (transport and state: {found})'
+        ) from exc

@@ -29,13 +29,24 @@ async def read_line(stream: asyncio.StreamReader, pattern: str, timeout: float =
             if match:
                 return match
         raise AssertionError(f'{pattern!r} not printed')
+
     return await asyncio.wait_for(find(), timeout)
 
 
 async def test_demo_page_calls_the_kernel_and_shows_kernel_calls() -> None:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, '-m', 'jchannel_http', 'demo', '--port', '0', '--interval', '0.2',
-        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        sys.executable,
+        '-m',
+        'jchannel_http',
+        'demo',
+        '--port',
+        '0',
+        '--interval',
+        '0.2',
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     assert process.stdout is not None
     try:
         page_url = (await read_line(process.stdout, r'(http://\S+/page\?token=\S+)')).group(1)
@@ -45,18 +56,22 @@ async def test_demo_page_calls_the_kernel_and_shows_kernel_calls() -> None:
             await page.goto(page_url)
             await page.click('#demo-multiply', timeout=20_000)
             await page.wait_for_function(
-                "document.getElementById('demo-answer').textContent === '42'", timeout=20_000)
+                "document.getElementById('demo-answer').textContent === '42'", timeout=20_000
+            )
             await page.click('#demo-divide')
             await page.wait_for_function(
                 "document.getElementById('demo-answer').textContent.includes('ZeroDivisionError')",
-                timeout=20_000)
+                timeout=20_000,
+            )
             await page.wait_for_function(
-                "document.querySelectorAll('#demo-log li').length >= 2", timeout=20_000)
+                "document.querySelectorAll('#demo-log li').length >= 2", timeout=20_000
+            )
             entries = await page.locator('#demo-log li').all_text_contents()
             assert any(re.fullmatch(r'\.{4}call \d+|call \d+\.{4}', text) for text in entries)
             await page.wait_for_function(
                 "document.getElementById('jchannel-status').textContent.includes('\"connected\": true')",
-                timeout=20_000)
+                timeout=20_000,
+            )
             await check_figures_and_streams(page)
             await browser.close()
         await read_line(process.stdout, r"kernel called indent(Left|Right): '")
@@ -68,7 +83,8 @@ async def test_demo_page_calls_the_kernel_and_shows_kernel_calls() -> None:
 async def check_figures_and_streams(page: Page) -> None:
     """The figures people look for are numbers, and a byte stream each way completes."""
     await page.wait_for_function(
-        "/^[\\d,]+$/.test(document.getElementById('demo-rate').textContent)", timeout=30_000)
+        "/^[\\d,]+$/.test(document.getElementById('demo-rate').textContent)", timeout=30_000
+    )
     figures: dict[str, str] = {}
     for name in ('transport', 'latency', 'rate'):
         figure = await page.text_content(f'#demo-{name}')
@@ -81,19 +97,24 @@ async def check_figures_and_streams(page: Page) -> None:
     assert intro is not None and 'RPC channel' in intro
     await page.wait_for_function(
         "document.getElementById('demo-chart').getContext('2d')"
-        ".getImageData(0, 0, 480, 90).data.some((value) => value !== 0)", timeout=10_000)
+        '.getImageData(0, 0, 480, 90).data.some((value) => value !== 0)',
+        timeout=10_000,
+    )
     await page.click('#demo-download')
     await page.wait_for_function(
         "document.getElementById('demo-download-text').textContent.startsWith('done: 32.0 MiB')",
-        timeout=60_000)
-    assert await page.evaluate("document.getElementById('demo-download-bar').value") == 32 * 2 ** 20
+        timeout=60_000,
+    )
+    assert await page.evaluate("document.getElementById('demo-download-bar').value") == 32 * 2**20
     await page.click('#demo-upload')
     await page.wait_for_function(
         "document.getElementById('demo-upload-text').textContent.startsWith('done: 8.0 MiB')",
-        timeout=60_000)
+        timeout=60_000,
+    )
     await page.click('#demo-burst')
-    await page.wait_for_function("document.getElementById('demo-rate').dataset.bursts === '2'",
-                                 timeout=30_000)  # the page's first burst, then the button's
+    await page.wait_for_function(
+        "document.getElementById('demo-rate').dataset.bursts === '2'", timeout=30_000
+    )  # the page's first burst, then the button's
     shot = os.environ.get('JCHANNEL_DEMO_SCREENSHOT')
     if shot:  # to look at the page: JCHANNEL_DEMO_SCREENSHOT=/tmp/demo.png
         await page.screenshot(path=shot, full_page=True)
@@ -101,7 +122,7 @@ async def check_figures_and_streams(page: Page) -> None:
 
 async def test_the_demo_handler_refuses_bad_sizes_and_counts_what_it_reads() -> None:
     handler = DemoHandler()
-    for size in (-1, 'big', True, 2 ** 40):
+    for size in (-1, 'big', True, 2**40):
         with pytest.raises(ValueError, match='size must be an integer'):
             handler.download(size)  # type: ignore[arg-type]  # refused at run time, the point of the test
     source = handler.download(70_000)
@@ -111,5 +132,9 @@ async def test_the_demo_handler_refuses_bad_sizes_and_counts_what_it_reads() -> 
     async def two() -> AsyncIterator[bytes]:
         yield b'hello '
         yield b'world'
+
     assert await handler.checksum(two(), 'x.txt') == {
-        'name': 'x.txt', 'bytes': 11, 'sha256': hashlib.sha256(b'hello world').hexdigest()}
+        'name': 'x.txt',
+        'bytes': 11,
+        'sha256': hashlib.sha256(b'hello world').hexdigest(),
+    }

@@ -35,7 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 def fake_cloudflared(tmp_path, monkeypatch) -> FakeCloudflared:
     return install_fake_cloudflared(tmp_path, monkeypatch)
 
-WELL = '''
+
+WELL = """
     map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
     server {{
         listen 127.0.0.1:{port};
@@ -49,9 +50,9 @@ WELL = '''
             proxy_read_timeout 60s;
         }}
     }}
-'''
+"""
 
-BADLY = '''
+BADLY = """
     server {{
         listen 127.0.0.1:{port};
         client_max_body_size 1m;
@@ -65,9 +66,9 @@ BADLY = '''
             proxy_read_timeout 20s;
         }}
     }}
-'''
+"""
 
-LOGIN_WALL = '''
+LOGIN_WALL = """
     server {{
         listen 127.0.0.1:{port};
         location = /login {{
@@ -80,9 +81,9 @@ LOGIN_WALL = '''
             proxy_buffering off;
         }}
     }}
-'''
+"""
 
-INTERSTITIAL = '''
+INTERSTITIAL = """
     server {{
         listen 127.0.0.1:{port};
         location / {{
@@ -95,7 +96,7 @@ INTERSTITIAL = '''
             proxy_buffering off;
         }}
     }}
-'''
+"""
 
 
 class Proxy:
@@ -116,8 +117,11 @@ class Proxy:
         config = tmp / 'nginx.conf'
         config.write_text(CONFIG.format(tmp=tmp, servers=self.block))
         binary = shutil.which('nginx') or '/usr/sbin/nginx'
-        self.process = subprocess.Popen([binary, '-c', str(config), '-p', str(tmp)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.process = subprocess.Popen(
+            [binary, '-c', str(config), '-p', str(tmp)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         for _ in range(100):
             if self.process.poll() is not None:
                 raise RuntimeError(f'nginx exited: {self.process.communicate()[1].decode()}')
@@ -163,8 +167,18 @@ def statuses(report: Report) -> dict[str, str]:
 async def test_nginx_set_up_well(proxy, server) -> None:
     report = await Doctor(proxy.url, TOKEN).run()
     assert statuses(report) == {
-        'reachable': OK, 'token': OK, 'sse-get': OK, 'sse-post': OK, 'poll': OK, 'body': OK,
-        'post': OK, 'statuses': OK, 'interstitial': OK, 'websocket': INFO, 'latency': OK}
+        'reachable': OK,
+        'token': OK,
+        'sse-get': OK,
+        'sse-post': OK,
+        'poll': OK,
+        'body': OK,
+        'post': OK,
+        'statuses': OK,
+        'interstitial': OK,
+        'websocket': INFO,
+        'latency': OK,
+    }
     assert report.check('body').detail.startswith('8 MiB (the most tried)')
     assert report.check('poll').detail.endswith('the server holds polls up to 25 s')
     assert report.check('websocket').detail.startswith('yes')
@@ -179,9 +193,18 @@ async def test_nginx_set_up_well(proxy, server) -> None:
 async def test_nginx_set_up_badly(proxy, server) -> None:
     report = await Doctor(proxy.url, TOKEN).run()
     assert statuses(report) == {
-        'reachable': OK, 'token': OK, 'sse-get': PROBLEM, 'sse-post': PROBLEM, 'poll': OK,
-        'body': PROBLEM, 'post': OK, 'statuses': OK, 'interstitial': OK, 'websocket': INFO,
-        'latency': OK}
+        'reachable': OK,
+        'token': OK,
+        'sse-get': PROBLEM,
+        'sse-post': PROBLEM,
+        'poll': OK,
+        'body': PROBLEM,
+        'post': OK,
+        'statuses': OK,
+        'interstitial': OK,
+        'websocket': INFO,
+        'latency': OK,
+    }
     assert report.check('sse-get').detail.startswith('buffered: no event within 3 s')
     body = report.check('body')
     assert body.detail.startswith('1 MiB; 2 MiB refused on the path (HTTP 413 an HTML page')
@@ -191,21 +214,29 @@ async def test_nginx_set_up_badly(proxy, server) -> None:
     assert report.transport == 'poll' and report.exit_status == 0
     text = report.render()
     assert 'The page client will use: poll (long-poll)' in text
-    assert '- GET event stream unbuffered: a proxy holds GET event streams. nginx: ' \
-           'proxy_buffering off' in text
+    assert (
+        '- GET event stream unbuffered: a proxy holds GET event streams. nginx: '
+        'proxy_buffering off' in text
+    )
 
 
 @pytest.mark.parametrize('proxy', [pytest.param(LOGIN_WALL, id='login-wall')], indirect=True)
 async def test_a_login_page_is_detected_and_a_cookie_gets_through(proxy) -> None:
     def doctor(*extra: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, '-m', 'jchannel_http', 'doctor', proxy.url, '--token', TOKEN,
-             *extra], cwd=ROOT, capture_output=True, text=True, timeout=90)
+            [sys.executable, '-m', 'jchannel_http', 'doctor', proxy.url, '--token', TOKEN, *extra],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
 
     refused = await asyncio.to_thread(doctor)
     assert refused.returncode == 1
-    assert "reachable                      PROBLEM  not the kernel server: HTTP 200 an HTML " \
-           "page ('Sign in')" in refused.stdout
+    assert (
+        'reachable                      PROBLEM  not the kernel server: HTTP 200 an HTML '
+        "page ('Sign in')" in refused.stdout
+    )
     assert 'a login page answers' in refused.stdout
     assert 'The page client will find no working transport.' in refused.stdout
 
@@ -230,9 +261,18 @@ async def test_through_the_fake_cloudflared(fake_cloudflared) -> None:
     async with jchannel_http.Server(tunnel='cloudflared', token=TOKEN) as server:
         report = await Doctor(server.url, TOKEN).run()
     assert statuses(report) == {
-        'reachable': OK, 'token': OK, 'sse-get': PROBLEM, 'sse-post': OK, 'poll': OK,
-        'body': OK, 'post': OK, 'statuses': OK, 'interstitial': OK, 'websocket': INFO,
-        'latency': OK}
+        'reachable': OK,
+        'token': OK,
+        'sse-get': PROBLEM,
+        'sse-post': OK,
+        'poll': OK,
+        'body': OK,
+        'post': OK,
+        'statuses': OK,
+        'interstitial': OK,
+        'websocket': INFO,
+        'latency': OK,
+    }
     assert report.check('websocket').detail.startswith('yes')
     assert report.transport == 'sse-post'
 
@@ -256,8 +296,9 @@ async def test_an_unreachable_url_a_wrong_token_and_no_token() -> None:
         assert 'The server refused the token' in rendered
         assert 'server.page_url' in report.check('token').advice
         # nothing measured from 401 answers is rated
-        assert report.check('latency').status != OK or \
-            report.check('latency').detail.endswith('(GET /favicon.ico)')
+        assert report.check('latency').status != OK or report.check('latency').detail.endswith(
+            '(GET /favicon.ico)'
+        )
         assert 'GET /status' not in report.check('latency').detail
         assert 'The transports were not probed: the server refused the token.' in rendered
 
@@ -273,8 +314,9 @@ async def test_an_unreachable_url_a_wrong_token_and_no_token() -> None:
 async def test_a_connected_page_is_left_alone(server) -> None:
     page = 'page-client-0001'
     async with aiohttp.ClientSession(headers={'Authorization': f'Bearer {TOKEN}'}) as http:
-        async with http.get(f'{server.url}/events', params={'client': page},
-                            headers={'Accept': 'text/event-stream'}) as stream:
+        async with http.get(
+            f'{server.url}/events', params={'client': page}, headers={'Accept': 'text/event-stream'}
+        ) as stream:
             await stream.content.readuntil(b'\n\n')
             report = await Doctor(server.url, TOKEN).run()
             assert server.status()['client'] == page
@@ -293,17 +335,37 @@ async def test_through_the_colab_proxy_stand_in(server, variant) -> None:
     finally:
         await proxy.stop()
     found = statuses(report)
-    assert {key: found[key] for key in ('reachable', 'token', 'sse-post', 'poll', 'body', 'post',
-                                        'statuses', 'websocket')} == {
-        'reachable': OK, 'token': OK, 'sse-post': INFO, 'poll': OK, 'body': INFO, 'post': INFO,
-        'statuses': INFO, 'websocket': INFO}
+    assert {
+        key: found[key]
+        for key in (
+            'reachable',
+            'token',
+            'sse-post',
+            'poll',
+            'body',
+            'post',
+            'statuses',
+            'websocket',
+        )
+    } == {
+        'reachable': OK,
+        'token': OK,
+        'sse-post': INFO,
+        'poll': OK,
+        'body': INFO,
+        'post': INFO,
+        'statuses': INFO,
+        'websocket': INFO,
+    }
     assert found['sse-get'] == (OK if variant == 'streaming' else PROBLEM)
-    assert report.check('post').detail.startswith("no: HTTP 500 'Not allowed'; the GET form of "
-                                                  '/messages gets an empty 500')
+    assert report.check('post').detail.startswith(
+        "no: HTTP 500 'Not allowed'; the GET form of /messages gets an empty 500"
+    )
     assert report.check('statuses').detail == "hidden: the server's 401 arrived as an empty 500"
     assert report.transport == ('sse-get' if variant == 'streaming' else 'poll')
     text = report.render()
-    assert ('- POST passes: POST refused: the page sends its messages and upload chunks in '
-            'GET') in text
+    assert (
+        '- POST passes: POST refused: the page sends its messages and upload chunks in GET'
+    ) in text
     assert '- error statuses pass: the path hides error statuses' in text
     assert server.status()['connected'] is False  # released over GET

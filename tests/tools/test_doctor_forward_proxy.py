@@ -21,8 +21,9 @@ TOKEN = 'doctor-proxy-token-0123456789'
 @pytest.fixture
 async def behind_squid():
     squid = Squid()
-    async with jchannel_http.Server(token=TOKEN, tunnel=squid, heartbeat=1.5,
-                                    poll_hold=1.5) as server:
+    async with jchannel_http.Server(
+        token=TOKEN, tunnel=squid, heartbeat=1.5, poll_hold=1.5
+    ) as server:
         yield server, squid
 
 
@@ -33,8 +34,9 @@ def no_proxy_variables(monkeypatch) -> None:
         monkeypatch.delenv(name.lower(), raising=False)
 
 
-async def test_the_doctor_follows_http_proxy_and_no_proxy(behind_squid, no_proxy_variables,
-                                                          monkeypatch) -> None:
+async def test_the_doctor_follows_http_proxy_and_no_proxy(
+    behind_squid, no_proxy_variables, monkeypatch
+) -> None:
     server, squid = behind_squid
     alone = await Doctor(server.page_url, deadline=2, hold=1.5, timeout=10).run()
     assert alone.check('reachable').status == PROBLEM
@@ -52,8 +54,17 @@ async def test_the_doctor_follows_http_proxy_and_no_proxy(behind_squid, no_proxy
 
 async def test_the_doctor_command_takes_proxy(behind_squid, no_proxy_variables) -> None:
     server, squid = behind_squid
-    command = [sys.executable, '-m', 'jchannel_http', 'doctor', server.page_url,
-               '--proxy', squid.forward_proxy, '--deadline', '2']
+    command = [
+        sys.executable,
+        '-m',
+        'jchannel_http',
+        'doctor',
+        server.page_url,
+        '--proxy',
+        squid.forward_proxy,
+        '--deadline',
+        '2',
+    ]
     done = await _run(command)
     assert done.returncode == 0, done.stdout + done.stderr
     assert 'The page client will use: sse-get' in done.stdout
@@ -64,9 +75,14 @@ async def test_the_doctor_command_takes_proxy(behind_squid, no_proxy_variables) 
 
 async def _run(command: list[str]) -> subprocess.CompletedProcess:
     process = await asyncio.create_subprocess_exec(
-        *command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env={**os.environ, 'PYTHONPATH': str(ROOT)})
+        *command,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, 'PYTHONPATH': str(ROOT)},
+    )
     stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode is not None  # set once communicate() has seen it exit
-    return subprocess.CompletedProcess(command, process.returncode, stdout.decode(),
-                                       stderr.decode())
+    return subprocess.CompletedProcess(
+        command, process.returncode, stdout.decode(), stderr.decode()
+    )

@@ -45,8 +45,13 @@ ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / 'README.md'
 BLOCK = re.compile(r'^```(?P<lang>\w*)\n(?P<body>.*?)^```$', re.DOTALL | re.MULTILINE)
 MARKER = re.compile(r'<!-- readme-sample: (?P<spec>.*?) -->\n')
-LANGUAGES = {'kernel': 'python', 'page': 'javascript', 'script': 'python', 'curl': 'bash',
-             'shell': 'bash'}
+LANGUAGES = {
+    'kernel': 'python',
+    'page': 'javascript',
+    'script': 'python',
+    'curl': 'bash',
+    'shell': 'bash',
+}
 PYTHON_ERROR = re.compile(r'(?P<name>[A-Z]\w*(?:Error|Exception)): (?P<detail>.+)')
 JS_ERROR = re.compile(r'throws (?P<name>\w+)(?:: (?P<detail>.+))?')
 JSON_COMMENT = re.compile(r'(?:\d{3} |(?:event: \w+\s+)?(?:id: \d+\s+)?data:\s*)?(?=[{\[])')
@@ -73,18 +78,22 @@ def readme_samples() -> list[Sample]:
     samples = []
     for block in BLOCK.finditer(text):
         line = text.count('\n', 0, block.start()) + 2  # the block's first line of code
-        before = text[text.rfind('\n', 0, block.start() - 1) + 1:block.start()]
+        before = text[text.rfind('\n', 0, block.start() - 1) + 1 : block.start()]
         marker = MARKER.fullmatch(before)
         if marker is None:
-            raise AssertionError(f'README.md:{line - 1}: a code block without a '
-                                 '<!-- readme-sample: ... --> marker on the line before it')
+            raise AssertionError(
+                f'README.md:{line - 1}: a code block without a '
+                '<!-- readme-sample: ... --> marker on the line before it'
+            )
         words = marker['spec'].replace(',', ' ').split()
         kind = words[0]
         if kind not in LANGUAGES:
             raise AssertionError(f'README.md:{line - 1}: unknown sample kind {kind!r}')
         if LANGUAGES[kind] != block['lang']:
-            raise AssertionError(f'README.md:{line - 1}: a {kind} sample must be '
-                                 f'```{LANGUAGES[kind]}, not ```{block["lang"]}')
+            raise AssertionError(
+                f'README.md:{line - 1}: a {kind} sample must be '
+                f'```{LANGUAGES[kind]}, not ```{block["lang"]}'
+            )
         if kind == 'shell' and not re.search(r'not run \(.+\)', marker['spec']):
             raise AssertionError(f'README.md:{line - 1}: say why a shell sample is not run')
         samples.append(Sample(kind, tuple(words[1:]), block['lang'], block['body'], line))
@@ -98,6 +107,7 @@ def test_every_block_is_marked_and_each_kind_is_there() -> None:
 
 
 # -- Python in the kernel ----------------------------------------------------------------------
+
 
 def python_comments(source: str) -> dict[int, str]:
     """The comment ending each line of ``source``, by line number."""
@@ -139,8 +149,10 @@ async def run_python(sample: Sample, namespace: dict[str, Any]) -> None:
             if error is not None and type(exc).__name__ == error['name']:
                 assert error['detail'].rstrip('.') in str(exc), (where, str(exc))
                 continue
-            raise AssertionError(f'{where}: {ast.get_source_segment(sample.body, node)!r} '
-                                 f'raised {type(exc).__name__}: {exc}') from exc
+            raise AssertionError(
+                f'{where}: {ast.get_source_segment(sample.body, node)!r} '
+                f'raised {type(exc).__name__}: {exc}'
+            ) from exc
         assert error is None, f'{where}: {error["name"]} was expected, nothing was raised'
         if expected is not MISSING:
             assert value == expected, f'{where}: {value!r}, README says {expected!r}'
@@ -148,7 +160,7 @@ async def run_python(sample: Sample, namespace: dict[str, Any]) -> None:
 
 # -- JavaScript in the page --------------------------------------------------------------------
 
-RUN_IN_PAGE = '''async (source) => {
+RUN_IN_PAGE = """async (source) => {
   const AsyncFunction = (async () => {}).constructor;
   let run;
   try {
@@ -161,7 +173,7 @@ RUN_IN_PAGE = '''async (source) => {
   } catch (error) {
     return { ok: false, name: error.name, message: error.message };
   }
-}'''
+}"""
 
 
 def js_statements(sample: Sample) -> list[tuple[int, str, str | None]]:
@@ -202,8 +214,10 @@ async def run_page(sample: Sample, page: Page) -> None:
 
 # -- the kernel and page samples, in order -----------------------------------------------------
 
+
 async def test_kernel_page_and_script_samples_run_as_written(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)  # the samples write files (data.bin)
     namespace: dict[str, Any] = {'__name__': '__readme__'}
     servers: list[jchannel_http.Server] = []
@@ -236,10 +250,17 @@ async def run_script(sample: Sample, browser: Any, folder: Path) -> None:
     """Run a program sample; open the page address it prints; it must end by itself."""
     script = folder / f'readme_{sample.line}.py'
     script.write_text(sample.body)
-    env = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')])}
+    env = {
+        **os.environ,
+        'PYTHONPATH': os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]),
+    }
     process = await asyncio.create_subprocess_exec(
-        sys.executable, str(script), stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env=env)
+        sys.executable,
+        str(script),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
     assert process.stdout is not None  # stdout=PIPE
     try:
         line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
@@ -259,7 +280,7 @@ async def run_script(sample: Sample, browser: Any, folder: Path) -> None:
 
 # -- curl against the demo ---------------------------------------------------------------------
 
-CURL_PRELUDE = r'''
+CURL_PRELUDE = r"""
 set -e
 curl() {  # each answer on its own line; a stream (-N) ends after a few seconds
   local rc=0 limit=10
@@ -268,7 +289,7 @@ curl() {  # each answer on its own line; a stream (-N) ends after a few seconds
   echo
   [ "$rc" = 0 ] || [ "$rc" = 28 ]
 }
-'''
+"""
 
 
 def matches(expected: Any, actual: Any) -> bool:
@@ -277,10 +298,14 @@ def matches(expected: Any, actual: Any) -> bool:
         return isinstance(actual, str) and actual.startswith(expected[:-3])
     if isinstance(expected, dict):
         return isinstance(actual, dict) and all(
-            key in actual and matches(value, actual[key]) for key, value in expected.items())
+            key in actual and matches(value, actual[key]) for key, value in expected.items()
+        )
     if isinstance(expected, list):
-        return isinstance(actual, list) and len(actual) == len(expected) and all(
-            matches(e, a) for e, a in zip(expected, actual, strict=True))
+        return (
+            isinstance(actual, list)
+            and len(actual) == len(expected)
+            and all(matches(e, a) for e, a in zip(expected, actual, strict=True))
+        )
     return type(expected) is type(actual) and expected == actual
 
 
@@ -305,13 +330,16 @@ def expected_json(body: str) -> list[tuple[str, Any]]:
     for line in body.splitlines():
         if '#' not in line:
             continue
-        comment = line.split('#', 1)[1].strip() if not line.lstrip().startswith('#') \
+        comment = (
+            line.split('#', 1)[1].strip()
+            if not line.lstrip().startswith('#')
             else line.lstrip()[1:].strip()
+        )
         prefix = JSON_COMMENT.match(comment)
         if prefix is None:
             continue
         try:
-            found.append((comment, decoder.raw_decode(comment[prefix.end():])[0]))
+            found.append((comment, decoder.raw_decode(comment[prefix.end() :])[0]))
         except ValueError:
             pass  # prose, or JSON abridged with a bare ...
     return found
@@ -326,12 +354,28 @@ def curl_script(sample: Sample, values: dict[str, str]) -> str:
             continue  # the live value is in the environment
         lines.append(line)
     exports = ''.join(f'{name}={value!r}\n' for name, value in values.items())
-    names = ' '.join(sorted({assigned for block in readme_samples() if block.kind == 'curl'
-                             for assigned in re.findall(r'^([A-Z][A-Z0-9_]*)=', block.body, re.MULTILINE)}))
-    keep = (f'for name in {names}; do if [ -n "${{!name+x}}" ]; then declare -p "$name"; fi; '
-            'done > state.sh\n')
-    return (CURL_PRELUDE + 'if [ -f state.sh ]; then source state.sh; fi\n' + exports
-            + '\n'.join(lines) + '\n' + keep)
+    names = ' '.join(
+        sorted(
+            {
+                assigned
+                for block in readme_samples()
+                if block.kind == 'curl'
+                for assigned in re.findall(r'^([A-Z][A-Z0-9_]*)=', block.body, re.MULTILINE)
+            }
+        )
+    )
+    keep = (
+        f'for name in {names}; do if [ -n "${{!name+x}}" ]; then declare -p "$name"; fi; '
+        'done > state.sh\n'
+    )
+    return (
+        CURL_PRELUDE
+        + 'if [ -f state.sh ]; then source state.sh; fi\n'
+        + exports
+        + '\n'.join(lines)
+        + '\n'
+        + keep
+    )
 
 
 async def read_demo_line(stream: asyncio.StreamReader, pattern: str) -> re.Match:
@@ -346,9 +390,20 @@ async def read_demo_line(stream: asyncio.StreamReader, pattern: str) -> re.Match
 
 async def test_the_curl_walkthrough_runs_against_the_demo(tmp_path: Path) -> None:
     demo = await asyncio.create_subprocess_exec(
-        sys.executable, '-m', 'jchannel_http', 'demo', '--port', '0', '--interval', '0.3',
-        '--calls', '2', cwd=ROOT, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT)
+        sys.executable,
+        '-m',
+        'jchannel_http',
+        'demo',
+        '--port',
+        '0',
+        '--interval',
+        '0.3',
+        '--calls',
+        '2',
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     assert demo.stdout is not None  # stdout=PIPE
     try:
         found = await read_demo_line(demo.stdout, r'(http://[^/\s]+)/page\?token=(\S+)')
@@ -361,19 +416,30 @@ async def test_the_curl_walkthrough_runs_against_the_demo(tmp_path: Path) -> Non
                 if option.startswith('sent>='):
                     await wait_until_sent(values, int(option.removeprefix('sent>=')), sample)
             done = await asyncio.create_subprocess_exec(
-                'bash', '-c', curl_script(sample, values), cwd=tmp_path,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+                'bash',
+                '-c',
+                curl_script(sample, values),
+                cwd=tmp_path,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
             out, err = await asyncio.wait_for(done.communicate(), 120)
             output = out.decode()
-            assert done.returncode == 0, f'{sample.where}: exit {done.returncode}\n{output}{err.decode()}'
+            assert done.returncode == 0, (
+                f'{sample.where}: exit {done.returncode}\n{output}{err.decode()}'
+            )
             printed.append(output)
             answers = json_values(output)
             for comment, expected in expected_json(sample.body):
                 assert any(matches(expected, answer) for answer in answers), (
-                    f'{sample.where}: nothing printed matches {comment!r}:\n{output[:3000]}')
+                    f'{sample.where}: nothing printed matches {comment!r}:\n{output[:3000]}'
+                )
             if 'SESSION' not in values:
-                sessions = [answer['session'] for answer in answers
-                            if isinstance(answer, dict) and 'session' in answer]
+                sessions = [
+                    answer['session']
+                    for answer in answers
+                    if isinstance(answer, dict) and 'session' in answer
+                ]
                 if sessions:
                     values['SESSION'] = sessions[0]
         everything = '\n'.join(printed)
@@ -396,8 +462,15 @@ async def wait_until_sent(values: dict[str, str], count: int, sample: Sample) ->
     """Wait (bounded) until the demo's kernel has sent ``count`` frames in the session."""
     for _ in range(100):
         done = await asyncio.create_subprocess_exec(
-            'curl', '-s', '--max-time', '5', '-H', f'Authorization: Bearer {values["TOKEN"]}',
-            f'{values["URL"]}/status', stdout=asyncio.subprocess.PIPE)
+            'curl',
+            '-s',
+            '--max-time',
+            '5',
+            '-H',
+            f'Authorization: Bearer {values["TOKEN"]}',
+            f'{values["URL"]}/status',
+            stdout=asyncio.subprocess.PIPE,
+        )
         out, _ = await done.communicate()
         if json.loads(out or b'{}').get('sent', 0) >= count:
             return

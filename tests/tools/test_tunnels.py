@@ -106,8 +106,10 @@ async def read_for(response: aiohttp.ClientResponse, seconds: float) -> bytes:
 
 # -- cloudflared ----------------------------------------------------------------------------
 
+
 async def test_cloudflared_gives_its_url_carries_calls_and_ends_with_the_server(
-        fake_cloudflared) -> None:
+    fake_cloudflared,
+) -> None:
     server = await jchannel_http.start(tunnel='cloudflared', token=TOKEN, heartbeat=1)
     try:
         assert isinstance(server.tunnel, CloudflaredLauncher)
@@ -119,15 +121,15 @@ async def test_cloudflared_gives_its_url_carries_calls_and_ends_with_the_server(
         channel = jchannel_http.Channel(server, '(channel) => {}', name='math')
         channel.handler = Multiplier()
         async with fake_cloudflared.session(headers=AUTH) as http:
-            async with http.post(f'{server.url}/channels/math/call/multiply',
-                                 data='[6, 7]') as response:
+            async with http.post(
+                f'{server.url}/channels/math/call/multiply', data='[6, 7]'
+            ) as response:
                 assert (response.status, await response.json()) == (200, {'result': 42})
             async with http.get(f'{server.url}/status') as response:
                 assert (await response.json())['connected'] is False
             query = {'client': 'tunnel-client-1'}
             headers = {'Accept': 'text/event-stream'}
-            async with http.post(f'{server.url}/events', params=query,
-                                 headers=headers) as response:
+            async with http.post(f'{server.url}/events', params=query, headers=headers) as response:
                 assert (await read_for(response, 2)).startswith(b'event: hello\n')
 
             async def held() -> None:
@@ -144,13 +146,16 @@ async def test_cloudflared_gives_its_url_carries_calls_and_ends_with_the_server(
 
 
 def test_cloudflared_ends_with_a_kernel_that_exits_without_stopping(fake_cloudflared) -> None:
-    code = ('import asyncio, jchannel_http\n'
-            'async def main():\n'
-            '    server = await jchannel_http.start(tunnel="cloudflared")\n'
-            '    print(server.tunnel.pid, flush=True)\n'
-            'asyncio.run(main())\n')
-    done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                          timeout=60, check=True)
+    code = (
+        'import asyncio, jchannel_http\n'
+        'async def main():\n'
+        '    server = await jchannel_http.start(tunnel="cloudflared")\n'
+        '    print(server.tunnel.pid, flush=True)\n'
+        'asyncio.run(main())\n'
+    )
+    done = subprocess.run(
+        [sys.executable, '-c', code], capture_output=True, text=True, timeout=60, check=True
+    )
     pid = int(done.stdout.split()[0])
 
     def ended() -> bool:  # gone, or dead and waiting for init to reap it
@@ -180,8 +185,9 @@ async def test_cloudflared_url_from_the_metrics_endpoint_alone(fake_cloudflared)
     assert cloudflared_children() == []
 
 
-async def test_cloudflared_path_option_finds_a_binary_off_path(fake_cloudflared,
-                                                              monkeypatch) -> None:
+async def test_cloudflared_path_option_finds_a_binary_off_path(
+    fake_cloudflared, monkeypatch
+) -> None:
     monkeypatch.setenv('PATH', os.path.dirname(sys.executable))
     binary = str(FIXTURES / 'bin' / 'cloudflared')
     async with jchannel_http.Server(tunnel='cloudflared', cloudflared_path=binary) as server:
@@ -190,7 +196,8 @@ async def test_cloudflared_path_option_finds_a_binary_off_path(fake_cloudflared,
 
 
 async def test_cloudflared_missing_says_how_to_install_and_releases_the_port(
-        monkeypatch, tmp_path) -> None:
+    monkeypatch, tmp_path
+) -> None:
     monkeypatch.setenv('PATH', str(tmp_path))
     server = jchannel_http.Server(tunnel='cloudflared')
     with pytest.raises(TunnelError) as caught:
@@ -219,7 +226,8 @@ async def test_cloudflared_that_fails_is_reported_with_its_output(fake_cloudflar
 
 
 async def test_cloudflared_url_that_never_answers_times_out_and_leaves_nothing(
-        fake_cloudflared) -> None:
+    fake_cloudflared,
+) -> None:
     fake_cloudflared.set('DELAY', '60')
     server = jchannel_http.Server(tunnel='cloudflared', tunnel_timeout=1.5)
     with pytest.raises(TunnelError) as caught:
@@ -248,6 +256,7 @@ async def test_cancelling_start_leaves_no_process(fake_cloudflared) -> None:
 
 
 # -- custom launchers and bad values --------------------------------------------------------
+
 
 class RecordingLauncher:
     """A custom launcher: it reaches the server directly, and records what was asked of it."""
@@ -278,13 +287,19 @@ async def test_a_custom_launcher_gives_the_url_and_is_stopped_once() -> None:
     assert launcher.calls == [('start', server.port), ('stop',)]
 
 
-@pytest.mark.parametrize('launcher, expected', [
-    (RecordingLauncher(fail=RuntimeError('no route to the relay')),
-     'failed to start: no route to the relay'),
-    (RecordingLauncher(url='ftp://example.invalid'), "returned 'ftp://example.invalid'"),
-])
+@pytest.mark.parametrize(
+    'launcher, expected',
+    [
+        (
+            RecordingLauncher(fail=RuntimeError('no route to the relay')),
+            'failed to start: no route to the relay',
+        ),
+        (RecordingLauncher(url='ftp://example.invalid'), "returned 'ftp://example.invalid'"),
+    ],
+)
 async def test_a_failing_custom_launcher_is_stopped_and_the_port_released(
-        launcher, expected) -> None:
+    launcher, expected
+) -> None:
     server = jchannel_http.Server(tunnel=launcher)
     with pytest.raises(TunnelError, match=expected) as caught:
         await server.start()
@@ -306,6 +321,7 @@ def test_bad_tunnel_values_are_refused_clearly() -> None:
 
 
 # -- ngrok ----------------------------------------------------------------------------------
+
 
 class NgrokModule(types.ModuleType):
     """The stand-in module's attributes."""
@@ -363,8 +379,9 @@ async def test_ngrok_forwards_the_port_and_disconnects_on_stop(monkeypatch) -> N
     async with jchannel_http.Server(tunnel='ngrok', token=TOKEN) as server:
         assert isinstance(server.tunnel, NgrokLauncher)
         assert server.url == f'http://127.0.0.1:{server.port}'
-        assert module.calls == [('forward', f'127.0.0.1:{server.port}',
-                                 {'authtoken_from_env': True})]
+        assert module.calls == [
+            ('forward', f'127.0.0.1:{server.port}', {'authtoken_from_env': True})
+        ]
         async with aiohttp.ClientSession(headers=AUTH) as http:
             async with http.get(f'{server.url}/status') as response:
                 assert response.status == 200
@@ -391,14 +408,16 @@ async def test_ngrok_refusal_keeps_the_cause(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, 'ngrok', ngrok_stand_in(fail=refusal))
     monkeypatch.setenv('NGROK_AUTHTOKEN', 'wrong')
     server = jchannel_http.Server(tunnel='ngrok')
-    with pytest.raises(TunnelError, match='ngrok refused to open the tunnel: ERR_NGROK_105') \
-            as caught:
+    with pytest.raises(
+        TunnelError, match='ngrok refused to open the tunnel: ERR_NGROK_105'
+    ) as caught:
         await server.start()
     assert caught.value.__cause__ is refusal
     assert port_closed(server.port)
 
 
 # -- Colab ----------------------------------------------------------------------------------
+
 
 async def test_colab_asks_the_page_for_the_proxy_url(fake_colab, colab_proxy) -> None:
     async with jchannel_http.Server(tunnel='colab', token=TOKEN) as server:
@@ -443,21 +462,32 @@ async def test_colab_blocks_the_loop_in_short_slices_only(fake_colab, monkeypatc
 async def test_colab_waits_for_calls_in_flight_before_it_blocks(fake_colab, colab_proxy) -> None:
     async with jchannel_http.Server(token=TOKEN, heartbeat=1) as first:
         async with aiohttp.ClientSession(headers=AUTH) as http:
-            events = await http.get(f'{first.url}/events', params={'client': 'colab-first-1'},
-                                    headers={'Accept': 'text/event-stream'})
+            events = await http.get(
+                f'{first.url}/events',
+                params={'client': 'colab-first-1'},
+                headers={'Accept': 'text/event-stream'},
+            )
             reader = EventReader(events)
             session = (await reader.event())['data']['session']
             channel = jchannel_http.Channel(first, '(c) => {}')
             opening = channel.open(timeout=10)
             opened = await reader.event()  # the open frame: a kernel call in flight
             starting = asyncio.ensure_future(
-                jchannel_http.start(tunnel='colab', token=TOKEN, tunnel_timeout=10))
+                jchannel_http.start(tunnel='colab', token=TOKEN, tunnel_timeout=10)
+            )
             await asyncio.sleep(0.3)
             assert fake_colab.evaluated == [] and not starting.done()
-            await http.post(f'{first.url}/messages', json={
-                'client': 'colab-first-1', 'session': session, 'ack': opened['data']['seq'],
-                'messages': [{'seq': 1, 'type': 'result', 'call': opened['data']['call'],
-                              'value': None}]})
+            await http.post(
+                f'{first.url}/messages',
+                json={
+                    'client': 'colab-first-1',
+                    'session': session,
+                    'ack': opened['data']['seq'],
+                    'messages': [
+                        {'seq': 1, 'type': 'result', 'call': opened['data']['call'], 'value': None}
+                    ],
+                },
+            )
             await opening
             second = await asyncio.wait_for(starting, 10)
             assert second.url == colab_proxy.url and len(fake_colab.evaluated) == 1
@@ -472,6 +502,7 @@ async def test_colab_outside_colab_says_so(monkeypatch) -> None:
 
 
 # -- jupyter-server-proxy and auto ----------------------------------------------------------
+
 
 async def test_jupyter_server_proxy_url_is_relative_to_the_notebook_server(monkeypatch) -> None:
     monkeypatch.setenv('JUPYTERHUB_SERVICE_PREFIX', '/user/alice/')
@@ -504,12 +535,13 @@ async def test_auto_chooses_jupyter_server_proxy_on_a_hub(monkeypatch, caplog) -
     async with jchannel_http.Server(tunnel='auto') as server:
         assert isinstance(server.tunnel, JupyterServerProxyLauncher)
         assert server.url == f'/user/bob/proxy/{server.port}'
-    assert ("tunnel='auto' chose jupyter-server-proxy: JUPYTERHUB_SERVICE_PREFIX=/user/bob/"
-            in caplog.text)
+    assert (
+        "tunnel='auto' chose jupyter-server-proxy: JUPYTERHUB_SERVICE_PREFIX=/user/bob/"
+        in caplog.text
+    )
 
 
-async def test_auto_on_a_hub_without_the_proxy_warns_and_stays_local(monkeypatch,
-                                                                    caplog) -> None:
+async def test_auto_on_a_hub_without_the_proxy_warns_and_stays_local(monkeypatch, caplog) -> None:
     monkeypatch.setitem(sys.modules, 'google.colab', None)
     monkeypatch.setitem(sys.modules, 'jupyter_server_proxy', None)
     monkeypatch.setenv('JUPYTERHUB_SERVICE_PREFIX', '/user/bob/')

@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 USAGE = Path(__file__).with_name('typing_usage.py')
 
-MISUSE = '''
+MISUSE = """
 import jchannel_http
 
 async def misuse(channel: jchannel_http.Channel) -> None:
@@ -20,7 +20,7 @@ async def misuse(channel: jchannel_http.Channel) -> None:
     stream = await channel.pipe(b'not a stream')
     await channel.echo(1).join()
     jchannel_http.Server(tunnel=3)
-'''
+"""
 
 
 def mypy(tmp_path: Path, source: Path) -> subprocess.CompletedProcess[str]:
@@ -30,9 +30,24 @@ def mypy(tmp_path: Path, source: Path) -> subprocess.CompletedProcess[str]:
     if source != target:
         shutil.copy(source, target)
     return subprocess.run(
-        [sys.executable, '-m', 'mypy', '--strict', '--config-file', str(ROOT / 'pyproject.toml'),
-         '--cache-dir', str(tmp_path / 'cache'), '--no-error-summary', str(target)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+        [
+            sys.executable,
+            '-m',
+            'mypy',
+            '--strict',
+            '--config-file',
+            str(ROOT / 'pyproject.toml'),
+            '--cache-dir',
+            str(tmp_path / 'cache'),
+            '--no-error-summary',
+            str(target),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def test_public_api_types_pass_mypy_strict(tmp_path: Path) -> None:

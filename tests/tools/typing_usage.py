@@ -60,8 +60,10 @@ async def channel_side(channel: Channel) -> None:
     assert_type(channel.close(), asyncio.Task[None])
     assert_type(channel.call('add', 1, 2.5, 'x', [1, {'a': None}]), asyncio.Task[CallResult])
     assert_type(channel.echo(1, 'two'), asyncio.Task[list[JsonValue]])
-    assert_type(channel.call_with_stream('upload', chunks(), total=3, progress=on_progress),
-                asyncio.Task[CallResult])
+    assert_type(
+        channel.call_with_stream('upload', chunks(), total=3, progress=on_progress),
+        asyncio.Task[CallResult],
+    )
     assert_type(channel.pipe(Source(chunks(), total=3)), asyncio.Task[MetaGenerator])
     assert_type(channel.is_open, bool)
     assert_type(channel.handler, object)

@@ -175,10 +175,7 @@ export class Sender {
       await checkResponse(response, 'application/json', conn.url, 'call');
       const answer = await readJson(response, controller.signal);
       if (epoch !== conn.epoch) return null;
-      this.#applyAck(answer, lastSent);
-      conn.ackSent = Math.max(conn.ackSent, cursor);
-      this.#postAttempt = 0;
-      this.#onCarried(answer);
+      this.#answered(answer, lastSent, cursor);
       return null;
     } catch (error) {
       if (epoch !== conn.epoch) return null;
@@ -269,10 +266,7 @@ export class Sender {
           continue;
         }
         this.#parts = null;
-        this.#applyAck(answer, parts.lastSent);
-        conn.ackSent = Math.max(conn.ackSent, cursor);
-        this.#postAttempt = 0;
-        this.#onCarried(answer);
+        this.#answered(answer, parts.lastSent, cursor);
         return null;
       } catch (error) {
         if (epoch !== conn.epoch) return null;
@@ -292,6 +286,21 @@ export class Sender {
    *
    * @param {{frames?: unknown}} answer
    */
+  /**
+   * The server answered a whole batch: its acknowledgement, the page's own that went with it,
+   * and the frames it carried back.
+   *
+   * @param {any} answer the answer's JSON
+   * @param {number} lastSent the last sequence number the batch held
+   * @param {number} cursor the page's cursor that the batch acknowledged
+   */
+  #answered(answer, lastSent, cursor) {
+    this.#applyAck(answer, lastSent);
+    this.#conn.ackSent = Math.max(this.#conn.ackSent, cursor);
+    this.#postAttempt = 0;
+    this.#onCarried(answer);
+  }
+
   #onCarried(answer) {
     if (!Array.isArray(answer.frames)) {
       throw new TransportError('retry', 'the answer to a POST has no frames array');

@@ -5,8 +5,8 @@ the OpenAPI description are read; no server runs."""
 
 from __future__ import annotations
 
+import ast
 import json
-import re
 from pathlib import Path
 
 import orjson
@@ -18,7 +18,6 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 HTTP = ROOT / 'jchannel_http' / 'http'
 CASES = json.loads((ROOT / 'tests' / 'vectors' / 'answers.json').read_text())['cases']
 USES = ('call', 'receive', 'stream')
-RAISED = re.compile(r"HttpError\(\s*(\d{3}),\s*'([a-z_]+)'")
 MODULE_USES: dict[str, tuple[str, ...]] = {
     'streams.py': ('stream',),  # the handlers of /streams/...
     'direct.py': (),  # /channels/.../call/...: for HTTP clients, the page never calls it
@@ -26,6 +25,30 @@ MODULE_USES: dict[str, tuple[str, ...]] = {
 """Which of the page's requests can get the answers a module raises; any other module (the
 guard, the shared replies) answers every request."""
 PATH_USES = {'/messages': 'call', '/events': 'receive', '/poll': 'receive'}
+
+
+def http_errors(source: Path) -> tuple[list[tuple[int, str]], list[str]]:
+    """The ``HttpError(...)`` calls in ``source``: (status, code) of those whose status and code
+    are written out, and the source text of the others."""
+    text = source.read_text()
+    known: list[tuple[int, str]] = []
+    dynamic: list[str] = []
+    for node in ast.walk(ast.parse(text)):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+            continue
+        if node.func.id != 'HttpError':
+            continue
+        status, code = [*node.args, None, None][:2]
+        if (
+            isinstance(status, ast.Constant)
+            and isinstance(status.value, int)
+            and isinstance(code, ast.Constant)
+            and isinstance(code.value, str)
+        ):
+            known.append((status.value, code.value))
+        else:
+            dynamic.append(' '.join((ast.get_source_segment(text, node) or '').split()))
+    return known, dynamic
 
 
 def rows() -> set[tuple[str, int, str | None]]:
@@ -48,8 +71,8 @@ def kernel_answers() -> set[tuple[str, int, str]]:
     answers = set()
     for source in sorted(HTTP.glob('*.py')):
         uses = MODULE_USES.get(source.name, USES)
-        for status, code in RAISED.findall(source.read_text()):
-            answers |= {(use, int(status), code) for use in uses}
+        for status, code in http_errors(source)[0]:
+            answers |= {(use, status, code) for use in uses}
     for kind, status, code in app._STATUS:  # the library's errors, raised by the endpoint
         error = app.error_for(kind('x'))
         assert (error.status, error.body['error']) == (status, code)
@@ -105,15 +128,8 @@ def test_every_status_of_the_description_has_a_row_for_its_use() -> None:
 def test_the_only_answer_with_a_status_not_known_in_advance_is_aiohttps_own() -> None:
     # any other aiohttp HTTPException is answered with its own status as 'http_error'; the page's
     # default rule (retry, or check for a refusal) applies to it
-    dynamic = [
-        line
-        for source in HTTP.glob('*.py')
-        for line in source.read_text().splitlines()
-        if 'HttpError(' in line
-        and not RAISED.search(line)
-        and 'class HttpError' not in line
-        and 'status_code, code' not in line
-    ]
-    assert [line.strip() for line in dynamic] == [
-        "return HttpError(exc.status, 'http_error', exc.reason)"
+    dynamic = [call for source in sorted(HTTP.glob('*.py')) for call in http_errors(source)[1]]
+    assert sorted(dynamic) == [
+        "HttpError(exc.status, 'http_error', exc.reason)",
+        'HttpError(status_code, code, str(exc))',  # the library's errors: app._STATUS, read above
     ]

@@ -45,4 +45,4 @@ node --test tests/js/
 site=$(mktemp -d)
 python3 -m mkdocs build --quiet --strict -d "$site"   # broken links and anchors fail it
 rm -rf "$site"
-python3 -m pytest -q -p no:cacheprovider "$@"
+python3 -m pytest -q -p no:cacheprovider --durations=15 "$@"   # the 15 slowest, to keep the suite short

@@ -1,6 +1,6 @@
 /**
  * Frames as the page reads and writes them: the table of docs/protocol.md ("Frames"), with
- * the same rules and error messages as jchannel_http/frames.py. `decodeFrame` validates a
+ * the same rules and error messages as jchannel_http/protocol/frames.py. `decodeFrame` validates a
  * parsed JSON value; `decodeItem` does so for an item of a batch, which keeps its place in the
  * sequence when it has a usable `seq`; `encodeFrame` writes a frame's JSON text, fields in the
  * table's order.

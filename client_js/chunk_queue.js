@@ -3,6 +3,8 @@
  * bookkeeping, no I/O.
  */
 
+import { joinBytes } from './bytes.js';
+
 /**
  * @typedef {object} Piece bytes of an outgoing stream at an offset
  * @property {number} offset
@@ -63,13 +65,7 @@ export class ChunkQueue {
       parts.push(part);
       size += part.length;
     }
-    const bytes = new Uint8Array(size);
-    let at = 0;
-    for (const part of parts) {
-      bytes.set(part, at);
-      at += part.length;
-    }
-    return { offset: first.offset, bytes };
+    return { offset: first.offset, bytes: joinBytes(parts) };
   }
 
   /** @returns {Uint8Array} at most `limit` bytes from the head piece, removed from the queue */

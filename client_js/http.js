@@ -1,4 +1,5 @@
 import { HEADERS } from './wire.js';
+import { joinBytes } from './bytes.js';
 
 /**
  * What the page does with each HTTP answer, in one table for calls, receive requests and streams
@@ -262,12 +263,7 @@ export async function readJson(response, signal) {
     if (signal.aborted || received === 0) throw error; // no byte: the connection was lost
     throw cutAnswer(received, response.status);
   }
-  const bytes = new Uint8Array(received);
-  let at = 0;
-  for (const part of parts) {
-    bytes.set(part, at);
-    at += part.length;
-  }
+  const bytes = joinBytes(parts);
   // A whole JSON object is a whole answer: behind a compressing proxy Content-Length counts the
   // encoded bytes, more than the decoded ones for a small answer, and is no sign of a cut.
   let parsed;

@@ -4,6 +4,8 @@
  * callback.
  */
 
+import { joinBytes } from './bytes.js';
+
 /**
  * @typedef {object} Progress
  * @property {number} done bytes through so far
@@ -224,18 +226,8 @@ export class MetaGenerator {
    */
   async join() {
     const chunks = [];
-    let size = 0;
-    for await (const chunk of this) {
-      chunks.push(chunk);
-      size += chunk.length;
-    }
-    const joined = new Uint8Array(size);
-    let offset = 0;
-    for (const chunk of chunks) {
-      joined.set(chunk, offset);
-      offset += chunk.length;
-    }
-    return joined;
+    for await (const chunk of this) chunks.push(chunk);
+    return joinBytes(chunks);
   }
 
   /**
@@ -310,11 +302,7 @@ export class MetaGenerator {
  * @returns {Uint8Array} a new array holding both
  */
 export function concatBytes(first, second) {
-  if (first.length === 0) return second.slice();
-  const joined = new Uint8Array(first.length + second.length);
-  joined.set(first, 0);
-  joined.set(second, first.length);
-  return joined;
+  return joinBytes([first, second]);
 }
 
 /**

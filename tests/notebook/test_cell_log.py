@@ -47,3 +47,48 @@ def test_warnings_wait_for_the_next_cell_while_none_runs(capsys) -> None:
         assert capsys.readouterr().err == ''  # shown once
     finally:
         logger.removeHandler(handler)
+
+
+class ParentStream:
+    """ipykernel 7's stream: the parent of each write is the context's, unless a thread sets one."""
+
+    def __init__(self) -> None:
+        self.parent: dict = {'msg_id': 'the cell that ran start()'}
+        self.writes: list[tuple[str, str]] = []
+
+    def set_thread_parent(self, parent: dict) -> tuple[dict]:
+        token = (self.parent,)
+        self.parent = parent
+        return token
+
+    def reset_thread_parent(self, token: tuple[dict]) -> None:
+        (self.parent,) = token
+
+    def write(self, text: str) -> int:
+        self.writes.append((self.parent['msg_id'], text))
+        return len(text)
+
+
+def test_warnings_go_to_the_running_cell_not_the_one_that_started_the_task(monkeypatch) -> None:
+    shell = Shell()
+    stream = ParentStream()
+    monkeypatch.setattr('sys.stderr', stream)
+    logger = logging.getLogger('jchannel_http.test_cell_log_parent')
+    logger.propagate = False
+    handler = CellLog(shell)
+    logger.addHandler(handler)
+    try:
+        shell.parent_header = {'msg_id': 'cell 3'}  # type: ignore[attr-defined]
+        shell.events.trigger('pre_run_cell')
+        shell.parent_header = {'msg_id': 'the cell that ran start()'}  # a task's own context
+        logger.warning('while cell 3 runs')
+        shell.events.trigger('post_run_cell')
+        logger.warning('while none runs')
+        shell.parent_header = {'msg_id': 'cell 4'}  # type: ignore[attr-defined]
+        shell.events.trigger('pre_run_cell')
+        assert [cell for cell, _ in stream.writes] == ['cell 3', 'cell 4']
+        assert 'while cell 3 runs' in stream.writes[0][1]
+        assert 'while none runs' in stream.writes[1][1]
+        assert stream.parent == {'msg_id': 'the cell that ran start()'}  # put back after each
+    finally:
+        logger.removeHandler(handler)

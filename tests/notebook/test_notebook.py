@@ -305,6 +305,13 @@ def test_the_local_example_runs_end_to_end(jupyter: JupyterServer, browser: Brow
         assert matched is not None, outputs[0]
         url = matched.group(1)
         outputs = [status.sub('', text) for text in outputs]
+        # The handler's failure is shown in the cell whose call caused it, once, with its
+        # traceback, next to the error the page passed back.
+        divided = outputs[7]
+        assert divided.endswith("'KernelError: ZeroDivisionError: division by zero'"), divided
+        assert divided.count("the page's call 'divide' of channel 2 raised") == 1, divided
+        assert divided.count('Traceback') == 1, divided
+        outputs[7] = "'KernelError: ZeroDivisionError: division by zero'"
         assert outputs[1:] == [
             '',
             "'    hello'",

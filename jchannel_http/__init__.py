@@ -23,6 +23,7 @@ from .errors import (
     StateError,
     TunnelError,
 )
+from .kernel.background import background
 from .kernel.meta_generator import MetaGenerator
 from .kernel.progress import Progress, ProgressFeed, Source
 from .options import Options
@@ -47,6 +48,7 @@ __all__ = [
     'StateError',
     'TunnelError',
     '__version__',
+    'background',
     'start',
 ]
 

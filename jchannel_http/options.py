@@ -149,6 +149,12 @@ class Options:
     debug: bool = False
     """Send Python tracebacks to the page with errors."""
 
+    transport_thread: bool = True
+    """Run the transport (HTTP server, event streams, acknowledgements, streams) on a thread and
+    event loop of its own, so the channel keeps serving the page while the caller's loop is
+    blocked (a cell that computes). False keeps it on the caller's loop: the channel then
+    freezes while that loop is busy, and ``@background`` and ``call_sync`` lose their point."""
+
     tunnel_timeout: float = 30.0
     """Seconds a tunnel (``tunnel=``) may take to give its URL and to answer through it."""
 
@@ -173,6 +179,8 @@ class Options:
     ``stream_buffer`` and ``streams_buffer`` bound what a stream holds."""
 
     def __post_init__(self) -> None:
+        if not isinstance(self.transport_thread, bool):
+            raise TypeError('transport_thread must be True or False')
         if self.heartbeat <= 0:
             raise ValueError('heartbeat must be a positive number of seconds')
         for name in (

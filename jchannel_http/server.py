@@ -8,7 +8,8 @@ import dataclasses
 import logging
 import secrets
 import sys
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 
@@ -18,6 +19,7 @@ from .http.connections import ConnectionGuard, GuardedRunner, runner_options
 from .kernel.channel import Channel
 from .kernel.endpoint import Endpoint
 from .kernel.link import Link
+from .kernel.loops import TransportThread, block_on, call_on, cross, running_loop
 from .kernel.rpc import Rpc
 from .kernel.transfers import StreamHub
 from .notebook import cell_log
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11 on
 
 log = logging.getLogger('jchannel_http')
+
+T = TypeVar('T')
 
 _WILDCARDS = {'0.0.0.0': '127.0.0.1', '::': '::1', '': '127.0.0.1'}
 
@@ -94,6 +98,7 @@ class Server:
         self.endpoint.on_page_wanted = self._show_bootstrap
         self.endpoint.on_page_admitted = self._settle_bootstrap
         self._runner: web.AppRunner | None = None
+        self._thread: TransportThread | None = None
         self._stopped = False
         self._notebook: NotebookOutput | None = None
 
@@ -123,6 +128,37 @@ class Server:
             self._url = self._url_given
             self.connections = ConnectionGuard(self.options)
             self._notebook = None
+        caller = asyncio.get_running_loop()
+        if self.options.transport_thread:
+            self._thread = TransportThread()
+            transport = self._thread.start()
+        else:
+            transport = caller
+        self.endpoint.transport_loop = transport
+        self.endpoint.handler_loop = caller
+        try:
+            await cross(transport, self._listen())
+        except BaseException:
+            self._end_transport()
+            raise
+        if self.tunnel is not None:  # on the caller's loop, as the notebook's own calls are
+            try:
+                self._url = await open_tunnel(self.tunnel, self.port)
+            except BaseException:
+                self._stopped = True  # start() may be tried again
+                self.endpoint.failed()
+                try:
+                    await cross(transport, self._close_listener())
+                finally:
+                    self._runner = None
+                    self._end_transport()
+                raise
+            self._tunnel_open = True
+        await cross(transport, _run(self.endpoint.serving))
+        self._announce()
+
+    async def _listen(self) -> None:
+        """On the transport's loop: a fresh endpoint life, and the listening socket."""
         self.endpoint.begin(self.options)
         runner = GuardedRunner(
             make_app(self.endpoint, self.token, self.connections),
@@ -146,19 +182,21 @@ class Server:
         self.endpoint.listening()
         self.connections.start()
         self.port = runner.addresses[0][1]
-        if self.tunnel is not None:
-            try:
-                self._url = await open_tunnel(self.tunnel, self.port)
-            except BaseException:
-                self._runner = None
-                self._stopped = True  # start() may be tried again
-                self.endpoint.failed()
-                await self.connections.stop()
-                await runner.cleanup()
-                raise
-            self._tunnel_open = True
-        self.endpoint.serving()
-        self._announce()
+
+    async def _close_listener(self) -> None:
+        """On the transport's loop: stop the connection bounds and the runner."""
+        try:
+            await self.connections.stop()
+        finally:
+            if self._runner is not None:
+                await self._runner.cleanup()
+
+    def _end_transport(self) -> None:
+        """Stop the transport's thread (if it has one); calls made now fail as after stop."""
+        self.endpoint.transport_loop = None
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.stop()
 
     def _announce(self) -> None:
         if in_notebook():
@@ -189,15 +227,15 @@ class Server:
         if self._stopped or self._runner is None:
             return
         self._stopped = True
-        await self.endpoint.stop()
-        if self._notebook is not None:
-            self._notebook.close(f'jchannel_http: the server at {self.url} was stopped')
+        transport = self.endpoint.transport_loop or asyncio.get_running_loop()
         try:
-            await self.connections.stop()
-            if self._runner is not None:
-                await self._runner.cleanup()
+            await cross(transport, self.endpoint.stop())
+            if self._notebook is not None:
+                self._notebook.close(f'jchannel_http: the server at {self.url} was stopped')
+            await cross(transport, self._close_listener())
         finally:
             self._runner = None
+            self._end_transport()
             if self._tunnel_open and self.tunnel is not None:
                 self._tunnel_open = False
                 await close_tunnel(self.tunnel)
@@ -322,10 +360,12 @@ class Server:
     def stop_client(self) -> None:
         """Stop the connected page's client (the server keeps running; the next call brings
         a client back in a notebook). Does nothing when no page is connected."""
-        if self.running:
-            self.endpoint.stop_client()
+        loop = self.endpoint.transport_loop
+        if self.running and loop is not None:
+            call_on(loop, self.endpoint.stop_client)
 
     # -- the kernel endpoint's state, as the server's attributes ---------------------------
+    # (they live on the transport's loop: use them there, or with transport_thread=False)
 
     @property
     def link(self) -> Link:
@@ -361,5 +401,13 @@ class Server:
         return self.endpoint.resume(client, session, cursor)
 
     def status(self) -> dict[str, Any]:
-        """What ``GET /status`` answers."""
-        return self.endpoint.status()
+        """What ``GET /status`` answers (read on the transport's thread)."""
+        loop = self.endpoint.transport_loop
+        if loop is None or running_loop() is loop:
+            return self.endpoint.status()
+        return block_on(loop, _run(self.endpoint.status))
+
+
+async def _run(function: Callable[[], T]) -> T:
+    """``function()`` as a coroutine, to run it on another loop."""
+    return function()

@@ -26,7 +26,7 @@ async def direct_call(request: web.Request) -> web.Response:
         raise HttpError(400, 'bad_request', 'the body must be a JSON array of arguments')
     method = request.match_info['method']
     try:
-        result = await invoke(channel.handler, method, args)
+        result = await invoke(channel.handler, method, args, endpoint.rpc.handler_loop)
         return web.Response(
             body=encode_checked({'result': result}, {'result': result}),
             content_type='application/json',

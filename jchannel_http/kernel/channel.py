@@ -5,19 +5,24 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeAlias, cast
+import time
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 
+from ..errors import StateError
 from ..protocol.frames import Call, Close, Echo, Open, Pipe, Request
 from ..values import JsonValue
 from .endpoint import Endpoint, HasEndpoint, endpoint_of
+from .loops import block_on, running_loop
 from .meta_generator import MetaGenerator
 from .progress import ByteStream, ProgressCallback, Source, as_source
+from .user_streams import read_on
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11 on
 
 log = logging.getLogger('jchannel_http')
+T = TypeVar('T')
 _keys = itertools.count(1)
 
 CallResult: TypeAlias = JsonValue | MetaGenerator
@@ -26,12 +31,14 @@ method returned a stream (an async iterable)."""
 
 
 def _end(deadline: float | None) -> float | None:
-    """The loop time by which a call with ``deadline`` seconds must be over (None: never)."""
+    """The loop time by which a call with ``deadline`` seconds must be over (None: never).
+
+    Loop time is ``time.monotonic()``, the same on the caller's loop and the transport's."""
     if deadline is None:
         return None
     if not deadline >= 0:
         raise ValueError('deadline must be None or a non-negative number of seconds')
-    return asyncio.get_running_loop().time() + deadline
+    return time.monotonic() + deadline
 
 
 class Channel:
@@ -96,19 +103,19 @@ class Channel:
 
         On a channel open in the connected page the code does not run again: the task gives
         the result of its first run."""
-        return asyncio.create_task(self._open_in_page(timeout, _end(deadline)))
+        return self._task(self._open_in_page(timeout, _end(deadline)))
 
     def close(
         self, timeout: float | None = 3, *, deadline: float | None = None
     ) -> asyncio.Task[None]:
         """Make the page forget this channel; the kernel forgets it too (its name is free)."""
-        return asyncio.create_task(self._close(timeout, _end(deadline)))
+        return self._task(self._close(timeout, _end(deadline)))
 
     def echo(
         self, *args: object, timeout: float | None = 3, deadline: float | None = None
     ) -> asyncio.Task[list[JsonValue]]:
         """Send ``args`` through the page and back (a check of what JSON carries)."""
-        return asyncio.create_task(self._echo(args, timeout, _end(deadline)))
+        return self._task(self._echo(args, timeout, _end(deadline)))
 
     def call(
         self, name: str, *args: object, timeout: float | None = 3, deadline: float | None = None
@@ -119,7 +126,37 @@ class Channel:
         whole call (None: as long as the page method takes)."""
         if not isinstance(name, str):
             raise TypeError('the method name must be a string')
-        return asyncio.create_task(self._call(name, args, timeout, _end(deadline)))
+        return self._task(self._call(name, args, timeout, _end(deadline)))
+
+    def call_sync(
+        self, name: str, *args: object, timeout: float | None = 3, deadline: float | None = None
+    ) -> CallResult:
+        """Call JavaScript method ``name`` from synchronous code and return its result.
+
+        The same call as ``call`` (same ``timeout`` and ``deadline``, same errors), for code
+        that cannot await: a plain loop in a cell, a callback of another library. It works
+        while the caller's event loop is blocked, by this very code too: the call runs on the
+        transport's thread and this thread waits for it. Interrupting the wait (the
+        notebook's stop button) cancels the call. Called on the transport's own thread (in a
+        ``@background`` handler) it would wait for itself, so it raises StateError there.
+        """
+        if not isinstance(name, str):
+            raise TypeError('the method name must be a string')
+        end = _end(deadline)
+        loop = self._endpoint.transport_loop
+        if loop is None:
+            raise StateError('call_sync needs a running server: await jchannel_http.start() first')
+        if running_loop() is loop:
+            here = (
+                "the transport's own thread (a @background handler?)"
+                if loop is not self._endpoint.handler_loop
+                else 'the loop that runs the transport (transport_thread=False)'
+            )
+            raise StateError(
+                f'call_sync was called on {here}: it would wait for itself; '
+                f'use await channel.call({name!r}, ...) there'
+            )
+        return block_on(loop, self._call(name, args, timeout, end))
 
     def call_with_stream(
         self,
@@ -140,8 +177,8 @@ class Channel:
         """
         if not isinstance(name, str):
             raise TypeError('the method name must be a string')
-        source = as_source(stream, total, progress)
-        return asyncio.create_task(
+        source = self._readable(as_source(stream, total, progress))
+        return self._task(
             self._with_stream(
                 lambda call, key: Call(call, self.key, name, list(args), key),
                 source,
@@ -160,8 +197,19 @@ class Channel:
         deadline: float | None = None,
     ) -> asyncio.Task[MetaGenerator]:
         """Send a byte stream through the page and back; the task gives a MetaGenerator."""
-        source = as_source(stream, total, progress)
-        return asyncio.create_task(self._pipe(source, timeout, _end(deadline)))
+        source = self._readable(as_source(stream, total, progress))
+        return self._task(self._pipe(source, timeout, _end(deadline)))
+
+    def _task(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """A task on the caller's loop whose work runs on the transport's."""
+        return asyncio.create_task(self._endpoint.on_transport(work))
+
+    def _readable(self, source: Source) -> Source:
+        """``source``, read on the caller's loop whatever loop pumps it."""
+        loop = asyncio.get_running_loop()
+        if self._endpoint.transport_loop in (None, loop):
+            return source
+        return cast(Source, read_on(loop, source))
 
     def page_forgot(self) -> None:
         """The page no longer knows this channel (the server started again): the next call
@@ -174,11 +222,11 @@ class Channel:
         self._endpoint.unregister(self)
 
     async def __aenter__(self) -> Self:
-        await self._open_in_page(self.context_timeout)
+        await self._endpoint.on_transport(self._open_in_page(self.context_timeout))
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self._close(self.context_timeout)
+        await self._endpoint.on_transport(self._close(self.context_timeout))
 
     async def _open_in_page(self, timeout: float | None, end: float | None = None) -> CallResult:
         self._endpoint.register(self)  # again, if it was closed: a closed channel is released

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol, TypeVar
 
 from ..errors import ResyncError, StateError
 from ..options import Options, client_options
@@ -25,11 +26,13 @@ from ..protocol.frames import Frame, Invalid, Request, Stop
 from ..protocol.session import Entry
 from .feeds import Feed
 from .link import Link
+from .loops import cross, running_loop
 from .rpc import Rpc, Unsent
 from .transfers import StreamHub
 
 log = logging.getLogger('jchannel_http')
 _CHANNEL_KEY = wire.POSITIVE_ID
+T = TypeVar('T')
 
 
 class Registered(Protocol):
@@ -67,6 +70,12 @@ class Endpoint:
         self.on_page_admitted: Callable[[], None] | None = None
         self._channels: dict[int, Registered] = {}
         self._names: dict[str, Registered] = {}
+        self._registry = threading.Lock()  # channels are made on the caller's thread
+        self.transport_loop: asyncio.AbstractEventLoop | None = None
+        """The loop the transport runs on (None: whichever loop awaits)."""
+        self.handler_loop: asyncio.AbstractEventLoop | None = None
+        """Where ordinary handler methods run: the loop that started the server (None: the
+        transport's)."""
         self._gate = ClientGate(options.liveness)
         self._link: Link | None = None
         self._rpc: Rpc | None = None
@@ -87,11 +96,24 @@ class Endpoint:
         if self._stopped:
             self._stopped = False
             self._gate = ClientGate(options.liveness)
-            for channel in self._channels.values():
+            for channel in self._listed():
                 channel.page_forgot()  # the next call opens it again
         self._link = Link(options)
         self._streams = StreamHub(options, lambda: self._gate.is_live(time.monotonic()))
         self._rpc = Rpc(self._link, self._channels.get, options.debug, self._streams)
+        self._rpc.handler_loop = self.handler_loop
+
+    async def on_transport(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run ``work`` on the transport's loop and await it on this one."""
+        loop = self.transport_loop
+        if loop is None:
+            return await work
+        return await cross(loop, work)
+
+    def on_transport_thread(self) -> bool:
+        """Whether this thread runs the transport's loop."""
+        loop = self.transport_loop
+        return loop is not None and running_loop() is loop
 
     def listening(self) -> None:
         """The server accepts connections."""
@@ -221,19 +243,25 @@ class Endpoint:
 
     def register(self, channel: Registered) -> None:
         """Know ``channel`` (ValueError when its name is taken)."""
-        if self._channels.get(channel.key) is channel:
-            return
-        if channel.name is not None:
-            if channel.name in self._names:
-                raise ValueError(f'a channel named {channel.name!r} exists already')
-            self._names[channel.name] = channel
-        self._channels[channel.key] = channel
+        with self._registry:
+            if self._channels.get(channel.key) is channel:
+                return
+            if channel.name is not None:
+                if channel.name in self._names:
+                    raise ValueError(f'a channel named {channel.name!r} exists already')
+                self._names[channel.name] = channel
+            self._channels[channel.key] = channel
 
     def unregister(self, channel: Registered) -> None:
         """Forget ``channel``: its name is free again."""
-        self._channels.pop(channel.key, None)
-        if channel.name is not None:
-            self._names.pop(channel.name, None)
+        with self._registry:
+            self._channels.pop(channel.key, None)
+            if channel.name is not None and self._names.get(channel.name) is channel:
+                del self._names[channel.name]
+
+    def _listed(self) -> list[Registered]:
+        with self._registry:
+            return list(self._channels.values())
 
     # -- kernel -> page requests ---------------------------------------------------------------
 
@@ -439,7 +467,7 @@ class Endpoint:
             'pending_calls': self.rpc.pending,
             'channels': [
                 {'key': channel.key, 'name': channel.name, 'open': channel.is_open}
-                for channel in self._channels.values()
+                for channel in self._listed()
             ],
             'uptime': round(now - self._started_at, 3),
         }

@@ -17,7 +17,10 @@ from ..errors import FrontendError, ProtocolError, StateError
 from ..protocol.calls import CallTable
 from ..protocol.frames import Call, Echo, Error, Frame, Invalid, Pipe, Request, Result
 from ..protocol.session import Prepared
+from .background import is_background
+from .loops import cross
 from .progress import is_stream
+from .user_streams import read_on
 
 if TYPE_CHECKING:
     from .link import Link
@@ -49,12 +52,31 @@ def find_method(handler: object, name: str) -> Callable[..., Any]:
     return method
 
 
-async def invoke(handler: object, name: str, args: list[Any]) -> Any:
-    """Call handler method ``name`` with ``args``, awaiting it when it is async."""
-    result = find_method(handler, name)(*args)
+async def call_method(method: Callable[..., Any], args: list[Any]) -> Any:
+    """Call ``method`` with ``args``, awaiting it when it is async."""
+    result = method(*args)
     if inspect.isawaitable(result):
         result = await result
     return result
+
+
+async def invoke(
+    handler: object,
+    name: str,
+    args: list[Any],
+    loop: asyncio.AbstractEventLoop | None = None,
+) -> Any:
+    """Call handler method ``name`` with ``args``, awaiting it when it is async.
+
+    ``loop`` is where ordinary methods run (the loop that started the server); a method marked
+    ``@background``, or any method when ``loop`` is None, runs here, on the transport's loop.
+    A stream an ordinary method returns is read on its loop too.
+    """
+    method = find_method(handler, name)
+    if loop is None or is_background(method) or loop is asyncio.get_running_loop():
+        return await call_method(method, args)
+    value = await cross(loop, call_method(method, args))
+    return read_on(loop, value) if is_stream(value) else value
 
 
 def describe(exc: BaseException) -> str:
@@ -101,6 +123,8 @@ class Rpc:
         self._channel_of = channel_of
         """The channel of a key, or None (the endpoint's registry)."""
         self._debug = debug
+        self.handler_loop: asyncio.AbstractEventLoop | None = None
+        """Where ordinary handler methods run (the loop that started the server); None: here."""
         self._pending: CallTable[asyncio.Future[Any]] = CallTable()
         self._tasks: set[asyncio.Task[None]] = set()
         self._handlers: dict[type, Callable[[Any], None]] = {
@@ -258,7 +282,7 @@ class Rpc:
         if isinstance(frame, Pipe):
             return received
         args = frame.args if received is None else [received, *frame.args]
-        return await invoke(channel.handler, frame.name, args)
+        return await invoke(channel.handler, frame.name, args, self.handler_loop)
 
     async def _send_reply(self, session: object, reply: Result | Error) -> None:
         if session is not self._link.session or self._link.stopped:

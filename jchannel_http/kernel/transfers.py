@@ -21,6 +21,7 @@ from typing import Any
 from ..errors import ProtocolError, StateError
 from ..options import Options
 from ..protocol.streams import Backlog, Reassembly
+from .loops import call_on, cross, running_loop
 from .meta_generator import MetaGenerator
 from .progress import ProgressReporter, Source, as_source
 
@@ -115,6 +116,8 @@ class Upload:
         self._on_end = on_end
         self._signal = Signal()
         self._budget = budget or Budget(window)
+        self._loop = running_loop()
+        """The transport's loop: a consumer on another loop (the caller's) crosses to it."""
 
     async def put(self, offset: int, data: bytes, last: bool, hold: float) -> bool:
         """Store a chunk, waiting up to ``hold`` seconds for room in this stream's window and in
@@ -146,6 +149,9 @@ class Upload:
 
     def cancel(self) -> None:
         """The consumer stopped: drop what is held; the page is told at its next chunk."""
+        if self._loop is not None and running_loop() is not self._loop:
+            call_on(self._loop, self.cancel)
+            return
         if self.state == 'open':
             self.state = 'cancelled'
             self.release()
@@ -160,6 +166,11 @@ class Upload:
         self._budget.freed.notify()
 
     async def next_chunk(self) -> bytes | None:
+        if self._loop is not None and asyncio.get_running_loop() is not self._loop:
+            return await cross(self._loop, self._next_chunk())
+        return await self._next_chunk()
+
+    async def _next_chunk(self) -> bytes | None:
         while True:
             data = self.core.take()
             if data is not None:

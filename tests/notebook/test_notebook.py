@@ -249,8 +249,11 @@ def test_kernel_restart_is_reported_and_a_new_start_connects_cleanly(tab: Notebo
 
 def test_stop_leaves_no_task_port_or_page_retry(tab: NotebookTab) -> None:
     output = tab.run(f"""
-import asyncio, socket
+import asyncio, socket, threading
 import jchannel_http
+
+def transport():
+    return {{thread.name for thread in threading.enumerate() if 'jchannel_http' in thread.name}}
 
 def ours():
     files = [getattr(task.get_coro(), 'cr_code', None) for task in asyncio.all_tasks()]
@@ -262,7 +265,7 @@ before = ours()
 server = await jchannel_http.start()
 channel = await server.open({PAGE_SIDE!r}, timeout=60)
 await channel.call('indentLeft', 'x', 1)
-print('tasks while running', len(ours() - before) > 0)
+print('transport while running', transport())
 port = server.port
 await server.stop()
 for _ in range(100):
@@ -270,7 +273,7 @@ for _ in range(100):
     if not left:
         break
     await asyncio.sleep(0.05)
-print('tasks left', left)
+print('tasks left', left, 'threads left', transport())
 try:
     socket.create_connection(('127.0.0.1', port), timeout=5).close()
 except ConnectionRefusedError:
@@ -281,7 +284,8 @@ with socket.socket() as probe:  # listening again works (closed connections may 
     probe.listen()
 print('port free', port)
 """)
-    assert 'tasks while running True' in output and 'tasks left set()' in output
+    assert "transport while running {'jchannel_http transport'}" in output, output
+    assert 'tasks left set() threads left set()' in output, output
     assert 'refused' in output
     found = re.search(r'port free (\d+)', output)
     assert found is not None, output

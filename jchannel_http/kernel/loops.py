@@ -107,9 +107,9 @@ async def cross(loop: asyncio.AbstractEventLoop, work: Coroutine[Any, Any, T]) -
         return await work
     outcome: asyncio.Future[T] = here.create_future()
     back = hop_for(here)
-    started: list[asyncio.Task[T]] = []
+    started: list[asyncio.Task[tuple[bool, Any]]] = []
 
-    def settle(task: asyncio.Task[T]) -> None:
+    def settle(task: asyncio.Task[tuple[bool, Any]]) -> None:
         if outcome.done():
             return
         if task.cancelled():
@@ -117,10 +117,14 @@ async def cross(loop: asyncio.AbstractEventLoop, work: Coroutine[Any, Any, T]) -
         elif (error := task.exception()) is not None:
             outcome.set_exception(error)
         else:
-            outcome.set_result(task.result())
+            finished, value = task.result()
+            if finished:
+                outcome.set_result(value)
+            else:
+                outcome.set_exception(value)
 
     def start() -> None:
-        task = loop.create_task(work)
+        task = loop.create_task(_caught(work))
         started.append(task)
         task.add_done_callback(lambda done: back.call(settle, done))
 
@@ -139,6 +143,17 @@ async def cross(loop: asyncio.AbstractEventLoop, work: Coroutine[Any, Any, T]) -
     except asyncio.CancelledError:
         hop.call(cancel)  # queued after start: the task exists when this runs
         raise
+
+
+async def _caught(work: Coroutine[Any, Any, T]) -> tuple[bool, Any]:
+    """``work``'s outcome as a value: a KeyboardInterrupt or SystemExit raised by a handler on
+    the other loop must reach the awaiting side, not stop the loop it ran on."""
+    try:
+        return True, await work
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:  # noqa: BLE001 (handed to the awaiting side, raised there)
+        return False, exc
 
 
 def block_on(loop: asyncio.AbstractEventLoop, work: Coroutine[Any, Any, T]) -> T:

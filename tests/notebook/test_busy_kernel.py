@@ -4,8 +4,7 @@ A cell that blocks the kernel's loop (a pure-Python loop, ``time.sleep``, a ``ca
 waits) leaves the transport running on its own thread: the page keeps its connection and
 session, a ``@background`` handler answers it at once, ``call_sync`` reaches it from the
 blocked cell, and the notebook's interrupt ends a ``call_sync`` that waits (the page's answer
-that comes later is dropped). An ordinary
-handler waits for the cell to end, and then runs once.
+that comes later is dropped). An ordinary handler waits for the cell to end, and then runs once.
 
 One JupyterLab server serves the module; each test opens its own notebook, so its own kernel,
 in a new Chromium tab, and shuts the kernel down at the end. ``/status`` is read by the test

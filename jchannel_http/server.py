@@ -109,7 +109,14 @@ class Server:
         return asyncio.create_task(self._start())
 
     def stop(self) -> asyncio.Task[None]:
-        """Stop: waiting calls fail with StateError, streams end, the port is released."""
+        """Stop: waiting calls fail with StateError, streams end, the port is released.
+
+        Called on the transport's thread (in a ``@background`` handler), the stop runs on the
+        loop that started the server, once that loop is free."""
+        caller = self.endpoint.handler_loop
+        if self.endpoint.on_transport_thread() and caller not in (None, running_loop()):
+            assert caller is not None
+            return asyncio.create_task(cross(caller, self._stop()))
         return asyncio.create_task(self._stop())
 
     async def __aenter__(self) -> Self:

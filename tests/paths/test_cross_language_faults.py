@@ -25,7 +25,7 @@ from support.node_page import NodePage, NodePageError
 from support.proxies import FaultProxy
 
 SEED = int(os.environ.get('JCHANNEL_SEED') or random.SystemRandom().randrange(2**32))
-BUDGET = float(os.environ.get('JCHANNEL_FAULT_SECONDS') or 35)
+BUDGET = float(os.environ.get('JCHANNEL_FAULT_SECONDS') or 20)
 MAX_ROUND_CALLS = 50
 """Most calls each way in one round (each round draws its number from the seed)."""
 MIN_CALLS = 2000

@@ -126,7 +126,23 @@ class Channel:
         whole call (None: as long as the page method takes)."""
         if not isinstance(name, str):
             raise TypeError('the method name must be a string')
-        return self._task(self._call(name, args, timeout, _end(deadline)))
+        return asyncio.create_task(
+            self._endpoint.call_on_transport(self._begin_call, name, args, timeout, _end(deadline))
+        )
+
+    def _begin_call(
+        self, name: str, args: tuple[object, ...], timeout: float | None, end: float | None
+    ) -> asyncio.Future[CallResult] | Coroutine[Any, Any, CallResult]:
+        """On the transport's loop: the call sent at once when the channel is open in the live
+        page and the outbox has room (a future, no task), else the full call to run."""
+        endpoint = self._endpoint
+        if self._open and self._opened_in == endpoint.session_id:
+            future = endpoint.start_request(
+                lambda call: Call(call, self.key, name, list(args)), end, f'call {name!r}'
+            )
+            if future is not None:
+                return future
+        return self._call(name, args, timeout, end)
 
     def call_sync(
         self, name: str, *args: object, timeout: float | None = 3, deadline: float | None = None

@@ -11,6 +11,7 @@ neither aiohttp nor the server that listens for it.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import threading
 import time
@@ -26,7 +27,7 @@ from ..protocol.frames import Frame, Invalid, Request, Stop
 from ..protocol.session import Entry
 from .feeds import Feed
 from .link import Link
-from .loops import cross, running_loop
+from .loops import cross, cross_call, running_loop
 from .rpc import Rpc, Unsent
 from .transfers import StreamHub
 
@@ -109,6 +110,24 @@ class Endpoint:
         if loop is None:
             return await work
         return await cross(loop, work)
+
+    async def call_on_transport(self, function: Callable[..., Any], *args: Any) -> Any:
+        """Call ``function(*args)`` on the transport's loop (awaiting what it returns there)
+        and await the outcome on this one; a plain call when there is no other loop."""
+        loop = self.transport_loop
+        if loop is None or loop is asyncio.get_running_loop():
+            result = function(*args)
+            return await result if inspect.isawaitable(result) else result
+        return await cross_call(loop, function, *args, caught=False)
+
+    def start_request(
+        self, make: Callable[[int], Request], end: float | None, what: str
+    ) -> asyncio.Future[Any] | None:
+        """``request`` without a task when it can go out now (a page is live and the outbox has
+        room): the future of the answer; None when ``request`` must wait for something."""
+        if self._rpc is None or self._stopped or not self._listening or not self.page_live():
+            return None
+        return self._rpc.start_request(make, end, what)
 
     def on_transport_thread(self) -> bool:
         """Whether this thread runs the transport's loop."""

@@ -14,12 +14,13 @@ each, and callbacks run in the order they were queued.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import threading
 import weakref
 from collections import deque
-from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar, cast
 
 from ..errors import StateError
 
@@ -96,56 +97,146 @@ def call_on(loop: asyncio.AbstractEventLoop, callback: Callable[..., object], *a
         hop_for(loop).call(callback, *args)
 
 
-async def cross(loop: asyncio.AbstractEventLoop, work: Coroutine[Any, Any, T]) -> T:
-    """Run ``work`` as a task on ``loop`` and await its outcome here.
+class _Crossing:
+    """One crossing: the future awaited here and what runs on the other loop (a task, or the
+    future a call there returned). Bound methods, no closures: a burst of thousands of
+    crossings makes few objects for the garbage collector."""
 
-    On the same loop this is ``await work``. Cancelling the awaiting task cancels the task on
-    the other loop (the awaiting side does not wait for it to finish cancelling).
+    __slots__ = ('args', 'back', 'caught', 'function', 'loop', 'outcome', 'running')
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        function: Callable[..., Any],
+        args: tuple[Any, ...],
+        outcome: asyncio.Future[Any],
+        back: Hop,
+        caught: bool,
+    ) -> None:
+        self.loop = loop
+        self.function: Callable[..., Any] | None = function
+        self.args = args
+        self.outcome = outcome
+        self.back = back
+        self.caught = caught
+        self.running: asyncio.Future[Any] | None = None
+
+    def start(self) -> None:  # on the other loop
+        function, self.function = self.function, None
+        if function is None:
+            return  # cancelled before it started
+        args, self.args = self.args, ()
+        try:
+            result = function(*args)
+        except BaseException as exc:  # handed to the awaiting side, raised there
+            if not self.caught and not isinstance(exc, Exception):
+                raise
+            self._send(self._fail, exc)
+            return
+        if isinstance(result, asyncio.Future) and result.get_loop() is self.loop:
+            running: asyncio.Future[Any] = result
+        elif inspect.iscoroutine(result) and not self.caught:
+            running = self.loop.create_task(result)
+        elif inspect.isawaitable(result):
+            running = self.loop.create_task(_caught(result) if self.caught else _awaited(result))
+        else:
+            self._send(self._succeed, result)
+            return
+        self.running = running
+        running.add_done_callback(self._finished)
+
+    def _send(self, callback: Callable[[Any], None], value: Any) -> None:
+        try:
+            self.back.call(callback, value)
+        except StateError:
+            pass  # the awaiting loop is closed: nobody waits for this outcome
+
+    def _finished(self, running: asyncio.Future[Any]) -> None:  # on the other loop
+        if running.cancelled():
+            self._send(self._cancelled, None)
+        elif (error := running.exception()) is not None:
+            self._send(self._fail, error)
+        elif isinstance(running, asyncio.Task) and self.caught:
+            finished, value = running.result()
+            self._send(self._succeed if finished else self._fail, value)
+        else:
+            self._send(self._succeed, running.result())
+
+    # back here
+    def _succeed(self, value: Any) -> None:
+        if not self.outcome.done():
+            self.outcome.set_result(value)
+
+    def _fail(self, error: BaseException) -> None:
+        if not self.outcome.done():
+            self.outcome.set_exception(error)
+
+    def _cancelled(self, _: None) -> None:
+        self.outcome.cancel()
+
+    def cancel(self) -> None:  # on the other loop
+        if self.function is not None:  # not started yet
+            self.function = None
+            for value in self.args:
+                if inspect.iscoroutine(value):
+                    value.close()
+            self.args = ()
+        elif self.running is not None:
+            self.running.cancel()
+
+
+async def cross_call(
+    loop: asyncio.AbstractEventLoop,
+    function: Callable[..., Any],
+    *args: Any,
+    caught: bool = True,
+) -> Any:
+    """Call ``function(*args)`` on ``loop`` and await its outcome here; when it returns an
+    awaitable, that is awaited on ``loop`` (a future of ``loop`` without a task more).
+
+    On the same loop the function is called here. Cancelling the awaiting task cancels what
+    runs on the other loop (the awaiting side does not wait for it to finish cancelling).
+    ``caught=False`` saves a wrapper for work that raises no KeyboardInterrupt or SystemExit
+    (the library's own, on the transport's thread, where signals never arrive).
     """
     here = asyncio.get_running_loop()
     if loop is here:
-        return await work
-    outcome: asyncio.Future[T] = here.create_future()
-    back = hop_for(here)
-    started: list[asyncio.Task[tuple[bool, Any]]] = []
-
-    def settle(task: asyncio.Task[tuple[bool, Any]]) -> None:
-        if outcome.done():
-            return
-        if task.cancelled():
-            outcome.cancel()
-        elif (error := task.exception()) is not None:
-            outcome.set_exception(error)
-        else:
-            finished, value = task.result()
-            if finished:
-                outcome.set_result(value)
-            else:
-                outcome.set_exception(value)
-
-    def start() -> None:
-        task = loop.create_task(_caught(work))
-        started.append(task)
-        task.add_done_callback(lambda done: back.call(settle, done))
-
-    def cancel() -> None:
-        for task in started:
-            task.cancel()
-
+        result = function(*args)
+        return await result if inspect.isawaitable(result) else result
+    outcome: asyncio.Future[Any] = here.create_future()
+    crossing = _Crossing(loop, function, args, outcome, hop_for(here), caught)
     hop = hop_for(loop)
-    try:
-        hop.call(start)
-    except StateError:
-        work.close()
-        raise
+    hop.call(crossing.start)
     try:
         return await outcome
     except asyncio.CancelledError:
-        hop.call(cancel)  # queued after start: the task exists when this runs
+        hop.call(crossing.cancel)  # queued after start: what runs there exists by then
         raise
 
 
-async def _caught(work: Coroutine[Any, Any, T]) -> tuple[bool, Any]:
+def _given(work: Coroutine[Any, Any, T]) -> Coroutine[Any, Any, T]:
+    return work
+
+
+async def cross(
+    loop: asyncio.AbstractEventLoop, work: Coroutine[Any, Any, T], *, caught: bool = True
+) -> T:
+    """Run ``work`` as a task on ``loop`` and await its outcome here (on the same loop this is
+    ``await work``); see ``cross_call``."""
+    if loop is asyncio.get_running_loop():
+        return await work
+    try:
+        return cast(T, await cross_call(loop, _given, work, caught=caught))
+    except StateError:
+        work.close()
+        raise
+
+
+async def _awaited(work: Awaitable[T]) -> T:
+    return await work
+
+
+async def _caught(work: Awaitable[T]) -> tuple[bool, Any]:
     """``work``'s outcome as a value: a KeyboardInterrupt or SystemExit raised by a handler on
     the other loop must reach the awaiting side, not stop the loop it ran on."""
     try:

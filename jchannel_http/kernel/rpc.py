@@ -18,7 +18,7 @@ from ..protocol.calls import CallTable
 from ..protocol.frames import Call, Echo, Error, Frame, Invalid, Pipe, Request, Result
 from ..protocol.session import Prepared
 from .background import is_background
-from .loops import cross
+from .loops import cross_call
 from .progress import is_stream
 from .user_streams import read_on
 
@@ -75,7 +75,7 @@ async def invoke(
     method = find_method(handler, name)
     if loop is None or is_background(method) or loop is asyncio.get_running_loop():
         return await call_method(method, args)
-    value = await cross(loop, call_method(method, args))
+    value = await cross_call(loop, method, *args)  # a plain method runs without a task
     return read_on(loop, value) if is_stream(value) else value
 
 
@@ -97,6 +97,39 @@ class Unsent(asyncio.TimeoutError):
 def _expire(future: asyncio.Future[Any]) -> None:
     if not future.done():
         future.set_exception(asyncio.TimeoutError())
+
+
+class _Reply:
+    """The bookkeeping of a request sent without a task: its deadline, and its call id closed
+    once the reply (or a failure) settled its future."""
+
+    __slots__ = ('call', 'pending', 'timer', 'what')
+
+    def __init__(
+        self,
+        pending: CallTable[asyncio.Future[Any]],
+        call: int,
+        future: asyncio.Future[Any],
+        loop: asyncio.AbstractEventLoop,
+        reply_by: float | None,
+        what: str,
+    ) -> None:
+        self.pending = pending
+        self.call = call
+        self.what = what
+        self.timer = None if reply_by is None else loop.call_at(reply_by, self.expire, future)
+        future.add_done_callback(self.settled)
+
+    def expire(self, future: asyncio.Future[Any]) -> None:
+        if not future.done():
+            future.set_exception(
+                TimeoutError(f'the page did not answer {self.what} by its deadline')
+            )
+
+    def settled(self, future: asyncio.Future[Any]) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.pending.close(self.call)
 
 
 _EVERY: weakref.WeakSet[Rpc] = weakref.WeakSet()
@@ -179,6 +212,27 @@ class Rpc:
             if timer is not None:
                 timer.cancel()
             self._pending.close(call)
+
+    def start_request(
+        self, make: Callable[[int], Request], reply_by: float | None, what: str
+    ) -> asyncio.Future[Any] | None:
+        """``request`` without a task, when the outbox has room: the future of the reply, or
+        None when the frame does not fit now (nothing was sent: use ``request``).
+
+        Past ``reply_by`` the future fails with a TimeoutError naming ``what``."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        call = self._pending.open(future)
+        try:
+            frame = Prepared.of(make(call))  # TypeError here: nothing was sent
+        except BaseException:
+            self._pending.close(call)
+            raise
+        if self._link.push(frame) is None:
+            self._pending.close(call)
+            return None
+        _Reply(self._pending, call, future, loop, reply_by, what)
+        return future
 
     def fail_all(self, error: Exception) -> None:
         """Fail every kernel call still waiting (the page went away, or the server stopped)."""

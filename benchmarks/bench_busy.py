@@ -11,20 +11,29 @@ long a thread waiting for the GIL lets the thread that holds it run before askin
   (it returns its argument) ``--calls`` times one after the other, each timed in the page with
   ``performance.now()``, while the thread of the kernel's loop (the loop that started the
   server, as a notebook kernel's) runs ``while not done: x += 1`` until the page reports;
-- the same with that loop idle (it awaits the page), and an ordinary method on the idle loop;
+- the same with that loop idle (it awaits the page) while another process runs the busy loop:
+  the same load on the two cores without the wait for the GIL, which tells one cost from the
+  other; the same with nothing else running; and an ordinary method on the idle loop;
 - how fast the busy loop counts while the transport serves the page, as a share of how fast it
-  counts alone: what serving the page takes from the computation;
+  counts alone (as long again, right after each chunk of calls, the page idle): what serving
+  the page takes from the computation;
 - ``call_sync`` from a blocked loop: synchronous code on the kernel's loop calls
   ``channel.call_sync('add', i, 1)`` for ``--seconds`` seconds (calls/s, and each call's p50 /
   p99), next to sequential ``await channel.call('add', i, 1)`` on the idle loop;
 - the floors of the same run, from bench_calls.py's bare aiohttp app and bare page: an event
   pushed on a plain event stream answered by a ``fetch`` POST, one after the other (the least
-  one kernel -> page call needs), and a bare ``fetch`` round trip from the page.
+  one kernel -> page call needs), and a bare ``fetch`` round trip from the page;
+- the GIL wait itself, without the browser: how late a thread that sleeps 2 ms again and again
+  wakes up while the main thread counts, next to its lateness with the main thread idle.
+
+The page's round trips of a run are taken in turns of 100 calls (floor, idle, busy, other
+process busy, floor, ...), so that a noisy moment of the machine weighs on all of them alike.
 
 A sequence's calls/s is its count over its elapsed time; for the page's sequences, over the sum
-of the timed calls. The section of ``results_busy.md`` from ``## Ordinary calls`` on is kept as
-it is when the file is written again: it holds bench_calls.py's figures with and without the
-transport thread, taken with ``bench_calls.py --no-write [--no-transport-thread]``.
+of the timed calls. The part of ``results_busy.md`` from ``## What the figures say`` on is kept
+as it is when the file is written again: it reads the figures, and holds bench_calls.py's
+figures with and without the transport thread (``bench_calls.py --no-write
+[--no-transport-thread]``).
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ import argparse
 import asyncio
 import functools
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -56,9 +66,9 @@ CHUNK = 100  # page round trips timed in one go before the next figure's turn
 CHUNK_WARMUP = 10  # untimed round trips before each chunk
 GIL_SECONDS = 1.0  # seconds of each GIL wait figure
 NAP = 0.002  # seconds the GIL wait figure's thread sleeps each time
-ALONE_SECONDS = 1.0  # seconds of counting alone, the busy loop's reference speed
+ALONE_SECONDS = 3.0  # most seconds of counting alone after a busy chunk (its reference)
 RESULTS = HERE / 'results_busy.md'
-KEPT = '## Ordinary calls'  # the hand-kept section of RESULTS starts with this heading
+KEPT = '## What the figures say'  # the hand-kept part of RESULTS starts with this heading
 
 
 # -- the two sides ---------------------------------------------------------------------------
@@ -181,8 +191,8 @@ def spin(kernel: KernelSide, limit: float) -> int:
     return x
 
 
-def count_alone(seconds: float) -> float:
-    """How fast ``spin``'s loop counts with nothing else to do (counts per second)."""
+def count_alone(seconds: float) -> int:
+    """Count as ``spin`` does, with nothing else to do, for ``seconds`` seconds; the count."""
 
     class Never:
         done = False
@@ -190,12 +200,11 @@ def count_alone(seconds: float) -> float:
     flag = Never()
     end = time.perf_counter() + seconds
     x = 0
-    start = time.perf_counter()
     while not flag.done:
         x += 1
         if (x & 0xFFFF) == 0 and time.perf_counter() > end:
             break
-    return x / (time.perf_counter() - start)
+    return x
 
 
 class Bench:
@@ -218,6 +227,8 @@ class Bench:
         self.args = args
         self.counted = 0  # the busy loop's counts over this run's busy chunks
         self.busy_seconds = 0.0  # and the time they took
+        self.counted_alone = 0  # the same loop's counts, alone, after each busy chunk
+        self.alone_seconds = 0.0
 
     async def page_chunk(self, page: Page, call: str, warmup: int, count: int) -> list[float]:
         return await page.evaluate(f'([w, n]) => benchSequential({call}, w, n)', [warmup, count])
@@ -228,10 +239,24 @@ class Bench:
         await self.page.evaluate('([w, n]) => benchBusy(w, n)', [warmup, count])
         start = time.perf_counter()
         self.counted += spin(self.kernel, SPIN_LIMIT)  # blocks the loop: a cell that computes
-        self.busy_seconds += time.perf_counter() - start
+        took = time.perf_counter() - start
+        self.busy_seconds += took
+        start = time.perf_counter()  # the same work for about as long, the page idle
+        self.counted_alone += count_alone(min(took, ALONE_SECONDS))
+        self.alone_seconds += time.perf_counter() - start
         if self.kernel.error is not None:
             raise RuntimeError(f'the page failed: {self.kernel.error}')
         return self.kernel.times
+
+    async def other_process_chunk(self, warmup: int, count: int) -> list[float]:
+        """Background round trips with this loop idle while another process computes: the
+        same load on the CPUs as ``busy_chunk``, without the wait for the GIL."""
+        rival = subprocess.Popen([sys.executable, '-c', RIVAL, str(SPIN_LIMIT)])
+        try:
+            return await self.page_chunk(self.page, BG_CALL, warmup, count)
+        finally:
+            rival.kill()
+            rival.wait()
 
     async def page_figures(self) -> dict[str, object]:
         """The page's round trips, in turns of CHUNK calls (floor, idle, busy, floor, ...) so
@@ -242,9 +267,9 @@ class Bench:
             'idle_ordinary': functools.partial(self.page_chunk, self.page, ORDINARY_CALL),
             'idle_background': functools.partial(self.page_chunk, self.page, BG_CALL),
             'busy_background': self.busy_chunk,
+            'rival_background': self.other_process_chunk,
         }
-        alone = count_alone(ALONE_SECONDS)
-        self.counted, self.busy_seconds = 0, 0.0
+        self.counted, self.busy_seconds, self.counted_alone, self.alone_seconds = 0, 0.0, 0, 0.0
         times: dict[str, list[float]] = {name: [] for name in chunks}
         for chunk in chunks.values():
             await chunk(a.warmup, 0)
@@ -252,7 +277,9 @@ class Bench:
             for name, chunk in chunks.items():
                 times[name] += await chunk(CHUNK_WARMUP, min(CHUNK, a.calls - done))
         figures: dict[str, object] = {name: page_times(times[name]) for name in chunks}
-        figures['busy_share'] = Share(self.counted / self.busy_seconds, alone)
+        figures['busy_share'] = Share(
+            self.counted / self.busy_seconds, self.counted_alone / self.alone_seconds
+        )
         return figures
 
     async def blocked_call_sync(self) -> Sequence:
@@ -329,6 +356,17 @@ def gil_wait(seconds: float, busy: bool) -> Sequence:
     return Sequence(late, time.perf_counter() - start)
 
 
+RIVAL = """
+import sys, time
+end = time.monotonic() + float(sys.argv[1])
+x = 0
+while True:
+    x += 1
+    if (x & 0xFFFFF) == 0 and time.monotonic() > end:
+        break
+"""
+"""What the other process runs: the busy loop, bounded in time (it is killed before)."""
+
 ORDINARY_CALL = "(i) => window.benchChannel.call('echo', i)"
 BG_CALL = "(i) => window.benchChannel.call('background_echo', i)"
 
@@ -366,6 +404,7 @@ async def timed_async_loop(call: Callable[[int], Awaitable[object]], seconds: fl
 FIGURES = {
     'busy_background': 'background round trip, kernel loop busy: p50 / p99 / max',
     'busy_share': 'busy loop speed while serving, of its speed alone',
+    'rival_background': 'the same, loop idle, another process busy: p50 / p99 / max',
     'idle_background': 'background round trip, kernel loop idle: p50 / p99 / max',
     'idle_ordinary': 'ordinary round trip, kernel loop idle: p50 / p99 / max',
     'call_sync': 'call_sync from a blocked loop (p50 / p99 per call)',
@@ -377,6 +416,7 @@ FIGURES = {
 }
 LATENCIES = {
     'busy_background',
+    'rival_background',
     'idle_background',
     'idle_ordinary',
     'floor_fetch',
@@ -448,7 +488,7 @@ def markdown(figures: dict[str, list], info: dict[str, str], args: argparse.Name
     return f"""# Calls while the kernel's loop is busy
 
 Written by `python benchmarks/bench_busy.py`; rerun it to refresh this file (the section
-"{KEPT[3:]}" is kept as it is).
+"{KEPT[3:]}" and what follows it are kept as they are).
 
 - date: {info['date']}
 - machine: nproc {info['nproc']} ({info['cpu']}), loopback; 1-minute load average
@@ -457,15 +497,22 @@ Written by `python benchmarks/bench_busy.py`; rerun it to refresh this file (the
 - Python {info['python']}, aiohttp {info['aiohttp']}
 - jchannel_http {info['library']}: `jchannel_http.Server()` with its defaults (the transport
   on a thread of its own), the page at `server.page_url`, transport `sse-get`
-- round trips from the page: {args.calls:,} timed calls per run after {args.warmup} untimed
-  ones; `call_sync`, awaited calls and the event-push floor: {args.seconds:g} s of calls per
-  run after {args.warmup} untimed ones
+- round trips from the page: {args.calls:,} timed calls per run after {args.warmup} untimed ones
+- `call_sync`, awaited calls and the event-push floor: {args.seconds:g} s of calls per run
+  after {args.warmup} untimed ones
 - every figure {args.runs} times per switch interval (`sys.setswitchinterval`), in one process
 
 Latencies are p50 / p99 / max in ms, timed in the page with `performance.now()`; rates are calls
 one after the other per second (each call's p50 / p99 in brackets). "Busy" means the thread of
 the kernel's loop runs `while not done: x += 1` (pure Python, no call that lets the GIL go) from
-just after the page starts calling until a background method receives the page's times.
+just after the page starts calling until a background method receives the page's times;
+"another process busy" runs the same loop in a second Python process instead, the kernel's loop
+idle. The page's round trips are taken in turns of {CHUNK} calls of each figure, so that a
+noisy moment of the machine weighs on all of them alike. The GIL wait is how late a thread
+that sleeps {NAP * 1000:g} ms again and again wakes up while the main thread counts (what the
+transport's thread waits each time it wakes for a request), next to the same with the main
+thread idle (the timer's own lateness). The busy loop's speed while serving is its count over
+its busy chunks against the same loop's count run alone right after each chunk, for as long.
 
 {tables}
 """

@@ -54,9 +54,9 @@ from playwright.async_api import Page, async_playwright
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE))
+from benchmarks.bench_calls import CHROMIUM, CHROMIUM_ARGS, MEASURE_JS, Floor, machine  # noqa: E402
+
 import jchannel_http  # noqa: E402
-from bench_calls import CHROMIUM, CHROMIUM_ARGS, MEASURE_JS, Floor, machine  # noqa: E402
 
 BACKGROUND_P50 = 15.0  # ms: a background round trip's p50 while the kernel's loop is busy
 BACKGROUND_P99 = 60.0  # ms: its p99

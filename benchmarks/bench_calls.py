@@ -5,7 +5,8 @@ Run it as ``python benchmarks/bench_calls.py``; it prints a table and writes
 
 What it measures, every figure ``--runs`` times (3 by default) in one process, after a warm-up:
 
-- the library (``jchannel_http.Server`` with its defaults, the page opened at ``page_url``):
+- the library (``jchannel_http.Server`` with its defaults, or with ``transport_thread=False``
+  given ``--no-transport-thread``; the page opened at ``page_url``):
   kernel -> page and page -> kernel sequential call latency (p50, p99), and throughput with
   many calls in flight at once (``asyncio.gather`` of ``channel.call`` on the kernel,
   ``Promise.all`` of ``channel.call`` in the page, timed with ``performance.now()``);
@@ -629,7 +630,7 @@ Written by `python benchmarks/bench_calls.py`; rerun it to refresh this file and
   {info['load']} the measurements (other work shares this machine)
 - browser: Chromium {info['chromium']}, headless, driven by Playwright {info['playwright']}
 - Python {info['python']}, aiohttp {info['aiohttp']}
-- jchannel_http {info['library']}: `jchannel_http.Server()` with its defaults, the page at
+- jchannel_http {info['library']}: `jchannel_http.Server({server_options(args)})`, the page at
   `server.page_url`, transport `{TRANSPORTS[0]}`; for the second table, the same with
   `transport='sse-post'` and `transport='poll'` (long-poll, `poll_hold` 25 s)
 - sequential latency: {args.sequential:,} timed calls per run, after {args.warmup} warm-up
@@ -670,6 +671,11 @@ target is p50 latency within {TRANSPORT_TARGET}x of it; throughput is shown as i
 
 ![calls: library against floors](results.png)
 """
+
+
+def server_options(args: argparse.Namespace) -> str:
+    """The options every server was started with, as Python source."""
+    return 'transport_thread=False' if args.no_transport_thread else ''
 
 
 def nice_step(top: float) -> float:
@@ -858,6 +864,8 @@ async def main(args: argparse.Namespace) -> int:
             lanes = []
             for t in TRANSPORTS:
                 options: dict[str, Any] = {} if t == TRANSPORTS[0] else {'transport': t}
+                if args.no_transport_thread:
+                    options['transport_thread'] = False
                 server = await stack.enter_async_context(jchannel_http.Server(**options))
                 lanes.append(Lane(t, server))
             playwright = await stack.enter_async_context(async_playwright())
@@ -910,6 +918,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help='calls in flight at once per throughput figure (default 10000)',
     )
     parser.add_argument('--runs', type=int, default=3, help='runs of every figure (default 3)')
+    parser.add_argument(
+        '--no-transport-thread',
+        action='store_true',
+        help='start every server with transport_thread=False (the transport on the calling loop)',
+    )
     parser.add_argument(
         '--no-write',
         action='store_true',

@@ -17,6 +17,7 @@ import hashlib
 import logging
 import os
 import random
+import signal
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -89,6 +90,17 @@ PAGE_SIDE = r"""(channel) => {
       const data = await stream.join();
       return [data.length, await window.hex(data)];
     },
+    async firstChunks(stream, count) {
+      let seen = 0;
+      for await (const chunk of stream) { seen += 1; if (seen === count) break; }
+      return seen;
+    },
+    bytes(size, seed) { return window.chunksOf(window.makeBytes(size, seed), 65536); },
+  };
+  window.endlessClosed = 0;
+  window.endless = async function* () {
+    try { for (let i = 0; ; i++) yield new Uint8Array(65536).fill(i & 255); }
+    finally { window.endlessClosed += 1; }
   };
   return 'ready';
 }"""
@@ -179,6 +191,16 @@ class Kernel:
         self.streams.append(('bg_consume', asyncio.get_running_loop()))
         data = await stream.join()
         return [len(data), hashlib.sha256(data).hexdigest(), stream.received]
+
+    async def first_chunks(self, stream: MetaGenerator, count: int) -> int:
+        """An ordinary method that leaves a page -> kernel stream early (which cancels it)."""
+        self._ran('first_chunks')
+        seen = 0
+        async for _ in stream:
+            seen += 1
+            if seen == count:
+                break
+        return seen
 
     def produce(self, size: int, seed: int) -> Source:
         """An ordinary method returning a stream whose generator awaits the caller's loop."""
@@ -559,6 +581,73 @@ async def test_a_stream_an_ordinary_method_returns_is_read_on_its_loop(server, p
     assert got == [size, size, hashlib.sha256(made).hexdigest()]
     loops = [seen for name, seen in kernel.streams if name == 'produce']
     assert len(loops) == 8 and all(seen is asyncio.get_running_loop() for seen in loops)
+
+
+async def test_leaving_a_stream_early_on_the_callers_loop_stops_its_producer(server, page) -> None:
+    channel = await connect(page, server)
+    loop = asyncio.get_running_loop()
+    # page -> kernel: an ordinary method leaves the page's endless stream after 3 chunks
+    got = await page.evaluate("""async () => {
+        const seen = await channel.callWithStream('first_chunks', endless(), 3);
+        for (let i = 0; i < 200 && window.endlessClosed === 0; i++)
+            await new Promise((r) => setTimeout(r, 50));
+        return [seen, window.endlessClosed];
+    }""")
+    assert got == [3, 1]
+    # kernel -> page: the page leaves the kernel's endless generator, closed on the caller's loop
+    closed: list[asyncio.AbstractEventLoop] = []
+
+    async def endless() -> AsyncIterator[bytes]:
+        try:
+            for i in range(100_000):
+                await asyncio.sleep(0)
+                yield bytes([i & 255]) * 65536
+        finally:
+            closed.append(asyncio.get_running_loop())
+
+    assert await channel.call_with_stream('firstChunks', endless(), 3, timeout=10) == 3
+    for _ in range(200):
+        if closed:
+            break
+        await asyncio.sleep(0.05)
+    assert closed == [loop]
+    assert server.streams.status()['uploads'] == 0
+
+
+async def test_call_sync_gives_a_stream_read_on_the_callers_loop(server, page) -> None:
+    channel = await connect(page, server)
+    size = 300_001
+    stream = channel.call_sync('bytes', size, 6)
+    assert isinstance(stream, MetaGenerator)
+    data = await stream.join()
+    expected = await page.evaluate('async (size) => hex(makeBytes(size, 6))', size)
+    assert (len(data), hashlib.sha256(data).hexdigest()) == (size, expected)
+    stream = await asyncio.to_thread(channel.call_sync, 'bytes', size, 6)
+    assert isinstance(stream, MetaGenerator)
+    assert await stream.join() == data
+
+
+async def test_interrupting_call_sync_cancels_the_call(server, page) -> None:
+    channel = await connect(page, server)
+    assert threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as a kernel has it
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    try:
+        started = time.monotonic()
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            channel.call_sync('wait', 20_000, 'never')
+        elapsed = time.monotonic() - started
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGINT, previous)
+    assert 0.4 < elapsed < 5, elapsed
+    for _ in range(100):
+        if server.status()['pending_calls'] == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert server.status()['pending_calls'] == 0, 'the interrupted call still waits'
+    assert channel.call_sync('double', 8) == 16
 
 
 # -- the thread's life ---------------------------------------------------------------------------

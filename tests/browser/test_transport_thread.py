@@ -155,6 +155,19 @@ class Kernel:
         self._ran('ordinary_async')
         return ['ordinary_async', value * 3 + 1]
 
+    def interrupted(self) -> None:
+        self._ran('interrupted')
+        raise KeyboardInterrupt()  # what a notebook's stop button raises in a running method
+
+    async def exits(self) -> None:
+        self._ran('exits')
+        raise SystemExit(3)
+
+    @background
+    def bg_interrupted(self) -> None:
+        self._ran('bg_interrupted')
+        raise KeyboardInterrupt()
+
     @background
     async def bg_calls_page(self, value: int) -> object:
         """Calls the page from the transport's thread, as a background method may."""
@@ -313,6 +326,26 @@ async def test_a_background_method_calls_the_page_while_the_loop_is_blocked(serv
     assert start < got['p'][0]['at'] / 1000 < end
     [run] = kernel.runs_of('bg_calls_page')
     assert run.thread_name == TRANSPORT_THREAD
+
+
+async def test_interrupt_and_exit_in_a_method_end_only_that_call(server, page) -> None:
+    channel = await connect(page, server)
+    kernel = handler_of(channel, Kernel)
+    calls = {'i': 'interrupted', 'e': 'exits', 'b': 'bg_interrupted'}
+    await page.evaluate(
+        '(calls) => { for (const [id, name] of Object.entries(calls)) kick(id, name, [], 0); }',
+        calls,
+    )
+    got = await answers(page, list(calls))
+    assert {id: [outcome['error'][:2] for outcome in got[id]] for id in calls} == {
+        'i': [['KernelError', 'KeyboardInterrupt']],
+        'e': [['KernelError', 'SystemExit']],
+        'b': [['KernelError', 'KeyboardInterrupt']],
+    }
+    assert sorted(run.method for run in kernel.runs) == sorted(calls.values())
+    assert await channel.call('double', 3) == 6  # the loop and the channel still work
+    await page.evaluate('() => kick("after", "ordinary", [1], 0)')
+    assert (await answers(page, ['after']))['after'][0]['ok'] == ['ordinary', 4]
 
 
 # -- call_sync ---------------------------------------------------------------------------------

@@ -96,31 +96,53 @@ def call_on(loop: asyncio.AbstractEventLoop, callback: Callable[..., object], *a
         hop_for(loop).call(callback, *args)
 
 
+class _Escaped:
+    """A KeyboardInterrupt or SystemExit that work on another loop raised, carried back as a
+    value: raised out of a task, it would stop that loop instead of reaching the awaiting side."""
+
+    __slots__ = ('error',)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+async def _contained(work: Coroutine[Any, Any, T]) -> T | _Escaped:
+    try:
+        return await work
+    except (KeyboardInterrupt, SystemExit) as exc:
+        return _Escaped(exc)
+
+
 async def cross(loop: asyncio.AbstractEventLoop, work: Coroutine[Any, Any, T]) -> T:
     """Run ``work`` as a task on ``loop`` and await its outcome here.
 
     On the same loop this is ``await work``. Cancelling the awaiting task cancels the task on
-    the other loop (the awaiting side does not wait for it to finish cancelling).
+    the other loop (the awaiting side does not wait for it to finish cancelling). A
+    KeyboardInterrupt or SystemExit of ``work`` is raised here, as any other exception (on
+    ``loop`` it would stop the loop: a notebook's stop button pressed while a handler runs
+    ends that call only).
     """
     here = asyncio.get_running_loop()
     if loop is here:
         return await work
     outcome: asyncio.Future[T] = here.create_future()
     back = hop_for(here)
-    started: list[asyncio.Task[T]] = []
+    started: list[asyncio.Task[T | _Escaped]] = []
 
-    def settle(task: asyncio.Task[T]) -> None:
+    def settle(task: asyncio.Task[T | _Escaped]) -> None:
         if outcome.done():
             return
         if task.cancelled():
             outcome.cancel()
         elif (error := task.exception()) is not None:
             outcome.set_exception(error)
+        elif isinstance(result := task.result(), _Escaped):
+            outcome.set_exception(result.error)
         else:
-            outcome.set_result(task.result())
+            outcome.set_result(result)
 
     def start() -> None:
-        task = loop.create_task(work)
+        task = loop.create_task(_contained(work))
         started.append(task)
         task.add_done_callback(lambda done: back.call(settle, done))
 

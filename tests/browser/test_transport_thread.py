@@ -163,6 +163,16 @@ class Kernel:
         self._ran('exits')
         raise SystemExit(3)
 
+    async def sleeps(self, seconds: float) -> str:
+        """An ordinary method that takes long (cancelled when the server stops meanwhile)."""
+        self._ran('sleeps')
+        try:
+            await asyncio.sleep(seconds)
+        except asyncio.CancelledError:
+            self._ran('sleeps cancelled')
+            raise
+        return 'slept'
+
     @background
     def bg_interrupted(self) -> None:
         self._ran('bg_interrupted')
@@ -732,6 +742,29 @@ async def test_stop_with_calls_in_flight_fails_them_and_ends_the_thread(server, 
         await asyncio.wait_for(waiting, 10)
     assert not thread.is_alive() and transport_threads() == []
     assert library_tasks(loop) == []
+
+
+async def test_stop_while_an_ordinary_method_runs_cancels_it_and_leaves_no_task(
+    server, page, caplog
+) -> None:
+    channel = await connect(page, server)
+    kernel = handler_of(channel, Kernel)
+    loop = asyncio.get_running_loop()
+    await page.evaluate('() => kick("slow", "sleeps", [30], 0)')
+    for _ in range(200):
+        if kernel.runs_of('sleeps'):
+            break
+        await asyncio.sleep(0.05)
+    assert kernel.runs_of('sleeps'), 'the page call did not reach the method'
+    assert library_tasks(loop), 'the running method is a task of the package'
+    with caplog.at_level(logging.DEBUG, logger='asyncio'):
+        await server.stop()
+        assert library_tasks(loop) == [], 'stop() returned with tasks of the package left'
+        await asyncio.sleep(0.3)
+    assert [run.method for run in kernel.runs] == ['sleeps', 'sleeps cancelled']
+    assert transport_threads() == []
+    problems = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert problems == [], [r.getMessage() for r in problems]
 
 
 # -- randomized --------------------------------------------------------------------------------

@@ -68,6 +68,22 @@ PAGE_SIDE = r"""(channel) => {
       (window.answers[id] ??= []).push(outcome);
     }, delayMs);
   };
+  // The same with a stream of `size` bytes made from `seed`; `expected` is what should come back.
+  window.kickStream = (id, name, size, seed, delayMs) => {
+    setTimeout(async () => {
+      const bytes = window.makeBytes(size, seed);
+      const expected = [size, await window.hex(bytes), size];
+      const started = Date.now();
+      let outcome;
+      try {
+        outcome = { ok: await channel.callWithStream(name, window.chunksOf(bytes, 65536)) };
+      } catch (e) {
+        outcome = { error: [e.name, e.type ?? null, e.detail ?? e.message] };
+      }
+      Object.assign(outcome, { expected, started, at: Date.now() });
+      (window.answers[id] ??= []).push(outcome);
+    }, delayMs);
+  };
   window.makeBytes = (size, seed) => {
     const bytes = new Uint8Array(size);
     let x = (seed >>> 0) || 1;
@@ -212,6 +228,7 @@ class Kernel:
     async def bg_consume(self, stream: MetaGenerator) -> list:
         """The same on the transport's loop."""
         self.streams.append(('bg_consume', asyncio.get_running_loop()))
+        self._ran('bg_consume')
         data = await stream.join()
         return [len(data), hashlib.sha256(data).hexdigest(), stream.received]
 
@@ -770,8 +787,9 @@ async def test_stop_while_an_ordinary_method_runs_cancels_it_and_leaves_no_task(
 # -- randomized --------------------------------------------------------------------------------
 
 SEED = int(os.environ.get('JCHANNEL_SEED') or random.SystemRandom().randrange(2**32))
-ROUNDS = 6
+ROUNDS = 10
 KINDS = ('bg_sync', 'bg_async', 'ordinary', 'ordinary_async')
+STREAM_KINDS = ('consume', 'bg_consume')
 
 
 async def test_randomized_background_and_ordinary_calls_with_blocks(server, page) -> None:
@@ -781,37 +799,43 @@ async def test_randomized_background_and_ordinary_calls_with_blocks(server, page
     kernel = handler_of(channel, Kernel)
     loop = asyncio.get_running_loop()
     session = server.status()['session']
-    expected: dict[str, list] = {}
+    expected: dict[str, Any] = {}
     blocks: list[tuple[float, float]] = []
+    """When the loop was blocked (time.sleep, call_sync on its thread): no ordinary method ran."""
     kernel_calls: list[tuple[asyncio.Future[Any], int]] = []
     for round in range(ROUNDS):
         ids = []
         for n in range(rng.randint(4, 12)):
-            id, kind, value = f'r{round}n{n}', rng.choice(KINDS), rng.randrange(1000)
-            expected[id] = [kind, value * 3 + 1]
+            id, delay = f'r{round}n{n}', rng.randrange(0, 250)
             ids.append(id)
+            if rng.random() < 0.15:
+                kind, size = rng.choice(STREAM_KINDS), rng.randrange(0, 300_000)
+                expected[id] = kind
+                await page.evaluate(
+                    '([id, kind, size, seed, ms]) => kickStream(id, kind, size, seed, ms)',
+                    [id, kind, size, rng.randrange(1, 2**31), delay],
+                )
+                continue
+            kind, value = rng.choice(KINDS), rng.randrange(1000)
+            expected[id] = [kind, value * 3 + 1]
             await page.evaluate(
-                '([id, kind, value, ms]) => kick(id, kind, [value], ms)',
-                [id, kind, value, rng.randrange(0, 250)],
+                '([id, kind, value, ms]) => kick(id, kind, [value], ms)', [id, kind, value, delay]
             )
         for _ in range(rng.randint(0, 3)):
             value = rng.randrange(1000)
             kernel_calls.append((channel.call('double', value), 2 * value))
         if rng.random() < 0.3:
             value = rng.randrange(1000)
-            kernel_calls.append(
-                (
-                    asyncio.ensure_future(asyncio.to_thread(channel.call_sync, 'double', value)),
-                    2 * value,
-                )
-            )
+            in_thread = asyncio.ensure_future(asyncio.to_thread(channel.call_sync, 'double', value))
+            kernel_calls.append((in_thread, 2 * value))
         if rng.random() < 0.7:
             blocks.append(await block(rng.uniform(0.05, 0.6)))
         else:
             await asyncio.sleep(rng.uniform(0, 0.3))
         if rng.random() < 0.3:
-            value = rng.randrange(1000)
-            assert channel.call_sync('double', value) == 2 * value
+            value, start = rng.randrange(1000), time.time()
+            assert channel.call_sync('wait', rng.randrange(0, 300), value) == value
+            blocks.append((start, time.time()))
         await answers(page, ids, 20_000)
     for future, value in kernel_calls:
         assert await asyncio.wait_for(future, 20) == value, f'seed {SEED}'
@@ -819,12 +843,13 @@ async def test_randomized_background_and_ordinary_calls_with_blocks(server, page
     got = await page.evaluate('window.answers')
     assert set(got) == set(expected), f'seed {SEED}'
     for id, outcomes in got.items():
-        assert [outcome.get('ok', outcome.get('error')) for outcome in outcomes] == [
-            expected[id]
-        ], f'seed {SEED}: call {id}'
+        assert len(outcomes) == 1, f'seed {SEED}: call {id} was answered {len(outcomes)} times'
+        [outcome] = outcomes
+        want = outcome['expected'] if isinstance(expected[id], str) else expected[id]
+        assert outcome.get('ok', outcome.get('error')) == want, f'seed {SEED}: call {id}'
     ran = [run.method for run in kernel.runs]
-    for kind in KINDS:
-        calls = sum(1 for value in expected.values() if value[0] == kind)
+    for kind in KINDS + STREAM_KINDS:
+        calls = sum(1 for value in expected.values() if kind in (value, value[0]))
         assert ran.count(kind) == calls, f'seed {SEED}: {kind} ran {ran.count(kind)}, not {calls}'
     for run in kernel.runs:
         if run.method.startswith('bg_'):
@@ -835,4 +860,5 @@ async def test_randomized_background_and_ordinary_calls_with_blocks(server, page
             assert not inside, f'seed {SEED}: {run.method} ran during a block of the loop'
     assert server.status()['session'] == session, f'seed {SEED}: the page was replaced'
     assert server.status()['pending_calls'] == 0
+    assert server.streams.status()['uploads'] == 0
     assert page.errors == []

@@ -101,6 +101,10 @@ PAGE_SIDE = r"""(channel) => {
   channel.handler = {
     double(x) { return 2 * x; },
     fail(message) { throw new RangeError(message); },
+    async relay(name, value) {
+      window.relayed = await channel.call(name, value);
+      return window.relayed;
+    },
     wait(ms, value) { return new Promise((resolve) => setTimeout(() => resolve(value), ms)); },
     async digest(stream) {
       const data = await stream.join();
@@ -170,6 +174,12 @@ class Kernel:
         await asyncio.sleep(0.01)
         self._ran('ordinary_async')
         return ['ordinary_async', value * 3 + 1]
+
+    def asks_the_page(self, value: int) -> object:
+        """An ordinary sync method that needs the page's answer to give its own."""
+        assert self.channel is not None
+        self._ran('asks_the_page')
+        return ['asked', self.channel.call_sync('double', value)]
 
     def interrupted(self) -> None:
         self._ran('interrupted')
@@ -408,6 +418,25 @@ async def test_call_sync_from_a_thread_and_from_the_loop_it_blocks(server, page)
     assert missing.value.type == 'AttributeError'
     with pytest.raises(TypeError):
         channel.call_sync(3)  # type: ignore[arg-type]
+
+
+async def test_call_sync_in_an_ordinary_method_and_page_methods_that_call_back(
+    server, page
+) -> None:
+    channel = await connect(page, server)
+    kernel = handler_of(channel, Kernel)
+    await page.evaluate('() => kick("a", "asks_the_page", [9], 0)')
+    assert (await answers(page, ['a']))['a'][0]['ok'] == ['asked', 18]
+    assert kernel.runs_of('asks_the_page')[0].thread == threading.get_ident()
+    # A page method may call a background method back while call_sync blocks the loop ...
+    assert channel.call_sync('relay', 'bg_sync', 2) == ['bg_sync', 7]
+    # ... but an ordinary one waits for the loop, which call_sync blocks: the deadline ends the
+    # wait, and the page's call is answered once the loop runs again.
+    with pytest.raises(TimeoutError):
+        channel.call_sync('relay', 'ordinary', 3, deadline=1)
+    await page.wait_for_function('window.relayed?.[0] === "ordinary"', timeout=ANSWER_MS)
+    assert await page.evaluate('window.relayed') == ['ordinary', 10]
+    assert [run.method for run in kernel.runs].count('ordinary') == 1
 
 
 async def test_call_sync_deadline_is_a_timeout_error_as_for_call(server, page) -> None:

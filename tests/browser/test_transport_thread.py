@@ -145,6 +145,8 @@ class Kernel:
         self.channel: jchannel_http.Channel | None = None
         self.raised: list[BaseException] = []
         self.streams: list[tuple[str, asyncio.AbstractEventLoop]] = []
+        self.produced: list[tuple[int, Progress]] = []
+        """The progress of ``produce``'s stream, with the thread each snapshot came on."""
 
     def _ran(self, method: str) -> None:
         thread = threading.current_thread()
@@ -264,7 +266,11 @@ class Kernel:
                 yield rng.randbytes(min(100_000, size - at))
 
         assert loop is asyncio.get_running_loop()
-        return Source(chunks(), total=size)
+        return Source(
+            chunks(),
+            total=size,
+            progress=lambda p: self.produced.append((threading.get_ident(), p)),
+        )
 
 
 async def connect(page: Page, server: jchannel_http.Server) -> jchannel_http.Channel:
@@ -670,6 +676,13 @@ async def test_a_stream_an_ordinary_method_returns_is_read_on_its_loop(server, p
     assert got == [size, size, hashlib.sha256(made).hexdigest()]
     loops = [seen for name, seen in kernel.streams if name == 'produce']
     assert len(loops) == 8 and all(seen is asyncio.get_running_loop() for seen in loops)
+    for _ in range(100):
+        if kernel.produced and kernel.produced[-1][1].finished:
+            break
+        await asyncio.sleep(0.05)
+    assert {thread for thread, _ in kernel.produced} == {threading.get_ident()}
+    last = kernel.produced[-1][1]
+    assert last.finished and last.done == size and last.total == size
 
 
 async def test_leaving_a_stream_early_on_the_callers_loop_stops_its_producer(server, page) -> None:

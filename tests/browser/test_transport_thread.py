@@ -143,6 +143,7 @@ class Kernel:
     def __init__(self) -> None:
         self.runs: list[Run] = []
         self.channel: jchannel_http.Channel | None = None
+        self.server: jchannel_http.Server | None = None
         self.raised: list[BaseException] = []
         self.streams: list[tuple[str, asyncio.AbstractEventLoop]] = []
         self.produced: list[tuple[int, Progress]] = []
@@ -182,6 +183,23 @@ class Kernel:
         assert self.channel is not None
         self._ran('asks_the_page')
         return ['asked', self.channel.call_sync('double', value)]
+
+    async def quit(self) -> str:
+        """Stops the server from an ordinary method (a page's stop button)."""
+        assert self.server is not None
+        self._ran('quit')
+        await self.server.stop()
+        self._ran('quit stopped')
+        return 'stopped'
+
+    @background
+    async def bg_quit(self) -> str:
+        """The same from a background method, on the transport's own thread."""
+        assert self.server is not None
+        self._ran('bg_quit')
+        await self.server.stop()
+        self._ran('bg_quit stopped')
+        return 'stopped'
 
     def interrupted(self) -> None:
         self._ran('interrupted')
@@ -824,6 +842,34 @@ async def test_stop_while_an_ordinary_method_runs_cancels_it_and_leaves_no_task(
     assert transport_threads() == []
     problems = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert problems == [], [r.getMessage() for r in problems]
+
+
+@pytest.mark.parametrize('method', ['quit', 'bg_quit'])
+async def test_a_handler_method_may_stop_the_server(server, page, caplog, method) -> None:
+    """A page's stop button: the server stops entirely (thread, port, tasks); the call that
+    stopped it ends with the others, and the page hears of it."""
+    channel = await connect(page, server)
+    kernel = handler_of(channel, Kernel)
+    kernel.server = server
+    loop = asyncio.get_running_loop()
+    port = server.port
+    with caplog.at_level(logging.DEBUG, logger='asyncio'):
+        await page.evaluate('(method) => kick("q", method, [], 0)', method)
+        for _ in range(200):
+            if not server.running and not transport_threads():
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+    assert kernel.runs[0].method == method
+    assert not server.running and transport_threads() == [], 'the transport thread is left'
+    assert library_tasks(loop) == []
+    problems = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert problems == [], [r.getMessage() for r in problems]
+    with pytest.raises(OSError):  # the port is released
+        _, writer = await asyncio.open_connection('127.0.0.1', port)
+        writer.close()
+    [outcome] = (await answers(page, ['q']))['q']
+    assert 'error' in outcome, outcome
 
 
 # -- randomized --------------------------------------------------------------------------------

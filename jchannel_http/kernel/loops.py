@@ -141,10 +141,16 @@ async def cross(loop: asyncio.AbstractEventLoop, work: Coroutine[Any, Any, T]) -
         else:
             outcome.set_result(result)
 
+    def deliver(task: asyncio.Task[T | _Escaped]) -> None:
+        try:
+            back.call(settle, task)
+        except StateError:
+            pass  # the awaiting loop is closed (the server stopped meanwhile): nobody waits
+
     def start() -> None:
         task = loop.create_task(_contained(work))
         started.append(task)
-        task.add_done_callback(lambda done: back.call(settle, done))
+        task.add_done_callback(deliver)
 
     def cancel() -> None:
         for task in started:
@@ -222,14 +228,18 @@ class TransportThread:
         return loop
 
     def stop(self) -> None:
-        """Stop the loop (cancelling what still runs on it) and wait for the thread to end."""
+        """Stop the loop (cancelling what still runs on it) and wait for the thread to end.
+
+        On the thread itself (the server stopped by a ``@background`` handler) it cannot wait
+        for itself: the loop stops once the running callback returns, and the thread ends."""
         loop, thread = self.loop, self._thread
         self.loop = None
         self._thread = None
         if loop is None or thread is None:
             return
         if thread is threading.current_thread():
-            raise StateError('the transport cannot be stopped from its own thread')
+            loop.stop()
+            return
         try:
             loop.call_soon_threadsafe(loop.stop)
         except RuntimeError:

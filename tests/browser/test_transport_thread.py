@@ -14,12 +14,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import json
 import logging
 import os
 import random
 import signal
 import threading
 import time
+import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -407,6 +409,84 @@ async def test_interrupt_and_exit_in_a_method_end_only_that_call(server, page) -
     assert await channel.call('double', 3) == 6  # the loop and the channel still work
     await page.evaluate('() => kick("after", "ordinary", [1], 0)')
     assert (await answers(page, ['after']))['after'][0]['ok'] == ['ordinary', 4]
+
+
+def post_json(url: str, body: object) -> tuple[object, float]:
+    """POST ``body`` as JSON with the token (blocking, for a thread); the answer and when."""
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={'Authorization': f'Bearer {TOKEN}', 'Content-Type': 'application/json'},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read()), time.time()
+
+
+async def test_direct_http_calls_reach_background_methods_while_the_loop_is_blocked(
+    server,
+) -> None:
+    channel = jchannel_http.Channel(server, PAGE_SIDE, name='direct')
+    kernel = Kernel()
+    channel.handler = kernel
+    answered: dict[str, tuple[object, float]] = {}
+
+    def call(method: str) -> None:
+        time.sleep(KICK_MS / 1000)
+        answered[method] = post_json(f'{server.url}/channels/direct/call/{method}', [4])
+
+    threads = [threading.Thread(target=call, args=(m,)) for m in ('bg_sync', 'ordinary')]
+    for thread in threads:
+        thread.start()
+    start, end = await block(BLOCK)
+    for _ in range(300):
+        if len(answered) == 2:
+            break
+        await asyncio.sleep(0.05)
+    for thread in threads:
+        thread.join(5)
+    assert answered['bg_sync'][0] == {'result': ['bg_sync', 13]}
+    assert start < answered['bg_sync'][1] < end
+    assert answered['ordinary'][0] == {'result': ['ordinary', 13]}
+    assert answered['ordinary'][1] >= end
+    assert kernel.runs_of('ordinary')[0].thread == threading.get_ident()
+
+
+async def test_calls_from_a_loop_of_another_thread(server, page) -> None:
+    """Kernel code on a third loop (``asyncio.run`` in a thread): calls and streams work,
+    and its generator and progress stay on that loop."""
+    channel = await connect(page, server)
+    rng = random.Random(5)
+    parts = [rng.randbytes(100_000) for _ in range(4)]
+
+    async def elsewhere() -> list:
+        here = asyncio.get_running_loop()
+        seen: list[bool] = []
+        progress: list[int] = []
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for part in parts:
+                seen.append(asyncio.get_running_loop() is here)
+                await asyncio.sleep(0.001)
+                yield part
+
+        doubled = await channel.call('double', 8)
+        digest = await channel.call_with_stream(
+            'digest', chunks(), progress=lambda p: progress.append(threading.get_ident())
+        )
+        with pytest.raises(FrontendError):
+            await channel.call('fail', 'there')
+        return [doubled, digest, all(seen) and len(seen) == 4, set(progress)]
+
+    main_loop_before = asyncio.get_running_loop()
+    doubled, digest, on_its_loop, progress_threads = await asyncio.to_thread(
+        asyncio.run, elsewhere()
+    )
+    assert doubled == 16
+    assert digest == [400_000, hashlib.sha256(b''.join(parts)).hexdigest()]
+    assert on_its_loop
+    assert len(progress_threads) == 1 and threading.get_ident() not in progress_threads
+    assert asyncio.get_running_loop() is main_loop_before
+    assert await channel.call('double', 1) == 2
 
 
 # -- call_sync ---------------------------------------------------------------------------------

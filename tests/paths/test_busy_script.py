@@ -4,7 +4,8 @@ The script (written to a temporary folder, run by this interpreter with the chec
 ``PYTHONPATH``) starts a server, waits for the test's page, then blocks its loop with
 ``time.sleep`` for ``JCHANNEL_BLOCK_SECONDS`` (45 by default: longer than two heartbeats, the
 first-event deadline and the page's transport probes). Meanwhile the page calls a ``@background``
-method, answered during the block, and an ordinary one, answered only once the block ends;
+method, answered during the block, and an ordinary one, answered only once the block ends
+(after the script's synchronous code called the page with ``call_sync``);
 ``GET /status`` answers during the block and tells the same transport, client and session before,
 during and after it. The script then stops the server, lists its threads and exits 0.
 
@@ -45,6 +46,11 @@ SCRIPT = textwrap.dedent(
     import jchannel_http
 
     BLOCK = float(os.environ.get('JCHANNEL_BLOCK_SECONDS') or 45)
+    PAGE_SIDE = """(channel) => {
+        window.channel = channel;
+        channel.handler = { double: (x) => 2 * x };
+        return 'ready';
+    }"""
 
 
     def say(event, **fields):
@@ -70,8 +76,7 @@ SCRIPT = textwrap.dedent(
     async def main():
         server = await jchannel_http.start(heartbeat=5)
         say('started', page_url=server.page_url, url=server.url, token=server.token)
-        channel = await server.open('(channel) => { window.channel = channel; return "ready"; }',
-                                    timeout=60)
+        channel = await server.open(PAGE_SIDE, timeout=60)
         handler = channel.handler = Handler()
         say('before', status=server.status())
         start = time.time()
@@ -79,6 +84,7 @@ SCRIPT = textwrap.dedent(
         time.sleep(BLOCK)
         end = time.time()
         say('block_end', at=end, seconds=end - start)
+        say('call_sync', result=channel.call_sync('double', 21))  # synchronous code, loop blocked
         await asyncio.wait_for(handler.finished.wait(), 60)
         say('after', status=server.status())
         await server.stop()
@@ -185,6 +191,7 @@ async def test_a_script_blocking_its_loop_keeps_its_page_and_background_methods(
             block_end = await script.expect('block_end', BLOCK + LINE_TIMEOUT)
             assert block_end['seconds'] >= BLOCK - 0.01
             assert ran < block_end['at'] and at / 1000 < block_end['at']
+            assert (await script.expect('call_sync'))['result'] == 42
             await page.wait_for_function('window.answers.after !== undefined', timeout=30_000)
             [kind, value, thread, ran], at = await page.evaluate('window.answers.after')
             assert [kind, value, thread] == ['ordinary', 5, 'MainThread']

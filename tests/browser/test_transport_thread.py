@@ -560,6 +560,13 @@ async def test_call_sync_deadline_is_a_timeout_error_as_for_call(server, page) -
     for elapsed in (by_call, on_loop, in_thread):
         assert 0.45 <= elapsed < 3, elapsed
     assert channel.call_sync('wait', 10, 'in time', deadline=5) == 'in time'
+    # A deadline that passes while the loop is blocked ends the call on the transport meanwhile.
+    late = channel.call('wait', 5000, 'late', deadline=0.5)
+    await asyncio.sleep(0)
+    await block(1.5)
+    assert server.status()['pending_calls'] == 0
+    with pytest.raises(TimeoutError):
+        await late
     with pytest.raises(ValueError):
         channel.call_sync('double', 1, deadline=-1)
 
@@ -825,6 +832,25 @@ async def test_call_sync_gives_a_stream_read_on_the_callers_loop(server, page) -
     stream = await asyncio.to_thread(channel.call_sync, 'bytes', size, 6)
     assert isinstance(stream, MetaGenerator)
     assert await stream.join() == data
+
+
+async def test_cancelling_a_call_task_cancels_the_call_on_the_transport(server, page) -> None:
+    channel = await connect(page, server)
+    task = channel.call('wait', 20_000, 'never')
+    for _ in range(100):
+        if server.status()['pending_calls'] == 1:
+            break
+        await asyncio.sleep(0.05)
+    assert server.status()['pending_calls'] == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(100):
+        if server.status()['pending_calls'] == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert server.status()['pending_calls'] == 0, 'the cancelled call still waits'
+    assert await channel.call('double', 5) == 10
 
 
 async def test_interrupting_call_sync_cancels_the_call(server, page) -> None:

@@ -39,7 +39,7 @@ from jchannel_http import (
     StateError,
     background,
 )
-from support.chromium import handler_of, open_channel
+from support.chromium import handler_of, new_page, open_channel
 from support.kernel_server import TOKEN
 
 TRANSPORT_THREAD = 'jchannel_http transport'
@@ -202,6 +202,12 @@ class Kernel:
         await self.server.stop()
         self._ran('bg_quit stopped')
         return 'stopped'
+
+    async def calls_the_page(self, value: int) -> object:
+        """An ordinary method that calls the page while the page waits for it."""
+        assert self.channel is not None
+        self._ran('calls_the_page')
+        return ['called', await self.channel.call('double', value)]
 
     def interrupted(self) -> None:
         self._ran('interrupted')
@@ -531,6 +537,8 @@ async def test_call_sync_in_an_ordinary_method_and_page_methods_that_call_back(
     kernel = handler_of(channel, Kernel)
     await page.evaluate('() => kick("a", "asks_the_page", [9], 0)')
     assert (await answers(page, ['a']))['a'][0]['ok'] == ['asked', 18]
+    await page.evaluate('() => kick("c", "calls_the_page", [11], 0)')
+    assert (await answers(page, ['c']))['c'][0]['ok'] == ['called', 22]
     assert kernel.runs_of('asks_the_page')[0].thread == threading.get_ident()
     # A page method may call a background method back while call_sync blocks the loop ...
     assert channel.call_sync('relay', 'bg_sync', 2) == ['bg_sync', 7]
@@ -909,6 +917,26 @@ async def test_stop_ends_the_thread_and_leaves_no_task_start_again_works(page) -
         assert transport_threads() == []
         assert library_tasks(loop) == []
     assert page.errors == []
+
+
+async def test_two_servers_have_a_thread_each_and_stop_only_their_own(server, browser) -> None:
+    pages = [await new_page(browser), await new_page(browser)]
+    async with jchannel_http.Server(token=TOKEN, heartbeat=1) as other:
+        channels = [await connect(pages[0], server), await connect(pages[1], other)]
+        assert len(transport_threads()) == 2
+        for page in pages:
+            await page.evaluate('(ms) => kick("s", "bg_sync", [3], ms)', KICK_MS)
+        start, end = await block(BLOCK)
+        for page in pages:
+            [outcome] = (await answers(page, ['s']))['s']
+            assert outcome['ok'] == ['bg_sync', 10] and start < outcome['at'] / 1000 < end
+        runs = [handler_of(channel, Kernel).runs_of('bg_sync')[0] for channel in channels]
+        assert runs[0].thread != runs[1].thread
+        await server.stop()
+        assert [thread.ident for thread in transport_threads()] == [runs[1].thread]
+        assert await channels[1].call('double', 4) == 8
+        assert channels[1].call_sync('double', 5) == 10
+    assert transport_threads() == []
 
 
 async def test_stop_with_calls_in_flight_fails_them_and_ends_the_thread(server, page) -> None:

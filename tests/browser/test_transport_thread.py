@@ -305,10 +305,16 @@ async def connect(page: Page, server: jchannel_http.Server) -> jchannel_http.Cha
     return channel
 
 
-async def block(seconds: float) -> tuple[float, float]:
-    """Block the running loop for ``seconds`` (as a computing cell does); its start and end."""
+async def block(seconds: float, compute: bool = False) -> tuple[float, float]:
+    """Block the running loop for ``seconds`` (as a computing cell does): in ``time.sleep``,
+    or with ``compute`` in a pure-Python loop that holds the GIL; its start and end."""
     start = time.time()
-    time.sleep(seconds)
+    if compute:
+        count = 0
+        while time.time() < start + seconds:
+            count += 1
+    else:
+        time.sleep(seconds)
     return start, time.time()
 
 
@@ -345,8 +351,9 @@ def library_tasks(loop: asyncio.AbstractEventLoop) -> list[asyncio.Task[Any]]:
 # -- handlers while the caller's loop is blocked ------------------------------------------------
 
 
+@pytest.mark.parametrize('compute', [False, True], ids=['sleeping', 'computing'])
 async def test_background_methods_answer_while_the_loop_is_blocked_ordinary_ones_after(
-    server, page
+    server, page, compute
 ) -> None:
     channel = await connect(page, server)
     kernel = handler_of(channel, Kernel)
@@ -358,7 +365,7 @@ async def test_background_methods_answer_while_the_loop_is_blocked_ordinary_ones
         '([calls, ms]) => { for (const [id, name] of Object.entries(calls)) kick(id, name, [7], ms); }',
         [calls, KICK_MS],
     )
-    start, end = await block(BLOCK)
+    start, end = await block(BLOCK, compute)
     got = await answers(page, list(calls))
     for id, name in calls.items():
         assert [outcome['ok'] for outcome in got[id]] == [[name, 22]], id

@@ -1,10 +1,13 @@
 """The transport on its own thread, with the real server and the real client in headless Chromium.
 
-The test's event loop stands for a notebook kernel's: ``time.sleep`` inside a coroutine blocks it
-as a computing cell does. ``@background`` handler methods answer the page meanwhile; ordinary ones
-answer once the loop runs again. ``call_sync`` calls the page from synchronous code, even from the
-blocked loop's own thread. Byte streams and progress callbacks of kernel code stay on the loop
-that made them, whatever loop pumps them. ``stop()`` ends the thread and leaves no task behind.
+The test's event loop stands for a notebook kernel's: ``time.sleep`` (or a pure-Python loop)
+inside a coroutine blocks it as a computing cell does. ``@background`` handler methods answer the
+page meanwhile (and direct HTTP calls); ordinary ones answer once the loop runs again, and a
+KeyboardInterrupt or SystemExit they raise ends only their call. ``call_sync`` calls the page from
+synchronous code, even from the blocked loop's own thread, with the errors of ``call``; an
+interrupt cancels it. Byte streams and progress callbacks of kernel code stay on the loop that made
+them, whatever loop pumps them, and leaving a stream early stops its producer across the loops.
+``stop()`` ends the thread (also when a handler method calls it) and leaves no task behind.
 
 The randomized test prints its seed; ``JCHANNEL_SEED=<n>`` replays its choices (not its timing).
 """

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import hashlib
 import json
 import logging
@@ -25,6 +26,7 @@ import signal
 import threading
 import time
 import urllib.request
+import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,7 @@ from jchannel_http import (
     StateError,
     background,
 )
+from jchannel_http.kernel.loops import TransportThread, cross
 from support.chromium import handler_of, new_page, open_channel
 from support.kernel_server import TOKEN
 
@@ -1014,6 +1017,38 @@ async def test_a_handler_method_may_stop_the_server(server, page, caplog, method
         writer.close()
     [outcome] = (await answers(page, ['q']))['q']
     assert 'error' in outcome, outcome
+
+
+# -- the hop itself, without a page -------------------------------------------------------------
+
+
+async def test_work_cancelled_before_it_starts_on_the_other_loop_is_closed_quietly() -> None:
+    """A cross() cancelled while its start waits in the other loop's queue: the work never runs,
+    and is closed (no 'coroutine ... was never awaited' warning, no error)."""
+    thread = TransportThread('jchannel_http probe')
+    other = thread.start()
+    ran: list[int] = []
+
+    async def work() -> int:
+        ran.append(1)
+        return 1
+
+    try:
+        other.call_soon_threadsafe(time.sleep, 0.3)  # the other loop is busy: start waits
+        crossing = asyncio.create_task(cross(other, work()))
+        await asyncio.sleep(0.02)
+        crossing.cancel()  # queued right behind the start
+        with pytest.raises(asyncio.CancelledError):
+            await crossing
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter('always')
+            await asyncio.sleep(0.5)
+            gc.collect()
+        assert ran == [], 'the cancelled work ran'
+        assert [str(w.message) for w in caught] == []
+        assert await cross(other, work()) == 1 and ran == [1]  # the next one runs, once
+    finally:
+        thread.stop()
 
 
 # -- randomized --------------------------------------------------------------------------------

@@ -142,6 +142,7 @@ async def cross(loop: asyncio.AbstractEventLoop, work: Coroutine[Any, Any, T]) -
             outcome.set_result(result)
 
     def deliver(task: asyncio.Task[T | _Escaped]) -> None:
+        work.close()  # a no-op once it ran; cancelled before its first step, it never will
         try:
             back.call(settle, task)
         except StateError:

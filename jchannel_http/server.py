@@ -99,6 +99,7 @@ class Server:
         self.endpoint.on_page_admitted = self._settle_bootstrap
         self._runner: web.AppRunner | None = None
         self._thread: TransportThread | None = None
+        self._stopping: asyncio.Future[None] | None = None
         self._stopped = False
         self._notebook: NotebookOutput | None = None
 
@@ -234,6 +235,12 @@ class Server:
         if self._stopped or self._runner is None:
             return
         self._stopped = True
+        # Shielded: a handler method that stops the server is cancelled with the other calls
+        # the page made, and the stop goes on to its end all the same (thread, port, tunnel).
+        self._stopping = asyncio.ensure_future(self._shut_down())
+        await asyncio.shield(self._stopping)
+
+    async def _shut_down(self) -> None:
         transport = self.endpoint.transport_loop or asyncio.get_running_loop()
         try:
             await cross(transport, self.endpoint.stop())

@@ -102,7 +102,7 @@ class _Crossing:
     future a call there returned). Bound methods, no closures: a burst of thousands of
     crossings makes few objects for the garbage collector."""
 
-    __slots__ = ('args', 'back', 'caught', 'function', 'loop', 'outcome', 'running')
+    __slots__ = ('args', 'awaited', 'back', 'caught', 'function', 'loop', 'outcome', 'running')
 
     def __init__(
         self,
@@ -120,6 +120,7 @@ class _Crossing:
         self.back = back
         self.caught = caught
         self.running: asyncio.Future[Any] | None = None
+        self.awaited: Coroutine[Any, Any, Any] | None = None
 
     def start(self) -> None:  # on the other loop
         function, self.function = self.function, None
@@ -133,8 +134,13 @@ class _Crossing:
                 raise
             self._send(self._fail, exc)
             return
+        running: asyncio.Future[Any]
+        if inspect.iscoroutine(result):
+            self.awaited = (
+                result  # closed when done (cancelled before its first step, it never ran)
+            )
         if isinstance(result, asyncio.Future) and result.get_loop() is self.loop:
-            running: asyncio.Future[Any] = result
+            running = result
         elif inspect.iscoroutine(result) and not self.caught:
             running = self.loop.create_task(result)
         elif inspect.isawaitable(result):
@@ -152,6 +158,9 @@ class _Crossing:
             pass  # the awaiting loop is closed: nobody waits for this outcome
 
     def _finished(self, running: asyncio.Future[Any]) -> None:  # on the other loop
+        if self.awaited is not None:
+            self.awaited.close()  # a no-op once it ran
+            self.awaited = None
         if running.cancelled():
             self._send(self._cancelled, None)
         elif (error := running.exception()) is not None:
@@ -313,7 +322,10 @@ class TransportThread:
         if loop is None or thread is None:
             return
         if thread is threading.current_thread():
-            raise StateError('the transport cannot be stopped from its own thread')
+            # the server stopped by a @background handler: the loop stops once the running
+            # callback returns, and the thread ends
+            loop.stop()
+            return
         try:
             loop.call_soon_threadsafe(loop.stop)
         except RuntimeError:

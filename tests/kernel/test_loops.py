@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -18,7 +20,7 @@ HEADERS = {'Authorization': f'Bearer {TOKEN}'}
 
 
 @pytest.fixture
-def transport():
+def transport() -> Iterator[asyncio.AbstractEventLoop]:
     thread = TransportThread('test transport')
     loop = thread.start()
     yield loop
@@ -26,18 +28,20 @@ def transport():
     assert not any(t.name == 'test transport' for t in threading.enumerate())
 
 
-async def test_a_burst_of_callbacks_wakes_the_loop_once_and_keeps_their_order(transport) -> None:
+async def test_a_burst_of_callbacks_wakes_the_loop_once_and_keeps_their_order(
+    transport: asyncio.AbstractEventLoop,
+) -> None:
     caller = asyncio.get_running_loop()
     hop = Hop(caller)
     wakeups = 0
     real = caller.call_soon_threadsafe
 
-    def counting(*args, **kwargs):
+    def counting(*args: Any, **kwargs: Any) -> asyncio.Handle:
         nonlocal wakeups
         wakeups += 1
         return real(*args, **kwargs)
 
-    caller.call_soon_threadsafe = counting  # type: ignore[method-assign]
+    caller.call_soon_threadsafe = counting  # type: ignore[method-assign,assignment]
     seen: list[int] = []
     done = asyncio.Event()
 
@@ -55,7 +59,9 @@ async def test_a_burst_of_callbacks_wakes_the_loop_once_and_keeps_their_order(tr
     assert 1 <= wakeups <= 3, wakeups  # one per drain, not one per callback
 
 
-async def test_cross_runs_on_the_other_loop_and_carries_results_and_errors(transport) -> None:
+async def test_cross_runs_on_the_other_loop_and_carries_results_and_errors(
+    transport: asyncio.AbstractEventLoop,
+) -> None:
     async def where() -> asyncio.AbstractEventLoop:
         return asyncio.get_running_loop()
 
@@ -75,7 +81,9 @@ async def test_cross_runs_on_the_other_loop_and_carries_results_and_errors(trans
     assert await cross(transport, where()) is transport
 
 
-async def test_cancelling_the_awaiting_task_cancels_the_work(transport) -> None:
+async def test_cancelling_the_awaiting_task_cancels_the_work(
+    transport: asyncio.AbstractEventLoop,
+) -> None:
     started = threading.Event()
     cancelled = threading.Event()
 
@@ -102,7 +110,9 @@ async def test_cancelling_the_awaiting_task_cancels_the_work(transport) -> None:
     assert cancelled.is_set()
 
 
-def test_block_on_refuses_the_loop_own_thread_and_waits_elsewhere(transport) -> None:
+def test_block_on_refuses_the_loop_own_thread_and_waits_elsewhere(
+    transport: asyncio.AbstractEventLoop,
+) -> None:
     async def answer() -> int:
         await asyncio.sleep(0.01)
         return 42

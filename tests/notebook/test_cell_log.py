@@ -22,6 +22,7 @@ class Events:
 class Shell:
     def __init__(self) -> None:
         self.events = Events()
+        self.parent_header: dict = {}
 
 
 def test_warnings_wait_for_the_next_cell_while_none_runs(capsys) -> None:
@@ -78,13 +79,13 @@ def test_warnings_go_to_the_running_cell_not_the_one_that_started_the_task(monke
     handler = CellLog(shell)
     logger.addHandler(handler)
     try:
-        shell.parent_header = {'msg_id': 'cell 3'}  # type: ignore[attr-defined]
+        shell.parent_header = {'msg_id': 'cell 3'}
         shell.events.trigger('pre_run_cell')
         shell.parent_header = {'msg_id': 'the cell that ran start()'}  # a task's own context
         logger.warning('while cell 3 runs')
         shell.events.trigger('post_run_cell')
         logger.warning('while none runs')
-        shell.parent_header = {'msg_id': 'cell 4'}  # type: ignore[attr-defined]
+        shell.parent_header = {'msg_id': 'cell 4'}
         shell.events.trigger('pre_run_cell')
         assert [cell for cell, _ in stream.writes] == ['cell 3', 'cell 4']
         assert 'while cell 3 runs' in stream.writes[0][1]

@@ -144,7 +144,7 @@ class _Crossing:
         elif inspect.iscoroutine(result) and not self.caught:
             running = self.loop.create_task(result)
         elif inspect.isawaitable(result):
-            running = self.loop.create_task(_caught(result) if self.caught else _awaited(result))
+            running = self.loop.create_task(outcome_of(result) if self.caught else _awaited(result))
         else:
             self._send(self._succeed, result)
             return
@@ -245,7 +245,7 @@ async def _awaited(work: Awaitable[T]) -> T:
     return await work
 
 
-async def _caught(work: Awaitable[T]) -> tuple[bool, Any]:
+async def outcome_of(work: Awaitable[T]) -> tuple[bool, Any]:
     """``work``'s outcome as a value: a KeyboardInterrupt or SystemExit raised by a handler on
     the other loop must reach the awaiting side, not stop the loop it ran on."""
     try:

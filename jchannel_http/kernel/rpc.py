@@ -6,6 +6,7 @@ Each incoming frame type has one small method; ``handle`` picks it from a table.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import traceback
@@ -18,7 +19,7 @@ from ..protocol.calls import CallTable
 from ..protocol.frames import Call, Echo, Error, Frame, Invalid, Pipe, Request, Result
 from ..protocol.session import Prepared
 from .background import is_background
-from .loops import cross_call
+from .loops import call_on, cross_call, hop_for, outcome_of, running_loop
 from .progress import is_stream
 from .user_streams import read_on
 
@@ -138,7 +139,7 @@ _EVERY: weakref.WeakSet[Rpc] = weakref.WeakSet()
 def calls_in_flight() -> bool:
     """Whether a call of any server of this process is in flight: a kernel call waiting for its
     page, or a page's call being handled (see ColabLauncher, which must not block meanwhile)."""
-    return any(len(rpc._pending) or rpc._tasks for rpc in list(_EVERY))
+    return any(len(rpc._pending) or rpc._tasks or rpc._elsewhere for rpc in list(_EVERY))
 
 
 class Rpc:
@@ -160,6 +161,12 @@ class Rpc:
         """Where ordinary handler methods run (the loop that started the server); None: here."""
         self._pending: CallTable[asyncio.Future[Any]] = CallTable()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._loop = running_loop()
+        """The transport's loop (None when made outside a loop: then calls run where they come)."""
+        self._elsewhere = 0
+        """Page calls handed to the handler loop, not answered yet."""
+        self._there: set[asyncio.Task[tuple[bool, Any]]] = set()
+        """Async handler methods running on the handler loop (touched only there)."""
         self._handlers: dict[type, Callable[[Any], None]] = {
             Result: self._on_result,
             Error: self._on_error,
@@ -266,7 +273,106 @@ class Rpc:
         self._settle(frame.call, lambda future: future.set_exception(error))
 
     def _on_request(self, frame: Call | Echo | Pipe) -> None:
-        self._spawn(self._answer(frame))
+        if not self._hand_over(frame):
+            self._spawn(self._answer(frame))
+
+    # -- ordinary handler methods, run on the handler loop without a task on either side -----
+
+    def _hand_over(self, frame: Call | Echo | Pipe) -> bool:
+        """Hand a page call of an ordinary method to the handler loop (the caller's) with one
+        queued callback: no task, no future, and one wake-up for a whole batch. False when the
+        call takes the general way (a stream, a background method, a missing one, one loop)."""
+        loop = self.handler_loop
+        if (
+            loop is None
+            or self._loop is None
+            or loop is self._loop
+            or not isinstance(frame, Call)
+            or frame.stream is not None
+        ):
+            return False
+        channel = self._channel_of(frame.channel)
+        if channel is None:
+            return False
+        try:
+            method = find_method(channel.handler, frame.name)
+        except MissingMethod:
+            return False
+        if is_background(method):
+            return False
+        try:
+            hop_for(loop).call(self._run_there, method, frame, self._link.session)
+        except StateError:
+            return False  # the handler loop is closed: the general way says so to the page
+        self._elsewhere += 1
+        return True
+
+    def _run_there(self, method: Callable[..., Any], frame: Call, session: object) -> None:
+        """On the handler loop: run the method; its outcome goes back to the transport."""
+        try:
+            result = method(*frame.args)
+        except BaseException as exc:  # noqa: BLE001 (the page gets every handler error)
+            self._back(frame, session, False, exc)
+            return
+        if inspect.isawaitable(result):
+            task = asyncio.ensure_future(outcome_of(result))
+            self._there.add(task)
+            task.add_done_callback(functools.partial(self._awaited_there, frame, session))
+            return
+        self._back(frame, session, True, result)
+
+    def _awaited_there(
+        self, frame: Call, session: object, task: asyncio.Task[tuple[bool, Any]]
+    ) -> None:
+        self._there.discard(task)
+        if task.cancelled():  # the server stopped: the page gets no answer from this one
+            assert self._loop is not None
+            try:
+                hop_for(self._loop).call(self._dropped)
+            except StateError:
+                pass
+        elif (error := task.exception()) is not None:
+            self._back(frame, session, False, error)
+        else:
+            finished, value = task.result()
+            self._back(frame, session, finished, value)
+
+    def _back(self, frame: Call, session: object, finished: bool, value: Any) -> None:
+        """On the handler loop: hand the outcome back to the transport's loop."""
+        if finished and is_stream(value):
+            value = read_on(asyncio.get_running_loop(), value)
+        assert self._loop is not None
+        try:
+            hop_for(self._loop).call(self._answered, frame, session, finished, value)
+        except StateError:
+            pass  # the transport stopped: nobody is there to answer
+
+    def _answered(self, frame: Call, session: object, finished: bool, value: Any) -> None:
+        """On the transport's loop: the reply to a page call run on the handler loop."""
+        self._elsewhere -= 1
+        if not finished:
+            self._log_failure(frame, value)
+            reply: Result | Error = self.error_frame(frame.call, value)
+        elif is_stream(value) and self._streams is not None:
+            reply = Result(frame.call, None, self._streams.send(value))
+        else:
+            reply = Result(frame.call, value)
+        if session is not self._link.session or self._link.stopped:
+            log.debug('dropping the reply to call %d: its page is gone', reply.call)
+            return
+        try:
+            if self._link.push(Prepared.of(reply)) is not None:
+                return
+        except (TypeError, StateError):
+            pass  # the general way logs an unsendable result, or drops it for a gone page
+        self._spawn(self._send_reply(session, reply))
+
+    def _dropped(self) -> None:
+        self._elsewhere -= 1
+
+    def _cancel_there(self) -> None:
+        for task in list(self._there):
+            task.cancel()
 
     def _spawn(self, work: Any) -> None:
         task = asyncio.create_task(work)
@@ -362,6 +468,12 @@ class Rpc:
 
     async def stop(self) -> None:
         """Cancel handler calls still running."""
+        loop = self.handler_loop
+        if loop is not None and loop is not self._loop:
+            try:
+                call_on(loop, self._cancel_there)
+            except StateError:
+                pass  # that loop is closed: nothing runs there
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()

@@ -194,7 +194,7 @@ async def test_closed_channels_are_released(page) -> None:
         await page.goto(server.page_url)
         first = await server.open('(channel) => 1', timeout=10, name='demo')
         await first.close()
-        for index in range(1000):
+        for index in range(300):
             channel = await server.open(f'(channel) => {index}', timeout=10, name='demo')
             await channel.close()
         status = server.status()

@@ -53,7 +53,7 @@ from support.randomized_values import (
 
 KiB = 1024
 SEED = int(os.environ.get('JCHANNEL_SEED') or random.SystemRandom().randrange(2**32))
-BUDGET = float(os.environ.get('JCHANNEL_FUZZ_SECONDS') or 25)
+BUDGET = float(os.environ.get('JCHANNEL_FUZZ_SECONDS') or 20)
 MAX_ROUNDS = max(10, int(BUDGET * 5))
 ROUND_LIMIT = 30.0
 """Most seconds one round may take before the test fails naming the calls still unanswered."""

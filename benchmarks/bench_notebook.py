@@ -381,12 +381,10 @@ def rows(f: Figures) -> list[list[str]]:
                 spread(ours),
                 spread(f.value(SINGLE_LOOP, kind)),
                 spread(pred),
-                f'bare fetch {bare}, plain Chromium: {spread(floor)}; '
-                f'same tab: {spread(same_tab)}',
+                f'bare fetch {bare}, plain Chromium: {spread(floor)}; same tab: {spread(same_tab)}',
                 ', '.join(f'{r:.2f}x' for r in ratios) + f' (same tab: {tab_ratios})',
                 ', '.join(f'{o / p:.2f}x' for o, p in zip(ours, pred, strict=True)),
-                f'>= {STREAM_TARGET}x plain floor: '
-                f'{judge(ratios, lambda r: r >= STREAM_TARGET)}',
+                f'>= {STREAM_TARGET}x plain floor: {judge(ratios, lambda r: r >= STREAM_TARGET)}',
             ]
         )
     for direction, kind in [('kernel -> page', 'k2p_rate:cpu'), ('page -> kernel', 'p2k_rate:cpu')]:
@@ -500,10 +498,10 @@ How each figure is timed:
 
 
 def chart(f: Figures, path: Path, info: dict[str, str]) -> None:
-    import matplotlib  # noqa: PLC0415 (only when a chart is written)
+    import matplotlib  # only when a chart is written
 
     matplotlib.use('Agg')
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     colors = {OURS: '#2f6fb0', SINGLE_LOOP: '#7fa7d1', PREDECESSOR: '#d08a2c', 'floor': '#9a9a9a'}
     figure, axes = plt.subplots(2, 2, figsize=(13, 8.5))
@@ -546,10 +544,7 @@ def chart(f: Figures, path: Path, info: dict[str, str]) -> None:
         axes[0][1],
         f'{f.results["concurrent"]:,} concurrent calls (higher is better; log)',
         {
-            **{
-                label: [median(n, 'k2p_rate'), median(n, 'p2k_rate')]
-                for label, n in lanes.items()
-            },
+            **{label: [median(n, 'k2p_rate'), median(n, 'p2k_rate')] for label, n in lanes.items()},
             'floor: bare WebSocket msgs/s': [ws_rate, ws_rate],
         },
         'calls/s',
@@ -667,7 +662,7 @@ def main(args: argparse.Namespace) -> int:
         raw = Path(tempfile.gettempdir()) / 'jchannel_http-bench-notebook.json'
         raw.write_text(json.dumps(results))
         print(f'raw figures in {raw}')
-    from importlib import metadata  # noqa: PLC0415
+    from importlib import metadata
 
     load = results.get('load', [])
     info = {

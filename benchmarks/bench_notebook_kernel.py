@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMsgType, web
-from IPython.display import HTML, display
+from IPython.core.display import HTML
+from IPython.display import display
 
 import jchannel_http
 
@@ -404,7 +405,7 @@ def predecessor_frontend(client_url: str) -> None:
     HTML output of the running cell instead, with the client imported as a module under a
     local name, so it does not replace ``jchannel_http``'s global ``jchannel`` in the tab.
     """
-    import jchannel.server  # noqa: PLC0415 (only the benchmark's kernel has it)
+    import jchannel.server  # type: ignore[import-not-found]  # only in the benchmark kernel
 
     def run(code: str) -> None:
         script = (
@@ -418,13 +419,14 @@ def predecessor_frontend(client_url: str) -> None:
 
 async def start_lanes(client_url: str) -> dict[str, Lane]:
     """Start the three lanes and open their channels in the tab running this cell."""
-    import jchannel  # noqa: PLC0415 (only the benchmark's kernel has it)
+    import jchannel  # only in the benchmark kernel
 
     lanes: dict[str, Lane] = {}
-    for name, options in [
+    choices: list[tuple[str, dict[str, Any]]] = [
         ('jchannel_http', {}),
         ('jchannel_http, transport_thread=False', {'transport_thread': False}),
-    ]:
+    ]
+    for name, options in choices:
         server = await jchannel_http.start(**options)
         channel = await server.open(page_side(name), timeout=60)
         channel.handler = KernelSide()
@@ -508,7 +510,8 @@ async def measure_run(
     await any_lane.call('bareUpload', base, 8 * MiB)
     f['upload'] = mb_per_s(await any_lane.call('bareUpload', base, size), size)
     for name, lane in lanes.items():
-        figures['lanes'][name] = measure = {}
+        measure: dict[str, Any] = {}
+        figures['lanes'][name] = measure
         measure['k2p_latency'] = await k2p_sequential(lane, warmup, sequential)
         measure['p2k_latency'] = await lane.call('runSequential', warmup, sequential)
         await k2p_concurrent(lane, concurrent // 10)
@@ -534,45 +537,21 @@ async def connect_push(lanes: dict[str, Lane], floor: Floor) -> None:
 
 
 async def profile_begin(lane: Lane) -> None:
-    """Profile the kernel's loop, and the transport thread when the lane has one."""
+    """Profile the kernel process. From Python 3.12 on, ``cProfile`` rides ``sys.monitoring``,
+    which sees every thread: the kernel's loop and the transport thread alike (and allows one
+    profiler at a time)."""
     lane.profiles = [cProfile.Profile()]
     lane.profiles[0].enable()
-    loop = lane.transport_loop()
-    if loop is not None:
-        transport = cProfile.Profile()
-        lane.profiles.append(transport)
-        done = asyncio.get_running_loop().create_future()
-        caller = asyncio.get_running_loop()
-
-        def enable() -> None:
-            transport.enable()
-            caller.call_soon_threadsafe(done.set_result, None)
-
-        loop.call_soon_threadsafe(enable)
-        await done
 
 
-async def profile_end(lane: Lane, top: int = 14) -> str:
-    """Stop the profiles; their top entries by cumulative and by own time, as text."""
+async def profile_end(lane: Lane, top: int = 16) -> str:
+    """Stop the profile; its top entries by own and by cumulative time, as text."""
     lane.profiles[0].disable()
-    if len(lane.profiles) > 1:
-        loop = lane.transport_loop()
-        assert loop is not None
-        caller = asyncio.get_running_loop()
-        done = caller.create_future()
-
-        def disable() -> None:
-            lane.profiles[1].disable()
-            caller.call_soon_threadsafe(done.set_result, None)
-
-        loop.call_soon_threadsafe(disable)
-        await done
     out = io.StringIO()
-    for where, profile in zip(['kernel loop', 'transport thread'], lane.profiles, strict=False):
-        for order in ('tottime', 'cumulative'):
-            out.write(f'--- {where}, by {order}\n')
-            stats = pstats.Stats(profile, stream=out)
-            stats.strip_dirs().sort_stats(order).print_stats(top)
+    for order in ('tottime', 'cumulative'):
+        out.write(f'--- by {order}\n')
+        stats = pstats.Stats(lane.profiles[0], stream=out)
+        stats.strip_dirs().sort_stats(order).print_stats(top)
     return out.getvalue()
 
 

@@ -567,6 +567,15 @@ async def profile_calls(lane: Lane, count: int) -> dict[str, str]:
     return texts
 
 
+async def profile_lanes(lanes: dict[str, Lane], count: int) -> dict[str, dict[str, str]]:
+    """Profiles of both ``jchannel_http`` lanes (with and without the transport thread)."""
+    return {
+        name: await profile_calls(lane, count)
+        for name, lane in lanes.items()
+        if not lane.predecessor
+    }
+
+
 def emit(tag: str, value: Any) -> None:
     """Write ``value`` to ``<tag>.json`` in the kernel's folder (the notebook's), where the
     driver reads it."""

@@ -197,7 +197,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     source = jupyter.home / 'bench.ipynb'
     write_notebook(source)
     size = args.size * MiB
-    results: dict[str, Any] = {'runs': []}
+    results: dict[str, Any] = {
+        'runs': [],
+        'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
+    }
 
     def read(tag: str) -> Any:
         return json.loads((jupyter.root / f'{tag}.json').read_text())
@@ -514,12 +517,15 @@ def chart(f: Figures, path: Path, info: dict[str, str]) -> None:
     figure, axes = plt.subplots(2, 2, figsize=(13, 8.5))
     directions = ['kernel -> page', 'page -> kernel']
 
+    def short(value: float) -> str:
+        return f'{value:,.0f}' if value >= 20 else f'{value:.2g}'
+
     def bars(ax: Any, title: str, values: dict[str, list[float]], unit: str, log: bool) -> None:
         width = 0.8 / len(values)
         for offset, (name, pair) in enumerate(values.items()):
             xs = [i + (offset - (len(values) - 1) / 2) * width for i in range(2)]
             drawn = ax.bar(xs, pair, width, label=name, color=colors.get(name, colors['floor']))
-            ax.bar_label(drawn, fmt='{:,.3g}', fontsize=7)
+            ax.bar_label(drawn, fmt=short, fontsize=7)
         ax.set_xticks(range(2), directions)
         ax.set_title(title, fontsize=11)
         ax.set_ylabel(unit)
@@ -673,7 +679,7 @@ def main(args: argparse.Namespace) -> int:
 
     load = results.get('load', [])
     info = {
-        'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
+        'date': results['date'],
         'load': ' -> '.join(f'{v:.1f}' for v in load),
         'jupyterlab': metadata.version('jupyterlab'),
         'library': library_version(),

@@ -111,9 +111,11 @@ PAGE_SIDE = r"""(channel) => {
       const response = await fetch(`${base}/upload`, { method: 'POST', body: bytes });
       return [Number(await response.text()), performance.now() - start];
     },
-    async fetchRoundTrip(base, warmup, count) {
+    async fetchRoundTrip(base, warmup, count, method = 'POST') {
       const once = async (i) => {
-        const response = await fetch(`${base}/rtt`, { method: 'POST', body: String(i) });
+        const response = method === 'GET'
+          ? await fetch(`${base}/rtt?i=${i}`, { cache: 'no-store' })
+          : await fetch(`${base}/rtt`, { method: 'POST', body: String(i) });
         return Number(await response.text());
       };
       for (let i = 0; i < warmup; i += 1) await once(i);
@@ -125,6 +127,18 @@ PAGE_SIDE = r"""(channel) => {
         if (value !== i) throw new Error(`fetch ${i} answered ${value}`);
       }
       return times;
+    },
+    async bareUploadChunks(base, size, chunk) {
+      // Through a body cap: the same bytes in sequential POSTs of ``chunk`` bytes.
+      const bytes = bytesOf(size);
+      const start = performance.now();
+      let received = 0;
+      for (let at = 0; at < size; at += chunk) {
+        const response = await fetch(`${base}/upload`, {
+          method: 'POST', body: bytes.subarray(at, Math.min(size, at + chunk)) });
+        received += Number(await response.text());
+      }
+      return [received, performance.now() - start];
     },
     async wsOpen(base) {
       const socket = new WebSocket(`ws${base.slice(4)}/ws`);
@@ -242,6 +256,13 @@ async function upload(body) {
 """
 
 
+def note(text: str) -> None:
+    """A line in ``progress.log`` of the kernel's folder: what the kernel is doing, for the
+    person running the benchmark (the cell's output shows only when the cell ends)."""
+    with Path('progress.log').open('a') as log:
+        log.write(f'{time.strftime("%H:%M:%S")} {text}\n')
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(('127.0.0.1', 0))
@@ -277,10 +298,11 @@ class Floor:
         self.waiting: dict[int, asyncio.Future[int]] = {}
         self.report: asyncio.Future[Any] | None = None
 
-    async def start(self) -> Floor:
+    async def start(self, port: int = 0) -> Floor:
         app = web.Application(client_max_size=1 << 40)
         app.router.add_get('/ws', self.ws)
         app.router.add_post('/rtt', self.rtt)
+        app.router.add_get('/rtt', self.rtt_get)
         app.router.add_get('/events', self.stream)
         app.router.add_post('/answer', self.answer)
         app.router.add_get('/download', self.download)
@@ -289,7 +311,7 @@ class Floor:
         app.router.add_post('/report', self.reported)
         self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self.runner.setup()
-        port = free_port()
+        port = port or free_port()
         await web.TCPSite(self.runner, '127.0.0.1', port).start()
         self.url = f'http://127.0.0.1:{port}'
         return self
@@ -309,6 +331,9 @@ class Floor:
 
     async def rtt(self, request: web.Request) -> web.Response:
         return web.Response(text=await request.text(), headers=CORS)
+
+    async def rtt_get(self, request: web.Request) -> web.Response:
+        return web.Response(text=request.query.get('i', ''), headers=CORS)
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(
@@ -421,6 +446,7 @@ async def start_lanes(client_url: str) -> dict[str, Lane]:
     """Start the three lanes and open their channels in the tab running this cell."""
     import jchannel  # only in the benchmark kernel
 
+    note('starting the lanes')
     lanes: dict[str, Lane] = {}
     choices: list[tuple[str, dict[str, Any]]] = [
         ('jchannel_http', {}),
@@ -438,6 +464,68 @@ async def start_lanes(client_url: str) -> dict[str, Lane]:
     channel.handler = KernelSide()
     lanes[name] = Lane(name, server, channel, predecessor=True)
     return lanes
+
+
+@dataclass
+class Route:
+    """A ``jchannel_http`` lane reached through an intermediary, and the bare floor app
+    reached through the same kind of intermediary (``floor_url``). ``post`` is False on a
+    path that refuses POST (the page then sends over GET, and the floors use GET)."""
+
+    lane: Lane
+    floor_url: str
+    post: bool
+
+
+async def start_paths(spec: list[dict[str, Any]]) -> dict[str, Route]:
+    """Start one ``jchannel_http`` server per entry of ``spec`` (name, port, url, floor_url,
+    post), at ``port`` and reached by the page at ``url``, its channel open in this tab."""
+    paths = {}
+    for entry in spec:
+        note(f'opening a channel through {entry["name"]}')
+        server = await jchannel_http.start(port=entry['port'], url=entry['url'])
+        channel = await server.open(page_side(entry['name']), timeout=120, deadline=120)
+        note(f'open through {entry["name"]}: {server.status().get("transport")}')
+        channel.handler = KernelSide()
+        lane = Lane(entry['name'], server, channel)
+        paths[entry['name']] = Route(lane, entry['floor_url'], entry['post'])
+    return paths
+
+
+async def measure_paths(
+    paths: dict[str, Route], *, warmup: int, sequential: int, concurrent: int, size: int
+) -> dict[str, Any]:
+    """The library's figures through each path, next to bare floors through the same kind of
+    intermediary: a fetch round trip (GET where POST is refused), a download and, where POST
+    passes, an upload in POSTs of 1 MiB (the body cap)."""
+    figures: dict[str, Any] = {}
+    data = random.Random(7).randbytes(size)
+    parts = [data[start : start + MiB] for start in range(0, size, MiB)]
+    for name, path in paths.items():
+        lane, base = path.lane, path.floor_url
+        method = 'POST' if path.post else 'GET'
+        measure: dict[str, Any] = {'transport': lane.server.status().get('transport')}
+        figures[name] = measure
+        note(f'measuring through {name}')
+        measure['fetch_rtt'] = await lane.call('fetchRoundTrip', base, warmup, sequential, method)
+        await lane.call('bareDownload', base)
+        measure['download'] = mb_per_s(await lane.call('bareDownload', base), size)
+        if path.post:
+            await lane.call('bareUploadChunks', base, 8 * MiB, MiB)
+            measure['upload'] = mb_per_s(await lane.call('bareUploadChunks', base, size, MiB), size)
+        measure['k2p_latency'] = await k2p_sequential(lane, warmup, sequential)
+        measure['p2k_latency'] = await lane.call('runSequential', warmup, sequential)
+        await k2p_concurrent(lane, concurrent // 10)
+        measure['k2p_rate'] = await k2p_concurrent(lane, concurrent)
+        await p2k_concurrent(lane, concurrent // 10)
+        measure['p2k_rate'] = await p2k_concurrent(lane, concurrent)
+        await lane.call_with_stream('readStream', chunks(parts[:8]))
+        measure['k2p_stream'] = mb_per_s(
+            await lane.call_with_stream('readStream', chunks(parts)), size
+        )
+        await lane.call('sendStream', 8 * MiB)
+        measure['p2k_stream'] = mb_per_s(await lane.call('sendStream', size), size)
+    return figures
 
 
 async def chunks(parts: list[bytes]) -> AsyncIterator[bytes]:
@@ -529,6 +617,7 @@ async def measure_run(
 
 async def connect_push(lanes: dict[str, Lane], floor: Floor) -> None:
     """Open the push floor's event stream in the tab."""
+    note('opening the push floor')
     await next(iter(lanes.values())).call('pushConnect', floor.url)
     await asyncio.wait_for(floor.connected.wait(), 30)
 

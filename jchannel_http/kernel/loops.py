@@ -283,10 +283,6 @@ class TransportThread:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
-    @property
-    def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
     def start(self) -> asyncio.AbstractEventLoop:
         """Start the thread; its loop, running."""
         if self.loop is not None:

@@ -352,14 +352,10 @@ class Rpc:
         self._elsewhere -= 1
         if not finished:
             self._log_failure(frame, value)
-            reply: Result | Error = self.error_frame(frame.call, value)
-        elif is_stream(value) and self._streams is not None:
-            reply = Result(frame.call, None, self._streams.send(value))
-        else:
-            reply = Result(frame.call, value)
         if session is not self._link.session or self._link.stopped:
-            log.debug('dropping the reply to call %d: its page is gone', reply.call)
+            log.debug('dropping the reply to call %d: its page is gone', frame.call)
             return
+        reply = self._result(frame.call, value) if finished else self.error_frame(frame.call, value)
         try:
             if self._link.push(Prepared.of(reply)) is not None:
                 return
@@ -399,17 +395,19 @@ class Rpc:
         session = self._link.session
         try:
             value = await self._run(frame)
-            if is_stream(value) and self._streams is not None:  # the page receives a stream
-                reply: Result | Error = Result(frame.call, None, self._streams.send(value))
-            else:
-                reply = Result(frame.call, value)
-            await self._send_reply(session, reply)
+            await self._send_reply(session, self._result(frame.call, value))
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: BLE001 (the page gets every handler error, as in a local call);
             # KeyboardInterrupt (the notebook's stop button) and SystemExit end only this call
             self._log_failure(frame, exc)
             await self._send_reply(session, self.error_frame(frame.call, exc))
+
+    def _result(self, call: int, value: Any) -> Result:
+        """The reply carrying a handler's ``value``: a stream the page receives, or JSON."""
+        if is_stream(value) and self._streams is not None:
+            return Result(call, None, self._streams.send(value))
+        return Result(call, value)
 
     def _log_failure(self, frame: Call | Echo | Pipe, exc: BaseException) -> None:
         """One WARNING per failed page call, with the traceback when a handler raised."""
